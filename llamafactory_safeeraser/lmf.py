@@ -1,0 +1,195 @@
+"""The one module that touches LLaMA-Factory internals.
+
+Everything else in the package imports LLaMA-Factory names from here, so a LLaMA-Factory
+upgrade should need changes in this file only. What it does:
+
+1. ``patch_llamafactory`` (run by the start-up hook right after ``llamafactory.train.tuner`` is
+   imported) swaps the ``FinetuningArguments`` class in the parser's argument lists for a
+   subclass that accepts ``stage: unlearn`` and our keys (so they also show in
+   ``llamafactory-cli train -h``), and wraps ``tuner._training_function`` so that ``unlearn``
+   runs our workflow while every other stage reaches the original, untouched.
+2. Re-exports the LLaMA-Factory building blocks the workflow uses, plus two helpers built on
+   private loader functions (load one SFT dataset by name; render a template's prompt).
+
+No ``from __future__ import annotations`` here: HfArgumentParser reads the real annotations.
+"""
+
+import dataclasses
+import typing
+from importlib.metadata import version as _installed_version
+from types import ModuleType
+from typing import Any, Callable, Optional
+
+import torch.distributed as dist
+from llamafactory.data import get_template_and_fix_tokenizer
+from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
+from llamafactory.data.loader import _get_merged_dataset, _get_preprocessed_dataset
+from llamafactory.data.template import TEMPLATES
+from llamafactory.extras.constants import IGNORE_INDEX
+from llamafactory.extras.logging import get_logger as _get_llamafactory_logger
+from llamafactory.extras.ploting import plot_loss
+from llamafactory.hparams import FinetuningArguments
+from llamafactory.hparams import parser as _parser
+from llamafactory.model import load_model, load_tokenizer
+from llamafactory.train.callbacks import LogCallback, ReporterCallback
+from llamafactory.train.sft.trainer import CustomSeq2SeqTrainer
+from llamafactory.train.trainer_utils import create_modelcard_and_push, create_ref_model
+from transformers import EarlyStoppingCallback
+
+from . import SUPPORTED_LLAMAFACTORY
+from .unlearn.arguments import UnlearningArguments
+
+__all__ = [
+    "IGNORE_INDEX",
+    "CustomSeq2SeqTrainer",
+    "SFTDataCollatorWith4DAttentionMask",
+    "create_modelcard_and_push",
+    "create_ref_model",
+    "get_logger",
+    "get_template_and_fix_tokenizer",
+    "load_model",
+    "load_sft_dataset",
+    "load_tokenizer",
+    "patch_llamafactory",
+    "plot_loss",
+    "render_user_prompt",
+]
+
+UNLEARN_STAGE = "unlearn"
+
+
+def get_logger(name: str) -> Any:
+    """A logger under LLaMA-Factory's root logger, so our lines share its handler, format and level."""
+    return _get_llamafactory_logger(f"llamafactory.{name}")
+
+_ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS")
+_ORIGINAL_FLAG = "__safeeraser_original__"
+
+_stage_choices = typing.get_args(FinetuningArguments.__dataclass_fields__["stage"].type)
+StageType = typing.Literal[(*_stage_choices, UNLEARN_STAGE)]  # type: ignore[valid-type]
+
+
+@dataclasses.dataclass
+class SafeEraserFinetuningArguments(FinetuningArguments, UnlearningArguments):
+    """LLaMA-Factory's FinetuningArguments plus the unlearning keys and the `unlearn` stage."""
+
+    stage: StageType = dataclasses.field(
+        default="sft",
+        metadata={"help": "Which stage will be performed in training (`unlearn`: SafeEraser unlearning)."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_unlearning_arguments(self.stage)
+
+
+def _fail_unsupported(missing: str) -> None:
+    raise ImportError(
+        f"llamafactory-safeeraser cannot patch LLaMA-Factory {_installed_version('llamafactory')}: "
+        f"{missing} is missing. Supported: llamafactory{SUPPORTED_LLAMAFACTORY}. "
+        "Install a supported version, or set SAFEERASER_DISABLE=1 to run LLaMA-Factory without the plugin."
+    )
+
+
+def _requested_stage(args: Any) -> Optional[str]:
+    """The `stage` of raw train arguments (a YAML/JSON dict or a command-line list)."""
+    if isinstance(args, dict):
+        return args.get("stage")
+    if isinstance(args, (list, tuple)):
+        for i, item in enumerate(args):
+            if item == "--stage" and i + 1 < len(args):
+                return args[i + 1]
+            if isinstance(item, str) and item.startswith("--stage="):
+                return item.split("=", 1)[1]
+    return None
+
+
+def _run_unlearn_stage(config: dict) -> None:
+    """The `unlearn` branch of LLaMA-Factory's `_training_function`: same callbacks and teardown."""
+    from .unlearn.workflow import run_unlearn
+
+    model_args, data_args, training_args, finetuning_args, generating_args = _parser.get_train_args(config.get("args"))
+    callbacks: list = config.get("callbacks") or []
+    callbacks.append(LogCallback())
+    if finetuning_args.early_stopping_steps is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=finetuning_args.early_stopping_steps))
+    callbacks.append(ReporterCallback(model_args, data_args, finetuning_args, generating_args))
+    run_unlearn(model_args, data_args, training_args, finetuning_args, callbacks)
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def patch_llamafactory(tuner: ModuleType) -> None:
+    """Teach an imported ``llamafactory.train.tuner`` the `unlearn` stage (idempotent)."""
+    for list_name in _ARG_LISTS:
+        if not hasattr(_parser, list_name):
+            if list_name == "_TRAIN_MCA_ARGS":
+                continue
+            _fail_unsupported(f"llamafactory.hparams.parser.{list_name}")
+        arg_list = getattr(_parser, list_name)
+        for i, cls in enumerate(arg_list):
+            if cls is FinetuningArguments:
+                arg_list[i] = SafeEraserFinetuningArguments
+
+    original: Optional[Callable[[dict], None]] = getattr(tuner, "_training_function", None)
+    if original is None:
+        _fail_unsupported("llamafactory.train.tuner._training_function")
+    if getattr(original, _ORIGINAL_FLAG, None) is not None:
+        return
+
+    def _training_function(config: dict) -> None:
+        if _requested_stage(config.get("args")) == UNLEARN_STAGE:
+            _run_unlearn_stage(config)
+        else:
+            original(config)
+
+    setattr(_training_function, _ORIGINAL_FLAG, original)
+    tuner._training_function = _training_function
+
+
+def load_sft_dataset(
+    names: list[str],
+    template: Any,
+    model_args: Any,
+    data_args: Any,
+    training_args: Any,
+    tokenizer: Any,
+    processor: Any = None,
+    transform_aligned: Optional[Callable[[Any], Any]] = None,
+) -> Any:
+    """Load datasets by name from ``dataset_info.json`` and tokenize them as LLaMA-Factory's SFT stage does.
+
+    ``transform_aligned`` may edit the rows in LLaMA-Factory's aligned format before
+    tokenization (columns ``_prompt``, ``_response``, ``_images``...; see ``set_responses``).
+    """
+    with training_args.main_process_first(desc="load dataset", local=not data_args.data_shared_file_system):
+        dataset = _get_merged_dataset(names, model_args, data_args, training_args, stage="sft")
+        if transform_aligned is not None:
+            dataset = transform_aligned(dataset)
+        return _get_preprocessed_dataset(
+            dataset, data_args, training_args, "sft", template, tokenizer, processor, is_eval=False
+        )
+
+
+def set_responses(dataset: Any, responses: list[str]) -> Any:
+    """Replace each aligned row's assistant answer (used to build PO's refusal targets)."""
+
+    def replace(row: dict, index: int) -> dict:
+        return {"_response": [{"role": "assistant", "content": responses[index]}]}
+
+    return dataset.map(replace, with_indices=True, desc="Setting refusal answers")
+
+
+def render_user_prompt(template_name: str, user_content: str, system: Optional[str] = None) -> str:
+    """The exact prompt text a LLaMA-Factory template builds for a first user turn."""
+    if template_name not in TEMPLATES:
+        raise ValueError(f"unknown LLaMA-Factory template '{template_name}'")
+    template = TEMPLATES[template_name]
+    system = template.default_system if system is None else system
+    elements = list(template.format_prefix.apply())
+    if system:
+        elements += template.format_system.apply(content=system)
+    elements += template.format_user.apply(content=user_content, idx="0")
+    if not all(isinstance(element, str) for element in elements):
+        raise ValueError(f"template '{template_name}' adds special-token slots; render it with the tokenizer instead")
+    return "".join(elements)

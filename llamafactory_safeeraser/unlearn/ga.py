@@ -1,0 +1,14 @@
+"""GA, gradient ascent: loss = -NLL(forget)."""
+
+from __future__ import annotations
+
+from .registry import register_method
+from .trainer import UnlearningBatch, UnlearningTrainer
+
+
+@register_method("ga")
+class GATrainer(UnlearningTrainer):
+    ascends_forget_nll = True
+
+    def method_loss(self, batch: UnlearningBatch):
+        return self.forget_ascent(batch)

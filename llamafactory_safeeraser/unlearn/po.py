@@ -1,0 +1,22 @@
+"""PO, preference optimisation towards "I don't know": loss = NLL(forget -> refusal) + retain_weight * NLL(retain).
+
+The forget rows carry a refusal (drawn at random from the built-in list or `refusal_file`)
+instead of the harmful answer; the workflow swaps the answers before tokenisation.
+"""
+
+from __future__ import annotations
+
+from .registry import register_method
+from .trainer import UnlearningBatch, UnlearningTrainer
+
+
+@register_method("po")
+class POTrainer(UnlearningTrainer):
+    forget_target = "refusal"
+    default_retain_weight = 1.0
+    method_keys = frozenset({"refusal_file"})
+
+    def method_loss(self, batch: UnlearningBatch):
+        refusal_nll = batch.nll("forget")
+        retain, retain_terms = self.retain_term(batch)
+        return refusal_nll + retain, {"refusal_nll": refusal_nll.detach(), **retain_terms}

@@ -1,0 +1,64 @@
+"""Unlearning methods by name: the built-ins plus any registered by the user's own package.
+
+A user's package registers a trainer class either by calling :func:`register_method` at
+import time, or, to be found without being imported first (also in torchrun workers), through
+an entry point in the group ``llamafactory_safeeraser.methods``::
+
+    entry_points={"llamafactory_safeeraser.methods": ["my_ga = my_pkg.my_method:MyGATrainer"]}
+
+See ``examples/custom_method/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import TypeVar
+
+ENTRY_POINT_GROUP = "llamafactory_safeeraser.methods"
+_BUILTIN_MODULES = ("ga", "gd", "kl", "po", "npo")
+
+T = TypeVar("T", bound=type)
+_METHODS: dict[str, type] = {}
+_loaded = False
+
+
+def register_method(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``unlearn_method: <name>`` select this trainer class."""
+
+    def decorate(cls: T) -> T:
+        key = name.lower()
+        if key in _METHODS and _METHODS[key] is not cls:
+            raise ValueError(f"unlearning method '{key}' is already registered by {_METHODS[key].__qualname__}")
+        _METHODS[key] = cls
+        cls.method_name = key
+        return cls
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        import_module(f"{__package__}.{module}")
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        cls = entry.load()
+        if entry.name.lower() not in _METHODS:
+            register_method(entry.name)(cls)
+
+
+def method_names() -> list[str]:
+    _load_all()
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type:
+    _load_all()
+    key = name.lower()
+    if key not in _METHODS:
+        raise ValueError(f"unknown unlearn_method '{name}'; valid choices: {', '.join(method_names())}")
+    return _METHODS[key]

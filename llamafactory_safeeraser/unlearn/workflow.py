@@ -1,0 +1,123 @@
+"""`stage: unlearn`: load the sets, build model and trainer, train, save. Mirrors LLaMA-Factory's SFT workflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import lmf
+from ..refusals import draw_refusals, load_refusals
+from .data import StackedUnlearningDataset, UnlearningDataCollator
+from .registry import get_method
+from .trainer import UnlearningTrainer
+
+logger = lmf.get_logger(__name__)
+
+
+def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any) -> None:
+    """Settings that need more than the unlearning keys to judge; fail before any model loads."""
+    method: type[UnlearningTrainer] = get_method(finetuning_args.unlearn_method)
+    if not training_args.do_train:
+        raise ValueError("`stage: unlearn` trains; set `do_train: true`.")
+    if data_args.streaming or data_args.packing or data_args.tokenized_path:
+        raise ValueError("`stage: unlearn` does not support streaming, packing or tokenized_path.")
+    if data_args.val_size or data_args.eval_dataset:
+        raise ValueError("`stage: unlearn` has no eval split; evaluate with `safeeraser eval` (lm-eval) instead.")
+    if (
+        method.reference_groups
+        and finetuning_args.finetuning_type == "lora"
+        and finetuning_args.ref_model is None
+        and model_args.adapter_name_or_path
+        and not finetuning_args.create_new_adapter
+    ):
+        raise ValueError(
+            f"unlearn_method '{method.method_name}' needs a reference model: with LoRA it is the base model with "
+            "the adapter disabled, which is not the starting model when training continues an existing adapter. "
+            "Merge the adapter first (llamafactory-cli export), set `create_new_adapter: true`, or set `ref_model`."
+        )
+
+
+def load_unlearning_sets(
+    method: type[UnlearningTrainer], template: Any, model_args: Any, data_args: Any, training_args: Any,
+    finetuning_args: Any, tokenizer_module: dict[str, Any],
+) -> StackedUnlearningDataset:
+    def load(names: list[str], transform: Any = None) -> Any:
+        return lmf.load_sft_dataset(
+            names, template, model_args, data_args, training_args,
+            tokenizer_module["tokenizer"], tokenizer_module.get("processor"), transform,
+        )
+
+    forget_names = data_args.dataset
+    transform = None
+    if method.forget_target == "refusal":
+        refusals = load_refusals(finetuning_args.refusal_file)
+
+        def transform(aligned: Any) -> Any:
+            return lmf.set_responses(aligned, draw_refusals(len(aligned), refusals, training_args.seed))
+
+    sets = {"forget": load(forget_names, transform)}
+    names = {"forget": ",".join(forget_names)}
+    if method.uses_retain_rows(finetuning_args):
+        sets["retain"] = load(_split(finetuning_args.retain_dataset))
+        names["retain"] = finetuning_args.retain_dataset
+    if finetuning_args.pd_dataset is not None:
+        sets["pd"] = load(_split(finetuning_args.pd_dataset))
+        names["pd"] = finetuning_args.pd_dataset
+    return StackedUnlearningDataset(sets, seed=training_args.seed, names=names)
+
+
+def _split(names: str) -> list[str]:
+    return [name.strip() for name in names.split(",") if name.strip()]
+
+
+def run_unlearn(
+    model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any, callbacks: list | None = None
+) -> UnlearningTrainer:
+    check_run_arguments(model_args, data_args, training_args, finetuning_args)
+    method = get_method(finetuning_args.unlearn_method)
+    tokenizer_module = lmf.load_tokenizer(model_args)
+    tokenizer = tokenizer_module["tokenizer"]
+    template = lmf.get_template_and_fix_tokenizer(tokenizer, data_args)
+    train_dataset = load_unlearning_sets(
+        method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
+    )
+    model = lmf.load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
+
+    ref_model = None  # with LoRA the reference is the same weights with the adapter disabled
+    if method.reference_groups and (finetuning_args.finetuning_type != "lora" or finetuning_args.ref_model):
+        ref_model = lmf.create_ref_model(model_args, finetuning_args)
+
+    collator = UnlearningDataCollator(
+        template=template,
+        model=model,
+        pad_to_multiple_of=8,
+        label_pad_token_id=lmf.IGNORE_INDEX,
+        compute_dtype=model_args.compute_dtype,
+        attn_implementation=getattr(model.config, "_attn_implementation", None),
+        fused_forward=finetuning_args.fused_forward,
+        reference_groups=method.reference_groups,
+        **tokenizer_module,
+    )
+    trainer = method(
+        model=model,
+        args=training_args,
+        finetuning_args=finetuning_args,
+        data_collator=collator,
+        callbacks=callbacks,
+        ref_model=ref_model,
+        train_dataset=train_dataset,
+        **tokenizer_module,
+    )
+    logger.info_rank0(
+        f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
+        f"{', '.join(train_dataset.sets)}; pd_weight={trainer.pd_weight}, retain_weight={trainer.retain_weight}, "
+        f"forget-NLL guard={finetuning_args.forget_nll_guard} (ceiling {trainer.forget_nll_ceiling:.3f})"
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+    if trainer.is_world_process_zero() and finetuning_args.plot_loss:
+        lmf.plot_loss(training_args.output_dir, keys=["loss", *sorted(trainer.logged_terms)])
+    lmf.create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)
+    return trainer
