@@ -50,6 +50,7 @@ __all__ = [
     "load_model",
     "load_sft_dataset",
     "load_tokenizer",
+    "parse_train_args",
     "patch_llamafactory",
     "plot_loss",
     "render_user_prompt",
@@ -145,6 +146,14 @@ def patch_llamafactory(tuner: ModuleType) -> None:
 
     setattr(_training_function, _ORIGINAL_FLAG, original)
     tuner._training_function = _training_function
+
+
+def parse_train_args(config: dict) -> tuple:
+    """LLaMA-Factory's own train-argument parsing and checks, with the plugin's patch applied."""
+    from llamafactory.train import tuner
+
+    patch_llamafactory(tuner)
+    return _parser.get_train_args(config)
 
 
 def load_sft_dataset(

@@ -49,7 +49,7 @@ class UnlearningArguments:
         metadata={
             "help": (
                 "Guard against runaway gradient ascent once the forget NLL passes forget_nll_ceiling: "
-                "'clamp' stops ascending on those rows, 'stop' ends training, 'off' disables the guard."
+                "'clamp' holds those rows at the ceiling, 'stop' ends training, 'off' disables the guard."
             )
         },
     )
@@ -77,6 +77,8 @@ class UnlearningArguments:
             return
 
         method = get_method(self.unlearn_method)  # raises with the valid choices
+        if self.forget_nll_guard not in GUARD_ACTIONS:
+            raise ValueError(f"forget_nll_guard '{self.forget_nll_guard}' is not one of {', '.join(GUARD_ACTIONS)}.")
         name = method.method_name
         for key in METHOD_SPECIFIC_KEYS:
             if getattr(self, key) is not None and key not in method.method_keys:

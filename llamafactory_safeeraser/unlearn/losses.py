@@ -15,9 +15,14 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are upcast before softmax, as transformers' own LM loss does."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probability of every next answer token, [B, T-1], and the answer mask, [B, T-1]."""
-    shifted_logits = logits[:, :-1, :].float()  # upcast as transformers' own LM loss does
+    shifted_logits = _upcast(logits[:, :-1, :])
     shifted_labels = labels[:, 1:]
     mask = shifted_labels != IGNORE_INDEX
     # cross_entropy gathers the label's log-softmax without keeping a [B, T, V] log-prob copy
@@ -51,18 +56,20 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def guarded_ascent_loss(
     logits: torch.Tensor, labels: torch.Tensor, nll_ceiling: float = math.inf
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient-ascent term -NLL(forget), bounded per sequence.
+    """Gradient-ascent term -NLL(forget), held at a ceiling per sequence.
 
-    Sequences whose answer NLL already exceeds ``nll_ceiling`` stop contributing (their tokens
-    get zero gradient): ascent is unbounded, and pushing a forgotten answer further only
-    degrades everything else. Returns the loss and the number of sequences held back.
-    With the default ceiling (infinity) this is exactly ``-answer_nll``.
+    Ascent is unbounded: once an answer is forgotten, pushing its NLL further only drags the
+    shared weights (and every other answer) into gibberish. Sequences whose answer NLL is already
+    above ``nll_ceiling`` therefore get the opposite sign (descent), so each forget answer's NLL
+    is pulled towards the ceiling from both sides instead of running away. Returns the loss and
+    the number of sequences held back. With the default ceiling (infinity) this is ``-answer_nll``.
     """
     logps, mask = token_logps(logits, labels)
     per_sequence = -(logps * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-    active = (per_sequence.detach() < nll_ceiling).unsqueeze(-1)
-    loss = (logps * mask * active).sum() / mask.sum().clamp(min=1)
-    return loss, (~active).sum()
+    held_back = per_sequence.detach() >= nll_ceiling
+    sign = 1.0 - 2.0 * held_back.to(logps.dtype)  # +1: ascend (minimise log p), -1: descend
+    loss = (logps * mask * sign.unsqueeze(-1)).sum() / mask.sum().clamp(min=1)
+    return loss, held_back.sum()
 
 
 def kl_divergence(
@@ -78,8 +85,8 @@ def kl_divergence(
     """
     mask = labels[:, 1:] != IGNORE_INDEX
     reference_mask = mask if reference_labels is None else reference_labels[:, 1:] != IGNORE_INDEX
-    ref_logp = F.log_softmax(reference_logits[:, :-1, :][reference_mask].float(), dim=-1)
-    logp = F.log_softmax(logits[:, :-1, :][mask].float(), dim=-1)
+    ref_logp = F.log_softmax(_upcast(reference_logits[:, :-1, :][reference_mask]), dim=-1)
+    logp = F.log_softmax(_upcast(logits[:, :-1, :][mask]), dim=-1)
     if ref_logp.shape != logp.shape:
         raise ValueError(f"reference and policy answer tokens differ: {tuple(ref_logp.shape)} vs {tuple(logp.shape)}")
     if logp.numel() == 0:

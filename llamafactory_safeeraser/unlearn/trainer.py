@@ -146,7 +146,7 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
             self._guard_announced = True  # afterwards the logged term `guard_held_back` tracks it
             logger.warning_rank0(
                 f"forget-NLL guard: from step {self.state.global_step} on, forget rows whose NLL is above "
-                f"{self.forget_nll_ceiling:.2f} no longer ascend (logged as guard_held_back)"
+                f"{self.forget_nll_ceiling:.2f} are held at that ceiling instead of ascending (logged as guard_held_back)"
             )
         return loss, {"forget_nll": forget_nll, "guard_held_back": held_back.float()}
 

@@ -69,9 +69,10 @@ def _split(names: str) -> list[str]:
     return [name.strip() for name in names.split(",") if name.strip()]
 
 
-def run_unlearn(
+def create_unlearning_trainer(
     model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any, callbacks: list | None = None
 ) -> UnlearningTrainer:
+    """Everything `stage: unlearn` builds before training: data, model, reference, collator, trainer."""
     check_run_arguments(model_args, data_args, training_args, finetuning_args)
     method = get_method(finetuning_args.unlearn_method)
     tokenizer_module = lmf.load_tokenizer(model_args)
@@ -112,6 +113,13 @@ def run_unlearn(
         f"{', '.join(train_dataset.sets)}; pd_weight={trainer.pd_weight}, retain_weight={trainer.retain_weight}, "
         f"forget-NLL guard={finetuning_args.forget_nll_guard} (ceiling {trainer.forget_nll_ceiling:.3f})"
     )
+    return trainer
+
+
+def run_unlearn(
+    model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any, callbacks: list | None = None
+) -> UnlearningTrainer:
+    trainer = create_unlearning_trainer(model_args, data_args, training_args, finetuning_args, callbacks)
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)

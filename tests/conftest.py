@@ -1,0 +1,167 @@
+"""Shared fixtures: a tiny LLaVA built offline, synthetic SafeEraser data, LLaMA-Factory runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for child processes: this venv first on PATH (torchrun), offline, quiet."""
+    env = dict(os.environ)
+    env.update(OFFLINE_ENV)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 900, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def llamafactory_train(config: dict, workdir: Path, name: str = "run", timeout: int = 900, **env: str) -> Path:
+    """Write ``config`` as YAML and run ``llamafactory-cli train`` on it; returns output_dir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {"output_dir": str(workdir / name), **config}
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_cli([str(BIN / "llamafactory-cli"), "train", str(path)], cwd=workdir, timeout=timeout, **env)
+    (workdir / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise AssertionError(f"llamafactory-cli train {name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return Path(config["output_dir"])
+
+
+def log_history(output_dir: Path) -> list[dict]:
+    return json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+
+
+def base_train_config(model_dir: Path, dataset_dir: Path, **overrides) -> dict:
+    """A small CPU training config in LLaMA-Factory's YAML keys."""
+    config = {
+        "model_name_or_path": str(model_dir),
+        "do_train": True,
+        "finetuning_type": "lora",
+        "lora_target": "all",
+        "dataset_dir": str(dataset_dir),
+        "template": "llava",
+        "cutoff_len": 256,
+        "overwrite_cache": True,
+        "preprocessing_num_workers": 1,
+        "dataloader_num_workers": 0,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "overwrite_output_dir": True,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 1.0e-3,
+        "num_train_epochs": 1.0,
+        "lr_scheduler_type": "constant",
+        "report_to": "none",
+        "seed": 233,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from llamafactory_safeeraser.tiny_models import write_tiny_model
+
+    out = tmp_path_factory.mktemp("models") / "tiny-llava"
+    write_tiny_model(out, family="llava", size="tiny", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """all_train.json (24 records) and all_val.json (12 records) with images."""
+    from llamafactory_safeeraser.synthetic import write_synthetic_benchmark
+
+    out = tmp_path_factory.mktemp("data") / "safeeraser"
+    write_synthetic_benchmark(out, images_per_concept=2, seed=233)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LLaMA-Factory datasets (dataset_dir) derived from the synthetic train file."""
+    from llamafactory_safeeraser.prepare import prepare_datasets
+
+    out = tmp_path_factory.mktemp("prepared") / "lf"
+    prepare_datasets(synthetic_dir / "all_train.json", out)
+    return out
+
+
+def vanilla_sft_config(model_dir: Path, dataset_dir: Path, **overrides) -> dict:
+    """Full fine-tune into a 'vanilla' model that complies: harmful answers, benign SD answers, retain answers."""
+    return base_train_config(
+        model_dir,
+        dataset_dir,
+        stage="sft",
+        finetuning_type="full",
+        dataset="safeeraser_forget,safeeraser_pd,safeeraser_retain",
+        per_device_train_batch_size=8,
+        learning_rate=3.0e-3,
+        num_train_epochs=12.0,
+        lr_scheduler_type="cosine",
+        logging_steps=10,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def vanilla_model_dir(tiny_model_dir: Path, prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model after SFT on the synthetic forget / PD / retain sets (the unlearning start point)."""
+    workdir = tmp_path_factory.mktemp("vanilla")
+    return llamafactory_train(vanilla_sft_config(tiny_model_dir, prepared_dir), workdir, "vanilla")
+
+
+def answer_nll(model_dir: Path, rows: list[dict], adapter_dir: Path | None = None) -> float:
+    """Mean answer-token NLL of LLaMA-Factory-format rows, computed directly with transformers.
+
+    Independent of the plugin's loss code: the prompt is rendered with the `llava` template text,
+    prompt and answer are encoded separately (as LLaMA-Factory does) and the model runs row by row.
+    """
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from llamafactory_safeeraser.tiny_models import LLAVA_SYSTEM
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    tokenizer = processor.tokenizer
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in rows:
+            prompt = f"{LLAVA_SYSTEM}USER: {row['instruction']} ASSISTANT:"
+            image = Image.open(row["images"][0]).convert("RGB")
+            prompt_inputs = processor(images=[image], text=[prompt], return_tensors="pt")
+            answer_ids = tokenizer(row["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            input_ids = torch.cat([prompt_inputs["input_ids"], torch.tensor([answer_ids])], dim=1)
+            logits = model(input_ids=input_ids, pixel_values=prompt_inputs["pixel_values"]).logits[0]
+            start = prompt_inputs["input_ids"].shape[1]
+            logps = torch.log_softmax(logits[start - 1 : -1].double(), dim=-1)
+            total -= float(logps[torch.arange(len(answer_ids)), torch.tensor(answer_ids)].sum())
+            count += len(answer_ids)
+    return total / count

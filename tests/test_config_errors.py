@@ -1,0 +1,68 @@
+"""Inconsistent unlearning settings fail when the arguments are parsed, with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BIN, base_train_config, run_cli
+
+from llamafactory_safeeraser import lmf
+from llamafactory_safeeraser.unlearn.workflow import check_run_arguments
+
+
+def parse(tiny_model_dir, prepared_dir, tmp_path, **keys):
+    config = base_train_config(
+        tiny_model_dir, prepared_dir, stage="unlearn", dataset="safeeraser_forget", output_dir=str(tmp_path / "o")
+    )
+    config.update(keys)
+    return lmf.parse_train_args(config)
+
+
+CASES = {
+    "unknown method": ({"unlearn_method": "erase_all"}, r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, kl, npo, po"),
+    "pd weight without pd set": ({"unlearn_method": "ga", "pd_weight": 0.5}, r"`pd_weight` is set but there is no `pd_dataset`"),
+    "gd without retain set": ({"unlearn_method": "gd"}, r"unlearn_method 'gd' needs `retain_dataset`"),
+    "kl without retain set": ({"unlearn_method": "kl"}, r"unlearn_method 'kl' needs `retain_dataset`"),
+    "retain weight for ga": ({"unlearn_method": "ga", "retain_weight": 1.0}, r"'ga' has no retain NLL term"),
+    "retain set unused": ({"unlearn_method": "npo", "retain_dataset": "safeeraser_retain"}, r"does not use `retain_dataset`"),
+    "kl weight for npo": ({"unlearn_method": "npo", "kl_weight": 2.0}, r"`kl_weight` is not used by unlearn_method 'npo'"),
+    "refusals for ga": ({"unlearn_method": "ga", "refusal_file": "x.txt"}, r"`refusal_file` is not used by unlearn_method 'ga'"),
+    "negative beta": ({"unlearn_method": "npo", "npo_beta": -1.0}, r"`npo_beta` must be > 0"),
+    "bad guard": ({"unlearn_method": "ga", "forget_nll_guard": "maybe"}, r"maybe"),
+    "unlearn keys on sft": ({"stage": "sft", "pd_dataset": "safeeraser_pd"}, r"only apply to `stage: unlearn`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_fails_at_parse_time(case, tiny_model_dir, prepared_dir, tmp_path):
+    keys, message = CASES[case]
+    with pytest.raises(ValueError, match=message):
+        parse(tiny_model_dir, prepared_dir, tmp_path, **keys)
+
+
+def test_npo_continuing_an_adapter_has_no_valid_reference(tiny_model_dir, prepared_dir, tmp_path):
+    args = parse(tiny_model_dir, prepared_dir, tmp_path, unlearn_method="npo", adapter_name_or_path=str(tmp_path))
+    model_args, data_args, training_args, finetuning_args, _ = args
+    with pytest.raises(ValueError, match="needs a reference model"):
+        check_run_arguments(model_args, data_args, training_args, finetuning_args)
+
+
+def test_valid_config_parses_with_method_defaults(tiny_model_dir, prepared_dir, tmp_path):
+    *_, finetuning_args, _ = parse(
+        tiny_model_dir, prepared_dir, tmp_path, unlearn_method="NPO", pd_dataset="safeeraser_pd"
+    )
+    assert finetuning_args.stage == "unlearn"
+    assert finetuning_args.effective_pd_weight == 1.0
+
+
+def test_cli_reports_unknown_method_and_exits_non_zero(tiny_model_dir, prepared_dir, tmp_path):
+    import yaml
+
+    config = base_train_config(
+        tiny_model_dir, prepared_dir, stage="unlearn", dataset="safeeraser_forget", unlearn_method="erase_all",
+        output_dir=str(tmp_path / "o"),
+    )
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = run_cli([str(BIN / "llamafactory-cli"), "train", str(tmp_path / "bad.yaml")])
+    assert proc.returncode != 0
+    assert "unknown unlearn_method 'erase_all'; valid choices: ga, gd, kl, npo, po" in proc.stderr
+    assert not (tmp_path / "o").exists()

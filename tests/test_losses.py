@@ -1,0 +1,114 @@
+"""The pure loss functions against explicit per-token loops written here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from llamafactory_safeeraser.unlearn import losses
+
+IGNORE = -100
+
+
+def make_batch(seed: int = 0, batch: int = 3, length: int = 7, vocab: int = 11):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, length, vocab, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, vocab, (batch, length), generator=gen)
+    labels[0, :3] = IGNORE  # prompt
+    labels[1, :2] = IGNORE
+    labels[1, -2:] = IGNORE  # padding
+    labels[2, :5] = IGNORE
+    return logits, labels
+
+
+def loop_token_logps(logits, labels):
+    """[(row, logp)] for every answer token, by explicit loops over positions."""
+    out = []
+    for b in range(labels.shape[0]):
+        for t in range(1, labels.shape[1]):
+            if labels[b, t] != IGNORE:
+                logp = logits[b, t - 1] - torch.logsumexp(logits[b, t - 1], dim=0)
+                out.append((b, float(logp[labels[b, t]])))
+    return out
+
+
+def test_answer_nll_is_mean_over_answer_tokens():
+    logits, labels = make_batch()
+    tokens = loop_token_logps(logits, labels)
+    expected = -sum(lp for _, lp in tokens) / len(tokens)
+    assert losses.answer_nll(logits, labels).item() == pytest.approx(expected, abs=1e-10)
+
+
+def test_sequence_logps_and_nll_per_row():
+    logits, labels = make_batch(seed=1)
+    tokens = loop_token_logps(logits, labels)
+    for b in range(labels.shape[0]):
+        row = [lp for r, lp in tokens if r == b]
+        assert losses.sequence_logps(logits, labels)[b].item() == pytest.approx(sum(row), abs=1e-10)
+        assert losses.sequence_nll(logits, labels)[b].item() == pytest.approx(-sum(row) / len(row), abs=1e-10)
+
+
+def test_guarded_ascent_without_ceiling_is_minus_nll_and_holds_rows_above_it():
+    logits, labels = make_batch(seed=2)
+    loss, held = losses.guarded_ascent_loss(logits, labels)
+    assert loss.item() == pytest.approx(-losses.answer_nll(logits, labels).item(), abs=1e-10)
+    assert held.item() == 0
+
+    per_row = losses.sequence_nll(logits, labels)
+    ceiling = float(per_row.median())  # rows at or above the median are held back
+    tokens = loop_token_logps(logits, labels)
+    active = {b for b in range(labels.shape[0]) if per_row[b] < ceiling}
+    expected = (sum(lp for b, lp in tokens if b in active) - sum(lp for b, lp in tokens if b not in active)) / len(tokens)
+    clamped, held = losses.guarded_ascent_loss(logits, labels, ceiling)
+    assert clamped.item() == pytest.approx(expected, abs=1e-10)
+    assert held.item() == labels.shape[0] - len(active) > 0
+
+    # active rows ascend the NLL, held-back rows descend it: opposite gradients to plain ascent
+    plain_logits = logits.clone().requires_grad_(True)
+    losses.guarded_ascent_loss(plain_logits, labels)[0].backward()
+    guarded_logits = logits.clone().requires_grad_(True)
+    losses.guarded_ascent_loss(guarded_logits, labels, ceiling)[0].backward()
+    for b in range(labels.shape[0]):
+        factor = 1.0 if b in active else -1.0
+        assert torch.allclose(guarded_logits.grad[b], factor * plain_logits.grad[b])
+
+
+def test_kl_divergence_matches_definition_and_is_zero_for_same_model():
+    ref_logits, labels = make_batch(seed=3)
+    logits, _ = make_batch(seed=4)
+    terms = []
+    for b in range(labels.shape[0]):
+        for t in range(1, labels.shape[1]):
+            if labels[b, t] != IGNORE:
+                p_ref = torch.softmax(ref_logits[b, t - 1], 0)
+                p = torch.softmax(logits[b, t - 1], 0)
+                terms.append(float((p_ref * (p_ref.log() - p.log())).sum()))
+    expected = sum(terms) / len(terms)
+    assert losses.kl_divergence(ref_logits, logits, labels).item() == pytest.approx(expected, abs=1e-10)
+    assert losses.kl_divergence(logits, logits, labels).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kl_divergence_with_differently_padded_reference():
+    ref_logits, labels = make_batch(seed=5)
+    logits, _ = make_batch(seed=6)
+    # the same rows with 4 extra padding positions on the right
+    pad = 4
+    ref_padded = torch.cat([ref_logits, torch.randn(3, pad, ref_logits.shape[-1], dtype=ref_logits.dtype)], dim=1)
+    labels_padded = torch.cat([labels, torch.full((3, pad), IGNORE)], dim=1)
+    direct = losses.kl_divergence(ref_logits, logits, labels)
+    via_padded = losses.kl_divergence(ref_padded, logits, labels, reference_labels=labels_padded)
+    assert via_padded.item() == pytest.approx(direct.item(), abs=1e-12)
+
+
+def test_npo_loss_matches_formula():
+    policy = torch.tensor([-12.0, -3.5, -40.0], dtype=torch.float64)
+    reference = torch.tensor([-10.0, -5.0, -41.0], dtype=torch.float64)
+    beta = 0.1
+    expected = sum(
+        math.log(1 + math.exp(p - r) ** beta) for p, r in zip(policy.tolist(), reference.tolist(), strict=True)
+    ) * (2 / beta) / 3
+    assert losses.npo_loss(policy, reference, beta).item() == pytest.approx(expected, rel=1e-12)
+    # at the start (policy == reference) the loss is (2/beta) * ln 2
+    assert losses.npo_loss(reference, reference, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-12)

@@ -1,0 +1,140 @@
+"""Real `llamafactory-cli train` runs of every method, with and without PD, on the tiny model.
+
+Each run starts from the session's vanilla model (the tiny LLaVA after SFT on the synthetic
+forget / PD / retain sets) and trains a LoRA adapter. NLLs are measured afterwards with plain
+transformers + peft (conftest.answer_nll), independent of the plugin's own loss code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import base_train_config, llamafactory_train, log_history
+from conftest import answer_nll as measured_nll
+
+pytestmark = pytest.mark.slow
+
+METHODS = ("ga", "gd", "kl", "po", "npo")
+NEEDS_RETAIN = {"gd", "kl", "po"}
+PD_NLL_BOUND = 1.0  # PD runs keep the PD-set NLL within this many nats of the vanilla model's
+FORGET_NLL_RISE = 0.3  # every method raises the forget NLL by at least this much
+N_ROWS = 16
+
+
+def unlearn_config(vanilla, prepared, method: str, with_pd: bool, **overrides) -> dict:
+    extra = {"retain_dataset": "safeeraser_retain"} if method in NEEDS_RETAIN else {}
+    if with_pd:
+        extra["pd_dataset"] = "safeeraser_pd"
+    config = base_train_config(
+        vanilla, prepared, stage="unlearn", unlearn_method=method, dataset="safeeraser_forget",
+        max_samples=N_ROWS, per_device_train_batch_size=4, num_train_epochs=2.0, learning_rate=5.0e-3,
+        plot_loss=True, **extra,
+    )
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def rows(prepared_dir):
+    return {name: json.loads((prepared_dir / f"{name}.json").read_text())[:N_ROWS] for name in ("forget", "pd")}
+
+
+@pytest.fixture(scope="module")
+def vanilla_nll(vanilla_model_dir, rows):
+    return {name: measured_nll(vanilla_model_dir, r) for name, r in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def runs(vanilla_model_dir, prepared_dir, tmp_path_factory):
+    """Trained adapters by (method, with_pd), built on first use."""
+    workdir = tmp_path_factory.mktemp("unlearn")
+    cache: dict = {}
+
+    def get(method: str, with_pd: bool):
+        key = (method, with_pd)
+        if key not in cache:
+            config = unlearn_config(vanilla_model_dir, prepared_dir, method, with_pd)
+            cache[key] = llamafactory_train(config, workdir, f"{method}{'_pd' if with_pd else ''}")
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("with_pd", [False, True], ids=["plain", "pd"])
+@pytest.mark.parametrize("method", METHODS)
+def test_method_runs_forgets_and_saves_a_loadable_adapter(method, with_pd, runs, vanilla_model_dir, rows, vanilla_nll):
+    out = runs(method, with_pd)
+    assert (out / "adapter_model.safetensors").exists()
+    history = log_history(out)
+    logged = {key for entry in history for key in entry}
+    assert ("pd_nll" in logged) == with_pd
+    assert (out / "training_loss.png").exists()
+    if with_pd:
+        assert (out / "training_pd_nll.png").exists()
+
+    forget_after = measured_nll(vanilla_model_dir, rows["forget"], out)  # loads the adapter with peft
+    assert forget_after > vanilla_nll["forget"] + FORGET_NLL_RISE
+    if with_pd or method in NEEDS_RETAIN:
+        pd_after = measured_nll(vanilla_model_dir, rows["pd"], out)
+        if with_pd:
+            assert pd_after < vanilla_nll["pd"] + PD_NLL_BOUND
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pd_keeps_the_benign_image_answers_better_than_no_pd(method, runs, vanilla_model_dir, rows):
+    plain = measured_nll(vanilla_model_dir, rows["pd"], runs(method, False))
+    with_pd = measured_nll(vanilla_model_dir, rows["pd"], runs(method, True))
+    assert with_pd < plain
+
+
+def test_guard_stop_ends_training_early_and_says_so(vanilla_model_dir, prepared_dir, tmp_path):
+    config = unlearn_config(
+        vanilla_model_dir, prepared_dir, "ga", False, forget_nll_guard="stop", forget_nll_ceiling=0.5,
+        num_train_epochs=4.0,
+    )
+    out = llamafactory_train(config, tmp_path, "stop")
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] < state["max_steps"]
+    assert "forget-NLL guard: forget NLL passed 0.50; stopping training" in (tmp_path / "stop.log").read_text()
+    assert (out / "adapter_model.safetensors").exists()
+
+
+def test_guard_clamp_bounds_gradient_ascent(vanilla_model_dir, prepared_dir, tmp_path, runs, rows):
+    config = unlearn_config(vanilla_model_dir, prepared_dir, "ga", False, forget_nll_ceiling=1.5)
+    clamped = llamafactory_train(config, tmp_path, "clamp")
+    log = (tmp_path / "clamp.log").read_text()
+    assert "forget-NLL guard: from step" in log
+    assert any(entry.get("guard_held_back", 0) > 0 for entry in log_history(clamped))
+    unguarded = llamafactory_train(
+        unlearn_config(vanilla_model_dir, prepared_dir, "ga", False, forget_nll_guard="off"), tmp_path, "off"
+    )
+    clamped_nll = measured_nll(vanilla_model_dir, rows["forget"], clamped)
+    unguarded_nll = measured_nll(vanilla_model_dir, rows["forget"], unguarded)
+    assert clamped_nll < unguarded_nll - 2.0
+    assert clamped_nll < 1.5 + 2.5  # held near the ceiling (one large step can overshoot)
+
+
+def test_resume_from_checkpoint_continues_exactly(vanilla_model_dir, prepared_dir, tmp_path):
+    """An interrupted run resumed from its checkpoint ends with the same adapter as an uninterrupted one."""
+    import torch
+    from safetensors.torch import load_file
+
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2, save_only_model=False, num_train_epochs=1.0)
+    full = llamafactory_train(unlearn_config(vanilla_model_dir, prepared_dir, "npo", True, **common), tmp_path, "full")
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    shutil.copytree(full / "checkpoint-2", interrupted / "checkpoint-2")  # what a killed run leaves behind
+    config = unlearn_config(
+        vanilla_model_dir, prepared_dir, "npo", True, output_dir=str(interrupted),
+        resume_from_checkpoint=str(interrupted / "checkpoint-2"), **common,
+    )
+    resumed = llamafactory_train(config, tmp_path, "resumed")
+    assert json.loads((resumed / "trainer_state.json").read_text())["global_step"] == 4
+    a = load_file(full / "adapter_model.safetensors")
+    b = load_file(resumed / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    start = load_file(full / "checkpoint-2" / "adapter_model.safetensors")
+    assert not all(torch.allclose(a[k], start[k]) for k in a)  # steps 3-4 did change it
