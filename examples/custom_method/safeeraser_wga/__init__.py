@@ -1,0 +1,30 @@
+"""Weighted gradient ascent (WGA): ascend the forget NLL, weighting each token by p(token)^alpha.
+
+Tokens the model has already stopped predicting get little weight, so ascent slows down by
+itself (Wang et al., 2025, "Rethinking LLM Unlearning Objectives"). An example of a
+user-registered method: a small trainer class plus a pure loss function. Prompt decouple
+(`pd_dataset`) is added to it by the base class, like to every built-in method.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from llamafactory_safeeraser.unlearn import UnlearningBatch, UnlearningTrainer
+from llamafactory_safeeraser.unlearn.losses import token_logps
+
+
+def weighted_ascent_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
+    """mean over answer tokens of p^alpha * log p, with the weight p^alpha treated as a constant."""
+    logps, mask = token_logps(logits, labels)
+    weights = logps.detach().exp().pow(alpha)
+    return (weights * logps * mask).sum() / mask.sum().clamp(min=1)
+
+
+class WGATrainer(UnlearningTrainer):
+    ascends_forget_nll = True
+    alpha = 1.0  # a subclass can change it
+
+    def method_loss(self, batch: UnlearningBatch):
+        loss = weighted_ascent_loss(batch.logits["forget"], batch.labels["forget"], self.alpha)
+        return loss, {"wga_loss": loss.detach(), "forget_nll": batch.nll("forget").detach()}
