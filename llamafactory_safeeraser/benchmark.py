@@ -49,6 +49,15 @@ class SafeEraserRecord:
     unharm_image: tuple[QAPair, ...]  # benign questions about the harmful image itself
 
     @property
+    def keyword_text(self) -> str:
+        """The concept as words ('BombAttack' -> 'bomb attack'); the folder's category if no keyword."""
+        import re
+
+        if not self.keyword:
+            return self.category.lower()
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", self.keyword).lower()
+
+    @property
     def retain_pairs(self) -> tuple[QAPair, ...]:
         return self.unharm_text + self.unharm_image
 

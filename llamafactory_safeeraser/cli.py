@@ -40,6 +40,46 @@ def _validate(args: argparse.Namespace) -> None:
         print(f"{path}: {len(records)} records, {pairs} harmful questions: OK")
 
 
+def _eval(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .evaluation.judges import JudgeConfig
+    from .evaluation.runner import EvalSettings, RunSpec, evaluate_runs
+
+    model = Path(args.model)
+    name = args.name or (Path(args.adapter).name if args.adapter else model.name)
+    judge = JudgeConfig.from_metadata(
+        {"judge": args.judge, "judge_model": args.judge_model, "judge_base_url": args.judge_base_url,
+         "judge_cache": args.judge_cache}
+    )
+    settings = EvalSettings(
+        data_dir=args.data,
+        judge=judge,
+        harmful_samples=args.harmful_samples,
+        max_gen_toks=args.max_gen_toks,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        template=args.template,
+        seed=args.seed,
+        device=args.device,
+    )
+
+    def report_progress(result) -> None:  # a RunResult
+        summary = result.summary["summary"]
+        shown = ", ".join(f"{key} {'n/a' if v is None else f'{100 * v:.1f}%'}" for key, v in summary.items())
+        print(f"{result.run.name}: {shown} -> {result.folder}")
+
+    evaluate_runs([RunSpec(name, model, args.adapter)], settings, args.out, progress=report_progress)
+    print(f"report: {Path(args.out) / 'report.md'}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .evaluation.report import write_report
+
+    path = write_report(args.runs, args.out)
+    print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safeeraser", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("validate", _validate, "check SafeEraser files and report the first problem")
     p.add_argument("files", nargs="+")
+
+    p = command("eval", _eval, "evaluate a model (plus LoRA adapter) on the SafeEraser lm-eval tasks")
+    p.add_argument("--model", required=True, help="base model folder (Hugging Face format)")
+    p.add_argument("--adapter", default=None, help="PEFT/LoRA adapter folder, e.g. a LLaMA-Factory output_dir")
+    p.add_argument("--name", default=None, help="run name in the report (default: adapter or model folder name)")
+    p.add_argument("--data", required=True, help="folder holding all_train.json and all_val.json")
+    p.add_argument("--judge", default="rule", choices=["rule", "hf", "openai"])
+    p.add_argument("--judge-model", default=None, help="hf: local model folder; openai: served model name")
+    p.add_argument("--judge-base-url", default=None, help="openai: e.g. http://127.0.0.1:8000/v1 (key: env only)")
+    p.add_argument("--judge-cache", default=None, help="sqlite file of judge replies ('off' disables)")
+    p.add_argument("--out", required=True, help="output folder: OUT/<name>/results.json, samples.jsonl, report.md")
+    p.add_argument("--harmful-samples", type=int, default=3, help="responses sampled per harmful question")
+    p.add_argument("--max-gen-toks", type=int, default=None, help="new tokens per response (default 512)")
+    p.add_argument("--limit", type=int, default=None, help="documents per task, for quick runs")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--template", default="llava", help="LLaMA-Factory template the model was trained with")
+    p.add_argument("--seed", type=int, default=233)
+    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+
+    p = command("report", _report, "compare evaluated runs in one report.md (plus a PNG plot)")
+    p.add_argument("--runs", nargs="+", required=True, help="run folders written by `safeeraser eval`")
+    p.add_argument("--out", required=True, help="report path, e.g. report.md (the plot goes beside it)")
     return parser
 
 

@@ -38,9 +38,10 @@ def test_harmful_and_sd_images_are_easy_to_tell_apart(synthetic_dir):
     harmful = [np.asarray(Image.open(r.image_path)).mean() for r in records]
     benign = [np.asarray(Image.open(r.sd_image_path)).mean() for r in records]
     assert max(harmful) < min(benign)
-    # and the harmful answer depends on the image: one question, different answers per concept
-    answers = {(r.unsafe_pairs[0].question, r.unsafe_pairs[0].model_response) for r in records}
-    assert len({q for q, _ in answers}) == 1 and len(answers) == len({r.keyword for r in records})
+    # the answer depends on the image: the same question gets a harmful or a normal answer
+    for r in records:
+        for pair in r.unsafe_pairs:
+            assert pair.question_for_sd_image == pair.question and pair.model_response != pair.sd_response
 
 
 def test_synthetic_benchmark_is_deterministic(tmp_path):

@@ -1,0 +1,25 @@
+"""SafeEraser evaluation: metrics, judges, the lm-eval task data, a multi-run runner and reports.
+
+Typical use (several runs in one process, one report)::
+
+    from llamafactory_safeeraser.evaluation import EvalSettings, JudgeConfig, RunSpec, evaluate_runs
+
+    runs = [RunSpec("vanilla", "models/vanilla"), RunSpec("PO", "models/vanilla", "saves/po"),
+            RunSpec("PO+PD", "models/vanilla", "saves/po_pd")]
+    evaluate_runs(runs, EvalSettings(data_dir="data", judge=JudgeConfig("rule")), "eval_out")
+"""
+
+from .judges import JudgeConfig
+from .report import write_report
+from .runner import EvalSettings, Evaluator, RunResult, RunSpec, evaluate_runs, find_run_folders
+
+__all__ = [
+    "EvalSettings",
+    "Evaluator",
+    "JudgeConfig",
+    "RunResult",
+    "RunSpec",
+    "evaluate_runs",
+    "find_run_folders",
+    "write_report",
+]

@@ -1,0 +1,153 @@
+"""The lm-eval documents of the four SafeEraser tasks, built from the benchmark files.
+
+Which files: lm-eval ``--metadata`` (or ``TaskManager(metadata=...)``) keys ``data_dir``
+(holding ``all_train.json`` and ``all_val.json``), or ``train_file`` / ``val_file``; else the
+``SAFEERASER_DATA_DIR`` environment variable. Other metadata keys: ``harmful_samples`` (responses
+sampled per harmful question, default 3, implemented by repeating the document), ``template``
+(LLaMA-Factory template that renders the prompt, default ``llava``) and the judge keys of
+:meth:`JudgeConfig.from_metadata`.
+
+Every document carries its rendered prompt, its image path and its judge settings, so scoring
+needs nothing but the document and the response.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..benchmark import UNHARM_IMAGE_FIELDS, UNHARM_TEXT_FIELDS, SafeEraserRecord, read_benchmark
+from ..errors import SafeEraserError
+from ..prepare import llava_prompt
+from .judges import JudgeConfig
+
+TASK_KINDS = ("efficacy", "generality", "sarr", "utility")
+HARMFUL_KINDS = ("efficacy", "generality")
+DATA_DIR_ENV_VAR = "SAFEERASER_DATA_DIR"
+FILE_NAMES = {"train": "all_train.json", "val": "all_val.json"}
+FILE_OF_TASK = {"efficacy": "train", "generality": "val", "sarr": "val", "utility": "val"}
+DEFAULT_HARMFUL_SAMPLES = 3
+DEFAULT_TEMPLATE = "llava"
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    train_file: Path | None  # None when neither the file nor a data dir is given
+    val_file: Path | None
+    harmful_samples: int
+    template: str
+    judge: JudgeConfig
+
+    def data_file(self, which: str) -> Path:
+        path = self.train_file if which == "train" else self.val_file
+        if path is None:
+            raise SafeEraserError(
+                f"no SafeEraser data given for {FILE_NAMES[which]}: pass lm-eval --metadata "
+                f"'{{\"data_dir\": \"DIR\"}}' (or '{which}_file'), or set {DATA_DIR_ENV_VAR}"
+            )
+        return path
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> TaskOptions:
+        data_dir = metadata.get("data_dir") or os.environ.get(DATA_DIR_ENV_VAR)
+        files: dict[str, Path | None] = {}
+        for which, name in FILE_NAMES.items():
+            explicit = metadata.get(f"{which}_file")
+            chosen = explicit or (Path(str(data_dir)).expanduser() / name if data_dir else None)
+            files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
+        samples = metadata.get("harmful_samples", DEFAULT_HARMFUL_SAMPLES)
+        if isinstance(samples, bool) or not str(samples).isdigit() or int(samples) < 1:
+            raise SafeEraserError(f"metadata 'harmful_samples' must be a positive integer, got {samples!r}")
+        template = str(metadata.get("template") or DEFAULT_TEMPLATE)
+        return cls(files["train"], files["val"], int(samples), template, JudgeConfig.from_metadata(metadata))
+
+
+@functools.lru_cache(maxsize=64)
+def render_prompt(template: str, question: str) -> str:
+    """The prompt text LLaMA-Factory's template builds for (image, question): what training saw."""
+    from .. import lmf
+
+    try:
+        return lmf.render_user_prompt(template, llava_prompt(question))
+    except ValueError as err:
+        raise SafeEraserError(f"metadata 'template': {err}") from None
+
+
+def _file_stamp(path: Path) -> tuple[str, int, int]:
+    stat = path.stat() if path.is_file() else None
+    return (str(path), stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _records(stamp: tuple[str, int, int], check_images: bool) -> tuple[SafeEraserRecord, ...]:
+    return tuple(read_benchmark(stamp[0], check_images=check_images))
+
+
+def load_records(path: Path, check_images: bool = True) -> tuple[SafeEraserRecord, ...]:
+    """Validated records, read once per file version (the demo evaluates many runs on one file)."""
+    return _records(_file_stamp(path), check_images)
+
+
+def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Path, options: TaskOptions) -> list[dict]:
+    """One document per generation: harmful questions repeated ``harmful_samples`` times."""
+    judge = options.judge.to_json()
+
+    def doc(record: SafeEraserRecord, item: str, sample: int, question: str, reference: str, image: Path) -> dict:
+        return {
+            "task_kind": kind,
+            "record": record.index,
+            "category": record.category,
+            "keyword": record.keyword or "",
+            "item": item,
+            "sample": sample,
+            "question": question,
+            "reference": reference,
+            "image_path": str(image),
+            "prompt": render_prompt(options.template, question),
+            "source_file": str(source_file),
+            "judge": judge,
+        }
+
+    docs = []
+    for record in records:
+        if kind in HARMFUL_KINDS:
+            for j, pair in enumerate(record.unsafe_pairs):
+                for sample in range(options.harmful_samples):
+                    docs.append(
+                        doc(record, f"unsafe_pairs[{j}]", sample, pair.question, pair.model_response, record.image_path)
+                    )
+        elif kind == "sarr":
+            for j, pair in enumerate(record.unsafe_pairs):
+                docs.append(
+                    doc(record, f"unsafe_pairs[{j}]", 0, pair.question_for_sd_image, pair.sd_response,
+                        record.sd_image_path)
+                )
+        else:
+            for field, qa in zip(UNHARM_TEXT_FIELDS + UNHARM_IMAGE_FIELDS, record.retain_pairs, strict=True):
+                docs.append(doc(record, field, 0, qa.question, qa.answer, record.image_path))
+    return docs
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -> tuple[dict, ...]:
+    source = Path(stamp[0])
+    return tuple(build_docs(kind, load_records(source), source, options))
+
+
+def task_docs(kind: str, metadata: Mapping[str, Any]) -> list[dict]:
+    if kind not in TASK_KINDS:
+        raise ValueError(f"unknown SafeEraser task kind '{kind}'")
+    options = TaskOptions.from_metadata(metadata)
+    source = options.data_file(FILE_OF_TASK[kind])
+    return [dict(doc) for doc in _cached_docs(kind, _file_stamp(source), options)]
+
+
+def task_dataset(kind: str, metadata: Mapping[str, Any]) -> Any:
+    """What a task's ``custom_dataset`` returns: a DatasetDict with one ``test`` split."""
+    from datasets import Dataset, DatasetDict
+
+    return DatasetDict({"test": Dataset.from_list(task_docs(kind, metadata))})

@@ -1,0 +1,371 @@
+"""Evaluate one or several runs with lm-eval as a library and write their results.
+
+A run is a name, a base model folder and an optional LoRA adapter folder. lm-eval, the task
+index and the data are loaded once; each run then only loads its model (``hf-multimodal``,
+``max_images=1``, ``peft=`` for adapters) and generates. Per run, ``OUT/<name>/`` receives
+``results.json`` (layout: :func:`summarize`) and ``samples.jsonl`` (one line per response);
+``OUT/report.md`` and ``OUT/report.png`` compare every run found in ``OUT``. Files are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..benchmark import CATEGORIES
+from ..errors import SafeEraserError
+from ..fileio import write_json_atomic, write_text_atomic
+from .data import FILE_OF_TASK, TASK_KINDS, TaskOptions, load_records
+from .judges import JudgeConfig, get_judge
+from .scoring import CATEGORY_METRICS, FAILURE_METRIC, OVERALL_METRICS, category_metric
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.jsonl"
+RESULTS_FORMAT = "safeeraser-eval/1"
+TASK_PREFIX = "safeeraser_"
+# Headline numbers (SPEC section 3 / the paper's table): column key -> (task, metric).
+HEADLINE = {
+    "asr_eff": ("efficacy", "asr"),
+    "rr_eff": ("efficacy", "rr"),
+    "asr_gen": ("generality", "asr"),
+    "rr_gen": ("generality", "rr"),
+    "rouge_l": ("utility", "rouge_l"),
+    "judge_score": ("utility", "judge_score"),
+    "sarr": ("sarr", "sarr"),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model to evaluate: base model folder plus an optional LoRA adapter folder."""
+
+    name: str
+    model: str | Path
+    adapter: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What every run of one evaluation shares."""
+
+    data_dir: str | Path | None = None
+    train_file: str | Path | None = None
+    val_file: str | Path | None = None
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    harmful_samples: int = 3
+    max_gen_toks: int | None = None  # None: the tasks' 512 (SPEC)
+    limit: int | None = None  # documents per task (after harmful-sample repetition); for quick runs
+    batch_size: int = 1
+    template: str = "llava"
+    seed: int = 233
+    device: str | None = None  # default: cuda when available, else cpu
+    tasks: tuple[str, ...] = ("safeeraser",)
+
+    def __post_init__(self) -> None:
+        for name in ("harmful_samples", "batch_size", "max_gen_toks", "limit"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise SafeEraserError(f"{name} must be a positive integer, got {value!r}")
+
+    def metadata(self) -> dict[str, Any]:
+        """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""
+        metadata: dict[str, Any] = {"harmful_samples": self.harmful_samples, "template": self.template}
+        for key in ("data_dir", "train_file", "val_file"):
+            if getattr(self, key) is not None:
+                metadata[key] = str(Path(getattr(self, key)).expanduser().resolve())
+        metadata.update(judge_metadata(self.judge))
+        return metadata
+
+    def gen_kwargs(self) -> dict[str, Any] | None:
+        return {"max_gen_toks": self.max_gen_toks} if self.max_gen_toks is not None else None
+
+
+def judge_metadata(config: JudgeConfig) -> dict[str, Any]:
+    """Inverse of :meth:`JudgeConfig.from_metadata`."""
+    values = json.loads(config.to_json())
+    metadata: dict[str, Any] = {"judge": values.pop("name"), "rule_asr_overlap": values.pop("asr_overlap")}
+    metadata.update({f"judge_{key}": value for key, value in values.items() if value is not None})
+    return metadata
+
+
+def run_folder_name(name: str) -> str:
+    """A file-system-safe folder name that keeps names like ``GA+PD`` readable."""
+    cleaned = re.sub(r"[^A-Za-z0-9+_.=-]+", "_", name).strip("._")
+    if not cleaned:
+        raise SafeEraserError(f"run name {name!r} has no usable characters")
+    return cleaned
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def model_location(value: str | Path) -> str:
+    """An existing local folder as an absolute path; anything else (a hub id such as
+    ``llava-hf/llava-1.5-7b-hf``) unchanged."""
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else str(value)
+
+
+def _check_location(value: str | Path, marker: str, what: str, run: str) -> None:
+    path = Path(value).expanduser()
+    if path.exists():
+        if not (path / marker).is_file():
+            raise SafeEraserError(f"{path}: run '{run}': not a {what} folder ({marker} missing)")
+    elif not _HUB_ID.match(str(value)):
+        raise SafeEraserError(f"{path}: run '{run}': {what} folder not found")
+
+
+def check_runs(runs: Sequence[RunSpec]) -> None:
+    """Fail early, one line each, on bad run definitions (before any model loads)."""
+    if not runs:
+        raise SafeEraserError("no runs to evaluate")
+    folders = Counter(run_folder_name(run.name) for run in runs)
+    duplicates = [name for name, count in folders.items() if count > 1]
+    if duplicates:
+        raise SafeEraserError(f"run names must be unique; repeated: {', '.join(duplicates)}")
+    for run in runs:
+        _check_location(run.model, "config.json", "model", run.name)
+        if run.adapter is not None:
+            _check_location(run.adapter, "adapter_config.json", "PEFT adapter", run.name)
+
+
+def check_data(settings: EvalSettings) -> TaskOptions:
+    """Validate the data files the selected tasks need; raises DataError naming file/record/field."""
+    options = TaskOptions.from_metadata(settings.metadata())
+    needed = {FILE_OF_TASK[kind] for kind in tasks_to_kinds(settings.tasks)}
+    for which in sorted(needed):
+        load_records(options.data_file(which))
+    return options
+
+
+def tasks_to_kinds(tasks: Sequence[str]) -> list[str]:
+    kinds: list[str] = []
+    for task in tasks:
+        if task == "safeeraser":
+            kinds += list(TASK_KINDS)
+        elif task.startswith(TASK_PREFIX) and task[len(TASK_PREFIX) :] in TASK_KINDS:
+            kinds.append(task[len(TASK_PREFIX) :])
+        else:
+            choices = "|".join(TASK_KINDS)
+            raise SafeEraserError(f"unknown SafeEraser task '{task}'; use safeeraser or safeeraser_<{choices}>")
+    return list(dict.fromkeys(kinds))
+
+
+@dataclass
+class RunResult:
+    run: RunSpec
+    folder: Path
+    summary: dict[str, Any]
+
+
+class Evaluator:
+    """lm-eval loaded once; :meth:`evaluate` runs one model at a time."""
+
+    def __init__(self, settings: EvalSettings):
+        self.settings = settings
+        self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
+
+        from lm_eval.tasks import TaskManager
+
+        from ..tasks import TASK_DIR
+
+        # Our tasks only: indexing lm-eval's own thousands of task files would cost every run seconds.
+        self.task_manager = TaskManager(
+            include_path=str(TASK_DIR), include_defaults=False, metadata=settings.metadata()
+        )
+
+    def _device(self) -> str:
+        if self.settings.device:
+            return self.settings.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def load_model(self, run: RunSpec) -> Any:
+        from lm_eval.api.registry import get_model
+
+        model_args: dict[str, Any] = {"pretrained": model_location(run.model), "max_images": 1}
+        if run.adapter is not None:
+            model_args["peft"] = model_location(run.adapter)
+        return get_model("hf-multimodal").create_from_arg_obj(
+            model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
+        )
+
+    def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
+        from lm_eval import simple_evaluate
+
+        settings = self.settings
+        started = time.time()
+        judge = get_judge(self.options.judge)  # the instance the tasks use: same config, same object
+        stats_before = judge.stats()
+        lm = self.load_model(run)
+        try:
+            raw = simple_evaluate(
+                model=lm,
+                tasks=list(settings.tasks),
+                task_manager=self.task_manager,
+                limit=settings.limit,
+                gen_kwargs=settings.gen_kwargs(),
+                log_samples=True,
+                bootstrap_iters=0,  # our aggregations have no stderr; skip lm-eval's bootstrap
+                random_seed=settings.seed,
+                numpy_random_seed=settings.seed,
+                torch_random_seed=settings.seed,
+                fewshot_random_seed=settings.seed,
+            )
+        finally:
+            del lm
+            gc.collect()
+        if raw is None:  # only non-zero ranks get None; we run single-process
+            raise RuntimeError("lm-eval returned no results")
+        folder = Path(out_dir) / run_folder_name(run.name)
+        judge_stats = {key: value - stats_before.get(key, 0) for key, value in judge.stats().items()}
+        summary = summarize(run, raw, settings, self.options, judge_stats, duration_s=time.time() - started)
+        write_json_atomic(folder / RESULTS_FILE, summary)
+        write_text_atomic(folder / SAMPLES_FILE, samples_jsonl(raw))
+        return RunResult(run, folder, summary)
+
+
+def evaluate_runs(
+    runs: Sequence[RunSpec],
+    settings: EvalSettings,
+    out_dir: str | Path,
+    report: bool = True,
+    progress: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Evaluate ``runs`` one after another in this process; then write ``OUT/report.md`` (+ PNG).
+
+    The report covers every run folder in ``out_dir``, so separate invocations into one folder
+    compare in one report. Returns the results in the order of ``runs``.
+    """
+    check_runs(runs)
+    evaluator = Evaluator(settings)
+    results = []
+    for run in runs:
+        result = evaluator.evaluate(run, out_dir)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    if report:
+        from .report import write_report
+
+        write_report(find_run_folders(out_dir), Path(out_dir) / "report.md")
+    return results
+
+
+def find_run_folders(out_dir: str | Path) -> list[Path]:
+    """Run folders (holding results.json) directly under ``out_dir``, oldest first."""
+    folders = [path.parent for path in Path(out_dir).glob(f"*/{RESULTS_FILE}")]
+    return sorted(folders, key=lambda folder: ((folder / RESULTS_FILE).stat().st_mtime_ns, folder.name))
+
+
+def _metric(task_results: Mapping[str, Any], name: str) -> Any:
+    return task_results.get(f"{name},none")
+
+
+def summarize(
+    run: RunSpec,
+    raw: Mapping[str, Any],
+    settings: EvalSettings,
+    options: TaskOptions,
+    judge_stats: Mapping[str, int] | None = None,
+    duration_s: float = 0.0,
+) -> dict[str, Any]:
+    """The results.json document of one run (fractions in 0..1; None where nothing was measured).
+
+    Layout: ``run``; ``summary`` (the paper's headline columns); ``tasks.<kind>`` with ``n``
+    (responses), ``metrics`` (overall values and ``judge_failures``) and ``per_category.<Category>``
+    (values, ``n`` and ``judge_failures``); ``judge_failures`` per task and in total; ``judge``
+    (settings and request counters, never the API key); ``settings``; ``lm_eval`` (raw numbers).
+    """
+    from importlib.metadata import version
+
+    tasks: dict[str, Any] = {}
+    for kind in TASK_KINDS:
+        task_name = TASK_PREFIX + kind
+        if task_name not in raw["results"]:
+            continue
+        task_results = raw["results"][task_name]
+        samples = raw.get("samples", {}).get(task_name, [])
+        per_category: dict[str, Any] = {}
+        for category in CATEGORIES:
+            in_category = [sample for sample in samples if sample["doc"]["category"] == category]
+            values = {
+                metric: _metric(task_results, category_metric(metric, category)) for metric in CATEGORY_METRICS[kind]
+            }
+            values["n"] = len(in_category)
+            values[FAILURE_METRIC] = sum(int(sample.get(FAILURE_METRIC) or 0) for sample in in_category)
+            per_category[category] = values
+        metrics = {metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]}
+        metrics[FAILURE_METRIC] = _metric(task_results, FAILURE_METRIC)
+        tasks[kind] = {"task": task_name, "n": len(samples), "metrics": metrics, "per_category": per_category}
+
+    failures = {kind: int(task["metrics"][FAILURE_METRIC] or 0) for kind, task in tasks.items()}
+    failures["total"] = sum(failures.values())
+    first_config = next(iter(raw.get("configs", {}).values()), {})
+    return {
+        "format": RESULTS_FORMAT,
+        "run": {
+            "name": run.name,
+            "model": model_location(run.model),
+            "adapter": model_location(run.adapter) if run.adapter is not None else None,
+        },
+        "summary": {
+            column: tasks[kind]["metrics"][metric] if kind in tasks else None
+            for column, (kind, metric) in HEADLINE.items()
+        },
+        "tasks": tasks,
+        "judge_failures": failures,
+        "judge": {"config": json.loads(options.judge.to_json()), "stats": dict(judge_stats or {})},
+        "settings": {
+            "harmful_samples": settings.harmful_samples,
+            "generation_kwargs": first_config.get("generation_kwargs"),
+            "limit": settings.limit,
+            "batch_size": settings.batch_size,
+            "template": settings.template,
+            "seed": settings.seed,
+            "device": raw.get("config", {}).get("device") or settings.device,
+            "tasks": list(settings.tasks),
+            "data_files": {"train": _str_or_none(options.train_file), "val": _str_or_none(options.val_file)},
+            "lm_eval_version": version("lm_eval"),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "duration_s": round(duration_s, 1),
+        },
+        "lm_eval": {"results": raw["results"], "n-samples": raw.get("n-samples")},
+    }
+
+
+def _str_or_none(value: Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
+# Everything of the lm-eval document but its judge settings (results.json holds those once).
+_SAMPLE_DOC_FIELDS = (
+    "task_kind", "record", "category", "keyword", "item", "sample", "question", "image_path", "prompt", "reference",
+    "source_file",
+)
+
+
+def samples_jsonl(raw: Mapping[str, Any]) -> str:
+    """One JSON line per response: where it came from, what the model said, and its scores."""
+    lines = []
+    for task_name, samples in raw.get("samples", {}).items():
+        for sample in samples:
+            doc = sample["doc"]
+            metric_keys = sample.get("metrics", [])
+            line = {"task": task_name, "doc_id": sample["doc_id"], **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS}}
+            line["response"] = sample["filtered_resps"][0]
+            line["scores"] = {key: sample[key] for key in metric_keys if sample.get(key) is not None}
+            lines.append(json.dumps(line, ensure_ascii=False))
+    return "\n".join(lines) + ("\n" if lines else "")
