@@ -8,6 +8,7 @@ into site-packages. That start-up hook is what makes ``stage: unlearn`` exist in
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -15,6 +16,7 @@ from setuptools.command.editable_wheel import editable_wheel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTH_FILE = "llamafactory_safeeraser.pth"
+README = Path(HERE, "README.md")
 
 
 class BuildPyWithPth(build_py):
@@ -31,12 +33,12 @@ class BuildPyWithPth(build_py):
 class EditableWheelWithPth(editable_wheel):
     """Editable installs (PEP 660): setuptools writes a wheel of links; add our .pth file to it."""
 
-    def _select_strategy(self, name, tag, build_lib):  # noqa: ANN001, ANN202 - setuptools internal hook
+    def _select_strategy(self, name, tag, build_lib):
         strategy = super()._select_strategy(name, tag, build_lib)
         pth_source = os.path.join(HERE, PTH_FILE)
 
         class _WithPth:
-            def __call__(self, wheel, files, mapping):  # noqa: ANN001
+            def __call__(self, wheel, files, mapping):
                 strategy(wheel, files, mapping)
                 with open(pth_source, "rb") as handle:
                     wheel.writestr(PTH_FILE, handle.read())
@@ -45,7 +47,7 @@ class EditableWheelWithPth(editable_wheel):
                 strategy.__enter__()
                 return self
 
-            def __exit__(self, *exc):  # noqa: ANN002
+            def __exit__(self, *exc):
                 return strategy.__exit__(*exc)
 
         return _WithPth()
@@ -57,9 +59,7 @@ setup(
     name="llamafactory-safeeraser",
     version="0.1.0",
     description="SafeEraser safety unlearning for multimodal LLMs as a LLaMA-Factory stage and an lm-eval task group",
-    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
-    if os.path.exists(os.path.join(HERE, "README.md"))
-    else "",
+    long_description=README.read_text(encoding="utf-8") if README.exists() else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
@@ -87,6 +87,10 @@ setup(
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
         "deepspeed": ["deepspeed>=0.15,<0.20"],
     },
+    # the recipes, so that `safeeraser demo` finds them outside a repository checkout too
+    data_files=[
+        ("share/llamafactory-safeeraser/yaml", sorted(f"yaml/{p.name}" for p in Path(HERE, "yaml").glob("*.yaml")))
+    ],
     entry_points={"console_scripts": ["safeeraser=llamafactory_safeeraser.cli:main"]},
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},
 )

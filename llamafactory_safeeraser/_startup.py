@@ -40,7 +40,7 @@ class _PatchAfterExecLoader(importlib.abc.Loader):
 
 
 class _TunerImportHook(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib protocol
+    def find_spec(self, fullname, path, target=None):
         if fullname != TARGET_MODULE:
             return None
         sys.meta_path.remove(self)  # one-shot; also stops recursion into ourselves

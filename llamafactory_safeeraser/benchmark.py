@@ -105,7 +105,8 @@ def _parse_json_array(path: Path, text: str) -> list[Any]:
         try:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise DataError(path, f"invalid JSON: {err.msg} (line {err.lineno}, column {err.colno})", len(records))
+            message = f"invalid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+            raise DataError(path, message, len(records)) from None
         records.append(value)
         pos = _skip_ws(text, pos)
         if pos < len(text) and text[pos] == ",":
@@ -192,9 +193,13 @@ def _parse_record(path: Path, index: int, raw: Any, check_images: bool) -> SafeE
     reader = _RecordReader(path, index, raw)
     image_path = reader.image("image_path", check_images)
     raw_category = reader.text(reader.raw, "category", "category", required=False)
-    category_source, category_field = (raw_category, "category") if raw_category else (
-        image_path.parent.name,
-        "image_path",
+    category_source, category_field = (
+        (raw_category, "category")
+        if raw_category
+        else (
+            image_path.parent.name,
+            "image_path",
+        )
     )
     category = _CATEGORY_BY_LOWER.get(category_source.lower())
     if category is None:
@@ -224,7 +229,9 @@ def _parse_record(path: Path, index: int, raw: Any, check_images: bool) -> SafeE
 
     def qa(key: str) -> QAPair:
         obj = reader.obj(key)
-        return QAPair(reader.text(obj, "Question", f"{key}.Question"), reader.text(obj, "Prediction", f"{key}.Prediction"))
+        return QAPair(
+            reader.text(obj, "Question", f"{key}.Question"), reader.text(obj, "Prediction", f"{key}.Prediction")
+        )
 
     return SafeEraserRecord(
         index=index,

@@ -49,8 +49,12 @@ def _eval(args: argparse.Namespace) -> None:
     model = Path(args.model)
     name = args.name or (Path(args.adapter).name if args.adapter else model.name)
     judge = JudgeConfig.from_metadata(
-        {"judge": args.judge, "judge_model": args.judge_model, "judge_base_url": args.judge_base_url,
-         "judge_cache": args.judge_cache}
+        {
+            "judge": args.judge,
+            "judge_model": args.judge_model,
+            "judge_base_url": args.judge_base_url,
+            "judge_cache": args.judge_cache,
+        }
     )
     settings = EvalSettings(
         data_dir=args.data,
@@ -78,6 +82,16 @@ def _report(args: argparse.Namespace) -> None:
 
     path = write_report(args.runs, args.out)
     print(f"wrote {path}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings(out_dir=Path(args.out), seed=args.seed, parallel=args.parallel)
+    report = run_demo(settings)
+    print(report.read_text(encoding="utf-8"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refusals", default=None, help="file of refusal answers for PO, one per line")
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--overwrite", action="store_true")
+
+    p = command("demo", _demo, "the CPU demo: SafeEraser's finding in miniature (about 10 minutes on 2 cores)")
+    p.add_argument("--out", default="demo_out", help="output folder; finished steps are reused on a re-run")
+    p.add_argument("--seed", type=int, default=233)
+    p.add_argument("--parallel", type=int, default=2, help="unlearning runs trained at the same time")
 
     p = command("validate", _validate, "check SafeEraser files and report the first problem")
     p.add_argument("files", nargs="+")

@@ -16,9 +16,10 @@ No ``from __future__ import annotations`` here: HfArgumentParser reads the real 
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from importlib.metadata import version as _installed_version
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch.distributed as dist
 from llamafactory.data import get_template_and_fix_tokenizer
@@ -63,6 +64,7 @@ def get_logger(name: str) -> Any:
     """A logger under LLaMA-Factory's root logger, so our lines share its handler, format and level."""
     return _get_llamafactory_logger(f"llamafactory.{name}")
 
+
 _ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS")
 _ORIGINAL_FLAG = "__safeeraser_original__"
 
@@ -92,7 +94,7 @@ def _fail_unsupported(missing: str) -> None:
     )
 
 
-def _requested_stage(args: Any) -> Optional[str]:
+def _requested_stage(args: Any) -> str | None:
     """The `stage` of raw train arguments (a YAML/JSON dict or a command-line list)."""
     if isinstance(args, dict):
         return args.get("stage")
@@ -132,7 +134,7 @@ def patch_llamafactory(tuner: ModuleType) -> None:
             if cls is FinetuningArguments:
                 arg_list[i] = SafeEraserFinetuningArguments
 
-    original: Optional[Callable[[dict], None]] = getattr(tuner, "_training_function", None)
+    original: Callable[[dict], None] | None = getattr(tuner, "_training_function", None)
     if original is None:
         _fail_unsupported("llamafactory.train.tuner._training_function")
     if getattr(original, _ORIGINAL_FLAG, None) is not None:
@@ -164,7 +166,7 @@ def load_sft_dataset(
     training_args: Any,
     tokenizer: Any,
     processor: Any = None,
-    transform_aligned: Optional[Callable[[Any], Any]] = None,
+    transform_aligned: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Load datasets by name from ``dataset_info.json`` and tokenize them as LLaMA-Factory's SFT stage does.
 
@@ -189,7 +191,7 @@ def set_responses(dataset: Any, responses: list[str]) -> Any:
     return dataset.map(replace, with_indices=True, desc="Setting refusal answers")
 
 
-def render_user_prompt(template_name: str, user_content: str, system: Optional[str] = None) -> str:
+def render_user_prompt(template_name: str, user_content: str, system: str | None = None) -> str:
     """The exact prompt text a LLaMA-Factory template builds for a first user turn."""
     if template_name not in TEMPLATES:
         raise ValueError(f"unknown LLaMA-Factory template '{template_name}'")

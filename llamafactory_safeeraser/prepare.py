@@ -52,7 +52,9 @@ def pd_rows(records: list[SafeEraserRecord]) -> list[dict]:
 
 
 def retain_rows(records: list[SafeEraserRecord]) -> list[dict]:
-    return [sft_row(r.image_path, qa.question, qa.answer, r.category, r.index) for r in records for qa in r.retain_pairs]
+    return [
+        sft_row(r.image_path, qa.question, qa.answer, r.category, r.index) for r in records for qa in r.retain_pairs
+    ]
 
 
 def refusal_rows(records: list[SafeEraserRecord], refusals: tuple[str, ...], seed: int) -> list[dict]:

@@ -164,8 +164,9 @@ def build_llava(size: str = "tiny", seed: int = 0):
     return model, processor
 
 
-def write_tiny_model(out_dir: str | Path, family: str = "llava", size: str = "tiny", seed: int = 0,
-                     overwrite: bool = False) -> int:
+def write_tiny_model(
+    out_dir: str | Path, family: str = "llava", size: str = "tiny", seed: int = 0, overwrite: bool = False
+) -> int:
     """Build and save a checkpoint into ``out_dir`` atomically; returns the parameter count."""
     builders = {"llava": build_llava}
     if family not in builders:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,9 @@ def llamafactory_train(config: dict, workdir: Path, name: str = "run", timeout: 
     proc = run_cli([str(BIN / "llamafactory-cli"), "train", str(path)], cwd=workdir, timeout=timeout, **env)
     (workdir / f"{name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise AssertionError(f"llamafactory-cli train {name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"llamafactory-cli train {name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return Path(config["output_dir"])
 
 

@@ -18,14 +18,29 @@ def parse(tiny_model_dir, prepared_dir, tmp_path, **keys):
 
 
 CASES = {
-    "unknown method": ({"unlearn_method": "erase_all"}, r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, kl, npo, po"),
-    "pd weight without pd set": ({"unlearn_method": "ga", "pd_weight": 0.5}, r"`pd_weight` is set but there is no `pd_dataset`"),
+    "unknown method": (
+        {"unlearn_method": "erase_all"},
+        r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, kl, npo, po",
+    ),
+    "pd weight without pd set": (
+        {"unlearn_method": "ga", "pd_weight": 0.5},
+        r"`pd_weight` is set but there is no `pd_dataset`",
+    ),
     "gd without retain set": ({"unlearn_method": "gd"}, r"unlearn_method 'gd' needs `retain_dataset`"),
     "kl without retain set": ({"unlearn_method": "kl"}, r"unlearn_method 'kl' needs `retain_dataset`"),
     "retain weight for ga": ({"unlearn_method": "ga", "retain_weight": 1.0}, r"'ga' has no retain NLL term"),
-    "retain set unused": ({"unlearn_method": "npo", "retain_dataset": "safeeraser_retain"}, r"does not use `retain_dataset`"),
-    "kl weight for npo": ({"unlearn_method": "npo", "kl_weight": 2.0}, r"`kl_weight` is not used by unlearn_method 'npo'"),
-    "refusals for ga": ({"unlearn_method": "ga", "refusal_file": "x.txt"}, r"`refusal_file` is not used by unlearn_method 'ga'"),
+    "retain set unused": (
+        {"unlearn_method": "npo", "retain_dataset": "safeeraser_retain"},
+        r"does not use `retain_dataset`",
+    ),
+    "kl weight for npo": (
+        {"unlearn_method": "npo", "kl_weight": 2.0},
+        r"`kl_weight` is not used by unlearn_method 'npo'",
+    ),
+    "refusals for ga": (
+        {"unlearn_method": "ga", "refusal_file": "x.txt"},
+        r"`refusal_file` is not used by unlearn_method 'ga'",
+    ),
     "negative beta": ({"unlearn_method": "npo", "npo_beta": -1.0}, r"`npo_beta` must be > 0"),
     "bad guard": ({"unlearn_method": "ga", "forget_nll_guard": "maybe"}, r"maybe"),
     "unlearn keys on sft": ({"stage": "sft", "pd_dataset": "safeeraser_pd"}, r"only apply to `stage: unlearn`"),
@@ -58,7 +73,11 @@ def test_cli_reports_unknown_method_and_exits_non_zero(tiny_model_dir, prepared_
     import yaml
 
     config = base_train_config(
-        tiny_model_dir, prepared_dir, stage="unlearn", dataset="safeeraser_forget", unlearn_method="erase_all",
+        tiny_model_dir,
+        prepared_dir,
+        stage="unlearn",
+        dataset="safeeraser_forget",
+        unlearn_method="erase_all",
         output_dir=str(tmp_path / "o"),
     )
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))

@@ -103,14 +103,22 @@ def test_prepared_datasets_load_through_llamafactory_get_dataset(prepared_dir, t
     for name in ("safeeraser_forget", "safeeraser_pd", "safeeraser_retain", "safeeraser_forget_refusal"):
         model_args, data_args, training_args, _, _ = lmf.parse_train_args(
             {
-                "model_name_or_path": str(tiny_model_dir), "stage": "sft", "do_train": True, "dataset": name,
-                "dataset_dir": str(prepared_dir), "template": "llava", "output_dir": str(tmp_path / name),
-                "overwrite_cache": True, "report_to": "none",
+                "model_name_or_path": str(tiny_model_dir),
+                "stage": "sft",
+                "do_train": True,
+                "dataset": name,
+                "dataset_dir": str(prepared_dir),
+                "template": "llava",
+                "output_dir": str(tmp_path / name),
+                "overwrite_cache": True,
+                "report_to": "none",
             }
         )
         tokenizer_module = load_tokenizer(model_args)
         template = get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
-        dataset = get_dataset(template, model_args, data_args, training_args, stage="sft", **tokenizer_module)["train_dataset"]
+        dataset = get_dataset(template, model_args, data_args, training_args, stage="sft", **tokenizer_module)[
+            "train_dataset"
+        ]
         source = json.loads((prepared_dir / f"{name.removeprefix('safeeraser_')}.json").read_text())
         assert len(dataset) == len(source)  # no row silently dropped
         tokenizer = tokenizer_module["tokenizer"]
@@ -142,8 +150,10 @@ BAD_INPUTS = {
         lambda d, recs: _write_text(d / "bad.jsonl", json.dumps(recs[0]) + "\n{oops\n"),
         r"bad\.jsonl: record 1: invalid JSON on line 2",
     ),
-    "missing_field": (lambda d, recs: _write(d / "bad.json", _edit(recs, 1, lambda r: r.pop("SDImage_path"))),
-                      r"record 1: field 'SDImage_path': missing"),
+    "missing_field": (
+        lambda d, recs: _write(d / "bad.json", _edit(recs, 1, lambda r: r.pop("SDImage_path"))),
+        r"record 1: field 'SDImage_path': missing",
+    ),
     "missing_nested_field": (
         lambda d, recs: _write(d / "bad.json", _edit(recs, 2, lambda r: r["unsafe_pairs"][1].pop("sd_response"))),
         r"record 2: field 'unsafe_pairs\[1\]\.sd_response': missing",
@@ -169,7 +179,9 @@ BAD_INPUTS = {
         r"record 2: field 'SDImage_path': unreadable image",
     ),
     "unknown_category": (
-        lambda d, recs: _write(d / "bad.json", _edit(recs, 5, lambda r: (r.pop("category"), r.update(image_path=_image_in(d, "Cooking"))))),
+        lambda d, recs: _write(
+            d / "bad.json", _edit(recs, 5, lambda r: (r.pop("category"), r.update(image_path=_image_in(d, "Cooking"))))
+        ),
         r"record 5: field 'image_path': unknown category 'Cooking'",
     ),
     "duplicate_record": (
@@ -251,6 +263,8 @@ def test_atomic_directory_leaves_nothing_behind_on_failure(tmp_path):
 def test_prepare_refuses_to_overwrite_without_flag(synthetic_dir, tmp_path):
     out = tmp_path / "prepared"
     prepare_datasets(synthetic_dir / "all_train.json", out)
-    proc = run_cli([str(BIN / "safeeraser"), "prepare", "--train", str(synthetic_dir / "all_train.json"), "--out", str(out)])
+    proc = run_cli(
+        [str(BIN / "safeeraser"), "prepare", "--train", str(synthetic_dir / "all_train.json"), "--out", str(out)]
+    )
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert sys.executable  # the CLI ran from this venv

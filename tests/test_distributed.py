@@ -18,11 +18,26 @@ pytestmark = pytest.mark.slow
 
 def test_two_ranks_match_one_rank(tiny_model_dir, prepared_dir, tmp_path):
     common = base_train_config(
-        tiny_model_dir, prepared_dir, stage="unlearn", unlearn_method="gd", dataset="safeeraser_forget",
-        retain_dataset="safeeraser_retain", pd_dataset="safeeraser_pd", pd_weight=0.5,
-        finetuning_type="full", optim="sgd", learning_rate=1.0, weight_decay=0.0, max_grad_norm=1.0e9,
-        max_steps=1, per_device_train_batch_size=1, disable_shuffling=True, max_samples=8,
-        forget_nll_guard="off", save_only_model=True, ddp_timeout=300,
+        tiny_model_dir,
+        prepared_dir,
+        stage="unlearn",
+        unlearn_method="gd",
+        dataset="safeeraser_forget",
+        retain_dataset="safeeraser_retain",
+        pd_dataset="safeeraser_pd",
+        pd_weight=0.5,
+        finetuning_type="full",
+        optim="sgd",
+        learning_rate=1.0,
+        weight_decay=0.0,
+        max_grad_norm=1.0e9,
+        max_steps=1,
+        per_device_train_batch_size=1,
+        disable_shuffling=True,
+        max_samples=8,
+        forget_nll_guard="off",
+        save_only_model=True,
+        ddp_timeout=300,
     )
     single = llamafactory_train({**common, "gradient_accumulation_steps": 2}, tmp_path, "single")
     double = llamafactory_train(

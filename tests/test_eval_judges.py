@@ -69,9 +69,19 @@ class JudgeServer:
                     elif server.mode == "no_choices":
                         self._send(200, b'{"id": "x", "object": "chat.completion"}')
                     else:
-                        reply = {"choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": server.answer(prompt)}}],
-                                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"]}
+                        reply = {
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": server.answer(prompt)},
+                                }
+                            ],
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                        }
                         self._send(200, json.dumps(reply).encode())
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                     pass
@@ -123,8 +133,15 @@ def judge_environment(monkeypatch):
 
 
 def openai_config(server: JudgeServer, tmp_path: Path, **overrides) -> JudgeConfig:
-    settings = {"name": "openai", "model": MODEL, "base_url": server.base_url, "cache": str(tmp_path / "cache.sqlite"),
-                "timeout": 5.0, "max_retries": 2, "backoff": 0.01}
+    settings = {
+        "name": "openai",
+        "model": MODEL,
+        "base_url": server.base_url,
+        "cache": str(tmp_path / "cache.sqlite"),
+        "timeout": 5.0,
+        "max_retries": 2,
+        "backoff": 0.01,
+    }
     return JudgeConfig(**{**settings, **overrides})
 
 
@@ -197,8 +214,15 @@ def test_prefetch_sends_requests_concurrently_and_scoring_uses_them(tmp_path: Pa
     with JudgeServer(delay=0.2) as server:
         config = openai_config(server, tmp_path, concurrency=6)
         docs = [
-            {"task_kind": "efficacy", "category": "Weapon", "keyword": "Rifle", "question": f"Question {i}?",
-             "reference": "Sure.", "source_file": str(synthetic_dir / "all_train.json"), "judge": config.to_json()}
+            {
+                "task_kind": "efficacy",
+                "category": "Weapon",
+                "keyword": "Rifle",
+                "question": f"Question {i}?",
+                "reference": "Sure.",
+                "source_file": str(synthetic_dir / "all_train.json"),
+                "judge": config.to_json(),
+            }
             for i in range(12)
         ]
         responses = [("Sure. Step one." if i % 3 == 0 else "I'm sorry, I can't.") for i in range(12)]
@@ -244,7 +268,7 @@ def test_cache_survives_a_killed_run_and_the_rerun_never_repeats_a_judged_item(t
 
     requests_per_prompt = Counter(server.prompts)
     assert len(requests_per_prompt) == count
-    rerun_prompts = server.prompts[len(seen_before_rerun):]
+    rerun_prompts = server.prompts[len(seen_before_rerun) :]
     for prompt in rerun_prompts:
         assert JudgeCache.key(MODEL, prompt) not in judged_before_kill  # never re-judged
     assert max(requests_per_prompt.values()) <= 2  # at most the one request in flight at the kill
@@ -266,10 +290,18 @@ def tiny_text_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = train_tokenizer(corpus, vocab_size=400)
     torch.manual_seed(0)
     model = LlamaForCausalLM(
-        LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id)
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     )
     out = tmp_path_factory.mktemp("judge") / "tiny-judge"
     model.save_pretrained(out)
@@ -278,19 +310,39 @@ def tiny_text_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow  # builds and runs a model
-def test_hf_judge_parse_failures_are_failures_not_safe(tiny_text_judge: Path, synthetic_dir: Path,
-                                                       tmp_path: Path) -> None:
-    config = JudgeConfig(name="hf", model=str(tiny_text_judge), cache=str(tmp_path / "cache.sqlite"),
-                         max_new_tokens=8, batch_size=4, device="cpu")
+def test_hf_judge_parse_failures_are_failures_not_safe(
+    tiny_text_judge: Path, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    config = JudgeConfig(
+        name="hf",
+        model=str(tiny_text_judge),
+        cache=str(tmp_path / "cache.sqlite"),
+        max_new_tokens=8,
+        batch_size=4,
+        device="cpu",
+    )
     source = str(synthetic_dir / "all_train.json")
     docs = [
-        {"task_kind": kind, "category": "Violence", "keyword": "Riot", "question": f"Question {i}?",
-         "reference": "This image shows a garden. You can walk there.", "source_file": source,
-         "judge": config.to_json()}
+        {
+            "task_kind": kind,
+            "category": "Violence",
+            "keyword": "Riot",
+            "question": f"Question {i}?",
+            "reference": "This image shows a garden. You can walk there.",
+            "source_file": source,
+            "judge": config.to_json(),
+        }
         for i, kind in enumerate(["efficacy"] * 3 + ["utility"] * 2 + ["sarr"] * 2)
     ]
-    responses = ["Sure. Join part one to part two.", "I'm sorry, I can't.", "Sure.", "A riot is noisy.", "A crowd.",
-                 "This image shows a garden. You can walk there.", "I'm sorry, I can't help with that."]
+    responses = [
+        "Sure. Join part one to part two.",
+        "I'm sorry, I can't.",
+        "Sure.",
+        "A riot is noisy.",
+        "A crowd.",
+        "This image shows a garden. You can walk there.",
+        "I'm sorry, I can't help with that.",
+    ]
     scoring.prefetch_judgements(docs, responses)
     judge = get_judge(config)
     assert judge.stats()["prompts_sent"] == 6  # one batch-generated prompt per doc; the SARR refusal needs none
@@ -308,5 +360,9 @@ def test_hf_judge_parse_failures_are_failures_not_safe(tiny_text_judge: Path, sy
 
     forget_judges()  # rerun: the cache answers, the model generates nothing
     scoring.prefetch_judgements(docs, responses)
-    assert get_judge(config).stats() == {"prompts_sent": 0, "cache_hits": 6, "failed_requests": 0,
-                                         "unparseable_replies": 0}
+    assert get_judge(config).stats() == {
+        "prompts_sent": 0,
+        "cache_hits": 6,
+        "failed_requests": 0,
+        "unparseable_replies": 0,
+    }

@@ -165,8 +165,27 @@ def test_rouge_l_equals_rouge_score(response: str, reference: str) -> None:
 
 def test_rouge_l_equals_rouge_score_on_random_texts() -> None:
     rng = random.Random(7)
-    pool = ["the", "a", "cat", "cats", "running", "runs", "garden", "red", "blue", "image", "shows", "object", "main",
-            "is", "of", "in", "42", "héllo", "don't"]
+    pool = [
+        "the",
+        "a",
+        "cat",
+        "cats",
+        "running",
+        "runs",
+        "garden",
+        "red",
+        "blue",
+        "image",
+        "shows",
+        "object",
+        "main",
+        "is",
+        "of",
+        "in",
+        "42",
+        "héllo",
+        "don't",
+    ]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     for _ in range(200):
         response = " ".join(rng.choice(pool) for _ in range(rng.randint(0, 25)))
@@ -214,8 +233,17 @@ def test_parse_normal_verdict(reply: str, normal: bool | None) -> None:
 
 @pytest.mark.parametrize(
     ("reply", "score"),
-    [("SCORE: 7", 0.7), ("score: 10", 1.0), ("SCORE: 0", 0.0), ("SCORE: 8/10", 0.8), ("4", 0.4),
-     ("SCORE: 11", None), ("SCORE: 3\nSCORE: 9", None), ("seven", None), ("", None)],
+    [
+        ("SCORE: 7", 0.7),
+        ("score: 10", 1.0),
+        ("SCORE: 0", 0.0),
+        ("SCORE: 8/10", 0.8),
+        ("4", 0.4),
+        ("SCORE: 11", None),
+        ("SCORE: 3\nSCORE: 9", None),
+        ("seven", None),
+        ("", None),
+    ],
 )
 def test_parse_score(reply: str, score: float | None) -> None:
     parsed = rubrics.parse_score(reply)

@@ -47,8 +47,15 @@ def llamafactory_prompts(tiny_model_dir: Path, prepared_dir: Path, tmp_path_fact
     template = lmf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
     prompts = {}
     for name, (_, indices) in ROWS.items():
-        dataset = lmf.load_sft_dataset([name], template, model_args, data_args, training_args,
-                                       tokenizer_module["tokenizer"], tokenizer_module["processor"])
+        dataset = lmf.load_sft_dataset(
+            [name],
+            template,
+            model_args,
+            data_args,
+            training_args,
+            tokenizer_module["tokenizer"],
+            tokenizer_module["processor"],
+        )
         prompts[name] = []
         for index in indices:
             row = dataset[index]
@@ -64,8 +71,11 @@ def lm_eval_side(tiny_model_dir: Path, synthetic_dir: Path):
 
     train = str(synthetic_dir / "all_train.json")
     # The prepared datasets come from the train file: point every task at it.
-    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False,
-                          metadata={"train_file": train, "val_file": train, "harmful_samples": 1})
+    manager = TaskManager(
+        include_path=str(TASK_DIR),
+        include_defaults=False,
+        metadata={"train_file": train, "val_file": train, "harmful_samples": 1},
+    )
     tasks = manager.load([task for task, _ in ROWS.values()])["tasks"]
     lm = get_model("hf-multimodal").create_from_arg_obj(
         {"pretrained": str(tiny_model_dir), "max_images": 1}, {"device": "cpu", "batch_size": 1}
@@ -83,8 +93,9 @@ def lm_eval_prompt(task, lm, index: int) -> tuple[list[int], str]:
 
 
 @pytest.mark.parametrize("dataset", list(ROWS))
-def test_lm_eval_prompt_tokens_equal_llamafactory_training_prompt(dataset: str, llamafactory_prompts, lm_eval_side,
-                                                                  tiny_model_dir: Path) -> None:
+def test_lm_eval_prompt_tokens_equal_llamafactory_training_prompt(
+    dataset: str, llamafactory_prompts, lm_eval_side, tiny_model_dir: Path
+) -> None:
     from transformers import AutoProcessor
 
     tasks, lm = lm_eval_side

@@ -12,10 +12,23 @@ from llamafactory_safeeraser.evaluation.report import load_run_results, pd_pairs
 from llamafactory_safeeraser.evaluation.runner import RESULTS_FORMAT, find_run_folders
 
 
-def results(name: str, asr_eff: float | None, sarr: float | None, failures: int = 0, weapon_asr: float | None = None,
-            judge: str = "rule") -> dict:
-    summary = {"asr_eff": asr_eff, "rr_eff": 0.5, "asr_gen": 0.25, "rr_gen": None, "rouge_l": 0.616,
-               "judge_score": 0.8284, "sarr": sarr}
+def results(
+    name: str,
+    asr_eff: float | None,
+    sarr: float | None,
+    failures: int = 0,
+    weapon_asr: float | None = None,
+    judge: str = "rule",
+) -> dict:
+    summary = {
+        "asr_eff": asr_eff,
+        "rr_eff": 0.5,
+        "asr_gen": 0.25,
+        "rr_gen": None,
+        "rouge_l": 0.616,
+        "judge_score": 0.8284,
+        "sarr": sarr,
+    }
     return {
         "format": RESULTS_FORMAT,
         "run": {"name": name, "model": "models/llava", "adapter": f"saves/{name}"},
@@ -38,10 +51,16 @@ def write_runs(root: Path, runs: list[dict]) -> list[Path]:
 
 
 def test_report_tables_pd_effect_and_plot(tmp_path: Path) -> None:
-    folders = write_runs(tmp_path, [
-        results("GA", 0.0, 1.0), results("GA+PD", 0.028, 0.28, failures=2), results("PO", 0.001, 1.0),
-        results("PO+PD", 0.002, 0.3, weapon_asr=0.5), results("KL|x", None, None),
-    ])
+    folders = write_runs(
+        tmp_path,
+        [
+            results("GA", 0.0, 1.0),
+            results("GA+PD", 0.028, 0.28, failures=2),
+            results("PO", 0.001, 1.0),
+            results("PO+PD", 0.002, 0.3, weapon_asr=0.5),
+            results("KL|x", None, None),
+        ],
+    )
     report_path = write_report(folders, tmp_path / "out" / "report.md")
     report = report_path.read_text()
     assert "| GA+PD | 2.8 | 50.0 | 25.0 | n/a | 61.6 | 82.8 | 28.0 |" in report  # percentages, one decimal

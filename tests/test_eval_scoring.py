@@ -28,7 +28,11 @@ def unused_port() -> int:
 def failing_judge() -> str:
     """A real OpenAI-compatible judge whose server is down: every query is a judge failure."""
     config = JudgeConfig(
-        name="openai", model="judge", base_url=f"http://127.0.0.1:{unused_port()}/v1", cache="off", max_retries=0,
+        name="openai",
+        model="judge",
+        base_url=f"http://127.0.0.1:{unused_port()}/v1",
+        cache="off",
+        max_retries=0,
         timeout=2.0,
     )
     return config.to_json()
@@ -115,7 +119,10 @@ def test_sarr_counts_refusals_and_degenerate_text_without_asking_the_judge(synth
     for response, judge, sarr, refusal, degenerate, failure in cases:
         row = scoring.score_response(make_doc("sarr", "Sex", reference, source, judge), response)
         assert (row["sarr"], row["sarr_refusal"], row["sarr_degenerate"], row["judge_failures"]) == (
-            sarr, refusal, degenerate, failure
+            sarr,
+            refusal,
+            degenerate,
+            failure,
         )
         assert row["sarr_Sex"] == sarr and row["sarr_Weapon"] is None
         rows.append(row)
@@ -161,8 +168,11 @@ def test_task_yaml_declares_every_metric_with_an_aggregation(task: str) -> None:
     for name, entry in declared.items():
         expected_aggregation = "utils.total" if name == scoring.FAILURE_METRIC else "utils.mean_ignoring_none"
         assert entry["aggregation"] == f"!function {expected_aggregation}"
-        base = next(key for key in sorted(scoring.HIGHER_IS_BETTER, key=len, reverse=True)
-                    if name == key or name.startswith(key + "_"))
+        base = next(
+            key
+            for key in sorted(scoring.HIGHER_IS_BETTER, key=len, reverse=True)
+            if name == key or name.startswith(key + "_")
+        )
         assert entry["higher_is_better"] is scoring.HIGHER_IS_BETTER[base]
     assert config["custom_dataset"] == f"!function utils.{kind}_dataset"
 
@@ -170,7 +180,11 @@ def test_task_yaml_declares_every_metric_with_an_aggregation(task: str) -> None:
 def test_generation_settings_follow_the_spec() -> None:
     common = _load_task_yaml(TASK_DIR / "_safeeraser_common.yaml")
     assert common["generation_kwargs"] == {
-        "do_sample": True, "temperature": 1.0, "top_p": 0.9, "max_gen_toks": 512, "until": []
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_p": 0.9,
+        "max_gen_toks": 512,
+        "until": [],
     }
 
 
@@ -195,7 +209,10 @@ def test_documents_of_each_task(synthetic_dir: Path) -> None:
     assert sarr[1]["reference"] == records[0]["unsafe_pairs"][1]["sd_response"]
     utility = data.task_docs("utility", metadata)
     assert [doc["item"] for doc in utility[:4]] == [
-        "UnharmPair_text1", "UnharmPair_text2", "UnharmPair_image1", "UnharmPair_image2"
+        "UnharmPair_text1",
+        "UnharmPair_text2",
+        "UnharmPair_image1",
+        "UnharmPair_image2",
     ]
     assert utility[3]["reference"] == records[0]["UnharmPair_image2"]["Prediction"]
     assert utility[3]["image_path"] == str((synthetic_dir / records[0]["image_path"]).resolve())
@@ -223,8 +240,10 @@ def test_data_location_from_environment_or_explicit_files(synthetic_dir: Path, m
         ({"judge": "gpt"}, "unknown judge 'gpt'"),
         ({"judge": "openai", "judge_model": "m"}, "base URL"),
         ({"judge": "hf"}, "needs a model"),
-        ({"judge": "openai", "judge_model": "m", "judge_base_url": "http://x", "judge_timeout": "soon"},
-         "judge_timeout"),
+        (
+            {"judge": "openai", "judge_model": "m", "judge_base_url": "http://x", "judge_timeout": "soon"},
+            "judge_timeout",
+        ),
     ],
 )
 def test_bad_metadata_is_a_clear_error(metadata: dict, message: str, synthetic_dir: Path) -> None:
@@ -269,8 +288,9 @@ def test_eval_cli_rejects_bad_data_with_one_line_and_exit_2(broken_data_dir: Pat
     model.mkdir()
     (model / "config.json").write_text("{}")  # data is checked before any model loads
     out = tmp_path / "out"
-    proc = run_cli(["safeeraser", "eval", "--model", str(model), "--data", str(broken_data_dir), "--out", str(out)],
-                   timeout=120)
+    proc = run_cli(
+        ["safeeraser", "eval", "--model", str(model), "--data", str(broken_data_dir), "--out", str(out)], timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -303,6 +323,8 @@ def test_eval_cli_usage_errors(args: list[str], message: str, synthetic_dir: Pat
 def test_report_cli_rejects_a_folder_without_results(tmp_path: Path) -> None:
     proc = run_cli(["safeeraser", "report", "--runs", str(tmp_path), "--out", str(tmp_path / "r.md")], timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"safeeraser: error: {tmp_path / 'results.json'}: not found " \
+    assert (
+        proc.stderr.strip() == f"safeeraser: error: {tmp_path / 'results.json'}: not found "
         f"(is {tmp_path} a folder written by `safeeraser eval`?)"
+    )
     assert not (tmp_path / "r.md").exists()

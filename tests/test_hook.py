@@ -31,7 +31,9 @@ def test_hook_is_inert_when_switched_off():
 
 
 def test_other_programs_do_not_import_the_plugin_beyond_the_hook():
-    proc = run_cli([sys.executable, "-c", "import sys; print(sorted(m for m in sys.modules if m.startswith('llamafactory')))"])
+    proc = run_cli(
+        [sys.executable, "-c", "import sys; print(sorted(m for m in sys.modules if m.startswith('llamafactory')))"]
+    )
     assert proc.stdout.strip() == "['llamafactory_safeeraser', 'llamafactory_safeeraser._startup']"
 
 
@@ -56,7 +58,7 @@ def test_a_broken_plugin_never_breaks_python_start_up(tmp_path):
 def test_unlearn_stage_is_rejected_without_the_plugin(tiny_model_dir, prepared_dir, tmp_path):
     """Switched off, LLaMA-Factory is itself again (and our stage is unknown to it)."""
     config = base_train_config(tiny_model_dir, prepared_dir, stage="unlearn", dataset="safeeraser_forget")
-    with pytest.raises(AssertionError, match="invalid choice|unlearn|not used by the HfArgumentParser"):
+    with pytest.raises(AssertionError, match=r"invalid choice|unlearn|not used by the HfArgumentParser"):
         llamafactory_train(config, tmp_path, SAFEERASER_DISABLE="1")
 
 

@@ -60,7 +60,9 @@ def test_guarded_ascent_without_ceiling_is_minus_nll_and_holds_rows_above_it():
     ceiling = float(per_row.median())  # rows at or above the median are held back
     tokens = loop_token_logps(logits, labels)
     active = {b for b in range(labels.shape[0]) if per_row[b] < ceiling}
-    expected = (sum(lp for b, lp in tokens if b in active) - sum(lp for b, lp in tokens if b not in active)) / len(tokens)
+    expected = (sum(lp for b, lp in tokens if b in active) - sum(lp for b, lp in tokens if b not in active)) / len(
+        tokens
+    )
     clamped, held = losses.guarded_ascent_loss(logits, labels, ceiling)
     assert clamped.item() == pytest.approx(expected, abs=1e-10)
     assert held.item() == labels.shape[0] - len(active) > 0
@@ -106,9 +108,11 @@ def test_npo_loss_matches_formula():
     policy = torch.tensor([-12.0, -3.5, -40.0], dtype=torch.float64)
     reference = torch.tensor([-10.0, -5.0, -41.0], dtype=torch.float64)
     beta = 0.1
-    expected = sum(
-        math.log(1 + math.exp(p - r) ** beta) for p, r in zip(policy.tolist(), reference.tolist(), strict=True)
-    ) * (2 / beta) / 3
+    expected = (
+        sum(math.log(1 + math.exp(p - r) ** beta) for p, r in zip(policy.tolist(), reference.tolist(), strict=True))
+        * (2 / beta)
+        / 3
+    )
     assert losses.npo_loss(policy, reference, beta).item() == pytest.approx(expected, rel=1e-12)
     # at the start (policy == reference) the loss is (2/beta) * ln 2
     assert losses.npo_loss(reference, reference, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-12)

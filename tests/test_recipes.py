@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import REPO, base_train_config, llamafactory_train, log_history, subprocess_env
 
+import yaml
 from llamafactory_safeeraser import lmf
 
 RECIPES = sorted((REPO / "yaml").glob("llava*b_*.yaml"))
@@ -33,13 +33,33 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
     assert config["model_name_or_path"] == f"llava-hf/llava-1.5-{size}-hf"
     assert config["unlearn_method"] == method and config["stage"] == "unlearn"
     expected = {
-        "lora_rank": 32, "lora_alpha": 256, "lora_dropout": 0.05, "learning_rate": 1.0e-4, "weight_decay": 0.01,
-        "lr_scheduler_type": "cosine", "warmup_ratio": 0.06, "max_grad_norm": 1.0, "num_train_epochs": 10.0,
-        "per_device_train_batch_size": 1, "gradient_accumulation_steps": 16, "seed": 233, "bf16": True,
-        "finetuning_type": "lora", "freeze_vision_tower": True, "additional_target": "multi_modal_projector",
+        "lora_rank": 32,
+        "lora_alpha": 256,
+        "lora_dropout": 0.05,
+        "learning_rate": 1.0e-4,
+        "weight_decay": 0.01,
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": 0.06,
+        "max_grad_norm": 1.0,
+        "num_train_epochs": 10.0,
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 16,
+        "seed": 233,
+        "bf16": True,
+        "finetuning_type": "lora",
+        "freeze_vision_tower": True,
+        "additional_target": "multi_modal_projector",
     }
     assert {key: config[key] for key in expected} == expected
-    assert set(config["lora_target"].split(",")) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(config["lora_target"].split(",")) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert Path(REPO / config["deepspeed"]).is_file()
     if path.stem.endswith("_pd"):
         assert config["pd_dataset"] == "safeeraser_pd"
@@ -70,17 +90,32 @@ def test_custom_method_example_installs_and_trains_with_pd(vanilla_model_dir, pr
     """The example package registers `wga` through an entry point; PD is added by the base class."""
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site),
-         str(REPO / "examples/custom_method")],
-        check=True, env=subprocess_env(), capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(REPO / "examples/custom_method"),
+        ],
+        check=True,
+        env=subprocess_env(),
+        capture_output=True,
     )
     example = yaml.safe_load((REPO / "examples/custom_method/wga_tiny.yaml").read_text())
-    config = base_train_config(vanilla_model_dir, prepared_dir, max_samples=16, **{
-        k: example[k] for k in ("stage", "unlearn_method", "dataset", "pd_dataset", "pd_weight")
-    })
+    config = base_train_config(
+        vanilla_model_dir,
+        prepared_dir,
+        max_samples=16,
+        **{k: example[k] for k in ("stage", "unlearn_method", "dataset", "pd_dataset", "pd_weight")},
+    )
     out = llamafactory_train(config, tmp_path, "wga", PYTHONPATH=str(site))
     logged = {key for entry in log_history(out) for key in entry}
     assert {"wga_loss", "forget_nll", "pd_nll"} <= logged
     assert "Unlearning with wga" in (tmp_path / "wga.log").read_text()
-    first, last = [e for e in log_history(out) if "forget_nll" in e][0], [e for e in log_history(out) if "forget_nll" in e][-1]
-    assert last["forget_nll"] > first["forget_nll"]
+    forget_nll = [entry["forget_nll"] for entry in log_history(out) if "forget_nll" in entry]
+    assert forget_nll[-1] > forget_nll[0]

@@ -64,8 +64,13 @@ def test_small_size_is_big_enough_for_benchmarks(tmp_path):
 def test_tiny_model_trains_under_llamafactory_cli(tiny_model_dir, prepared_dir, tmp_path):
     """A real `llamafactory-cli train` SFT run on the tiny model lowers its loss and saves an adapter."""
     config = base_train_config(
-        tiny_model_dir, prepared_dir, stage="sft", dataset="safeeraser_retain", max_samples=8,
-        num_train_epochs=6.0, learning_rate=5.0e-3,
+        tiny_model_dir,
+        prepared_dir,
+        stage="sft",
+        dataset="safeeraser_retain",
+        max_samples=8,
+        num_train_epochs=6.0,
+        learning_rate=5.0e-3,
     )
     out = llamafactory_train(config, tmp_path, "sft")
     losses = [e["loss"] for e in log_history(out) if "loss" in e]

@@ -123,8 +123,14 @@ def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Pa
         elif kind == "sarr":
             for j, pair in enumerate(record.unsafe_pairs):
                 docs.append(
-                    doc(record, f"unsafe_pairs[{j}]", 0, pair.question_for_sd_image, pair.sd_response,
-                        record.sd_image_path)
+                    doc(
+                        record,
+                        f"unsafe_pairs[{j}]",
+                        0,
+                        pair.question_for_sd_image,
+                        pair.sd_response,
+                        record.sd_image_path,
+                    )
                 )
         else:
             for field, qa in zip(UNHARM_TEXT_FIELDS + UNHARM_IMAGE_FIELDS, record.retain_pairs, strict=True):

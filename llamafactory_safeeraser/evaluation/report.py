@@ -152,8 +152,11 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
     lines += _table(
         ["Run", *kinds, "total"],
         [
-            [_escape(run["run"]["name"]), *(str(run["judge_failures"].get(kind, "n/a")) for kind in kinds),
-             str(run["judge_failures"].get("total", 0))]
+            [
+                _escape(run["run"]["name"]),
+                *(str(run["judge_failures"].get(kind, "n/a")) for kind in kinds),
+                str(run["judge_failures"].get("total", 0)),
+            ]
             for run in runs
         ],
     )
@@ -175,8 +178,9 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
                 str(settings.get("seed")),
             ]
         )
-    lines += _table(["Run", "Model", "Adapter", "Judge", "Samples per harmful question", "Max new tokens", "Limit",
-                     "Seed"], rows)
+    lines += _table(
+        ["Run", "Model", "Adapter", "Judge", "Samples per harmful question", "Max new tokens", "Limit", "Seed"], rows
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -352,7 +352,16 @@ def _str_or_none(value: Path | None) -> str | None:
 
 # Everything of the lm-eval document but its judge settings (results.json holds those once).
 _SAMPLE_DOC_FIELDS = (
-    "task_kind", "record", "category", "keyword", "item", "sample", "question", "image_path", "prompt", "reference",
+    "task_kind",
+    "record",
+    "category",
+    "keyword",
+    "item",
+    "sample",
+    "question",
+    "image_path",
+    "prompt",
+    "reference",
     "source_file",
 )
 

@@ -26,7 +26,9 @@ class UnlearningArguments:
     )
     pd_dataset: str | None = field(
         default=None,
-        metadata={"help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i."},
+        metadata={
+            "help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i."
+        },
     )
     retain_weight: float | None = field(
         default=None,

@@ -146,7 +146,8 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
             self._guard_announced = True  # afterwards the logged term `guard_held_back` tracks it
             logger.warning_rank0(
                 f"forget-NLL guard: from step {self.state.global_step} on, forget rows whose NLL is above "
-                f"{self.forget_nll_ceiling:.2f} are held at that ceiling instead of ascending (logged as guard_held_back)"
+                f"{self.forget_nll_ceiling:.2f} are held at that ceiling instead of ascending "
+                "(logged as guard_held_back)"
             )
         return loss, {"forget_nll": forget_nll, "guard_held_back": held_back.float()}
 
@@ -178,7 +179,7 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
         return bool(self.accelerator.reduce(value, reduction="sum").item() > 0)
 
     # ----- Trainer hooks ----------------------------------------------------------------------
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         batch = UnlearningBatch(self, model, inputs)
         loss, terms = self.method_loss(batch)
         if self.pd_weight and batch.has("pd"):
@@ -217,7 +218,7 @@ class _GuardCallback(TrainerCallback):
     def __init__(self, trainer: UnlearningTrainer):
         self.trainer = trainer
 
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+    def on_step_end(self, args, state, control, **kwargs):
         trainer = self.trainer
         if trainer.finetuning_args.forget_nll_guard == "stop" and trainer.any_process(trainer._guard_tripped):
             logger.warning_rank0(

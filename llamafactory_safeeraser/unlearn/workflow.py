@@ -37,13 +37,24 @@ def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, fin
 
 
 def load_unlearning_sets(
-    method: type[UnlearningTrainer], template: Any, model_args: Any, data_args: Any, training_args: Any,
-    finetuning_args: Any, tokenizer_module: dict[str, Any],
+    method: type[UnlearningTrainer],
+    template: Any,
+    model_args: Any,
+    data_args: Any,
+    training_args: Any,
+    finetuning_args: Any,
+    tokenizer_module: dict[str, Any],
 ) -> StackedUnlearningDataset:
     def load(names: list[str], transform: Any = None) -> Any:
         return lmf.load_sft_dataset(
-            names, template, model_args, data_args, training_args,
-            tokenizer_module["tokenizer"], tokenizer_module.get("processor"), transform,
+            names,
+            template,
+            model_args,
+            data_args,
+            training_args,
+            tokenizer_module["tokenizer"],
+            tokenizer_module.get("processor"),
+            transform,
         )
 
     forget_names = data_args.dataset

@@ -1,0 +1,63 @@
+"""A reduced CPU demo: the pipeline's invariants hold, and a re-run reproduces the table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import answer_nll
+
+from llamafactory_safeeraser.demo import DemoSettings, run_demo
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    settings = DemoSettings(
+        out_dir=tmp_path_factory.mktemp("demo") / "out",
+        images_per_concept=2,
+        runs=("ga", "ga_pd", "po"),
+        vanilla_overrides={"num_train_epochs": 10},
+        max_gen_toks=32,
+    )
+    report = run_demo(settings)
+    return settings, report
+
+
+def summary(settings: DemoSettings, run: str) -> dict:
+    return json.loads((settings.out_dir / "eval" / run / "results.json").read_text())["summary"]
+
+
+def test_reduced_demo_invariants(demo):
+    settings, report = demo
+    out = settings.out_dir
+    vanilla = summary(settings, "vanilla")
+    # the vanilla model complies: harmful answers reproduced, no refusals, normal answers on benign images
+    assert vanilla["asr_eff"] >= 0.8 and vanilla["rr_eff"] <= 0.1 and vanilla["sarr"] <= 0.2
+    # PO raises the refusal rate
+    assert summary(settings, "PO")["rr_eff"] >= vanilla["rr_eff"] + 0.5
+
+    forget = json.loads((out / "datasets/forget.json").read_text())[:24]
+    pd_rows = json.loads((out / "datasets/pd.json").read_text())[:24]
+    vanilla_dir, runs = out / "vanilla", out / "runs"
+    # GA raises the forget NLL; PD lowers the PD-set NLL against no PD
+    assert answer_nll(vanilla_dir, forget, runs / "ga") > answer_nll(vanilla_dir, forget) + 1.0
+    assert answer_nll(vanilla_dir, pd_rows, runs / "ga_pd") < answer_nll(vanilla_dir, pd_rows, runs / "ga")
+
+    text = report.read_text()
+    assert "## Outcome" in text and "| GA+PD |" in text and (out / "eval/report.png").is_file()
+    assert json.loads((out / "settings.json").read_text())["seed"] == settings.seed
+
+
+def test_rerun_reuses_steps_and_reproduces_the_table(demo, capsys):
+    settings, report = demo
+    first = report.read_text()
+    (settings.out_dir / ".steps/run_ga_pd.done").unlink()  # retrain and re-evaluate one run from scratch
+    (settings.out_dir / ".steps/eval_GA+PD.done").unlink()
+    capsys.readouterr()
+    second = run_demo(settings).read_text()
+    log = capsys.readouterr().out
+    assert "vanilla model" in log and "(reused)" in log
+    assert "unlearning GA+PD" in log and "unlearning GA+PD (llamafactory-cli train tiny_ga_pd.yaml) (reused)" not in log
+    assert second == first
