@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("make-tiny-model", _make_tiny_model, "write a randomly initialised checkpoint built offline")
-    p.add_argument("--family", default="llava", choices=["llava"])
+    p.add_argument("--family", default="llava", choices=["llava", "qwen2_vl", "mllama"], help="demo/small: llava only")
     p.add_argument("--size", default="tiny", choices=["tiny", "demo", "small"])
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)

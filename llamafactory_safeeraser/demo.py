@@ -28,7 +28,7 @@ from .fileio import write_json_atomic, write_text_atomic
 from .prepare import forget_rows, pd_rows, prepare_datasets, retain_rows
 from .refusals import BUILTIN_REFUSALS, draw_refusals
 
-METHODS = ("ga", "gd", "kl", "po", "npo")
+METHODS = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")  # paper methods first
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 RUN_NAMES = tuple(f"{method}{suffix}" for method in METHODS for suffix in ("", "_pd"))
 # Openly harmful, text-only stand-in requests answered with refusals: the vanilla model's
@@ -253,8 +253,15 @@ def run_demo(settings: DemoSettings) -> Path:
     return report
 
 
+METHOD_LABELS = {"simnpo": "SimNPO", "idkdpo": "IdkDPO"}  # the rest are upper-case acronyms
+
+
 def display_name(run: str) -> str:
-    return "vanilla" if run == "vanilla" else run.upper().replace("_PD", "+PD")
+    """'ga_pd' -> 'GA+PD', 'simnpo' -> 'SimNPO' (the run names of the report)."""
+    if run == "vanilla":
+        return run
+    method, _, pd = run.partition("_")
+    return METHOD_LABELS.get(method, method.upper()) + ("+PD" if pd else "")
 
 
 def evaluate_and_report(

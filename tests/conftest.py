@@ -91,6 +91,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def family_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``family_model_dir(family)``: a model family's tiny checkpoint, built on first use (llava: tiny_model_dir)."""
+    from llamafactory_safeeraser.tiny_models import write_tiny_model
+
+    built = {"llava": tiny_model_dir}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            out = tmp_path_factory.mktemp("models") / f"tiny-{family}"
+            write_tiny_model(out, family=family, size="tiny", seed=0)
+            built[family] = out
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """all_train.json (24 records) and all_val.json (12 records) with images."""
     from llamafactory_safeeraser.synthetic import write_synthetic_benchmark

@@ -20,7 +20,7 @@ def parse(tiny_model_dir, prepared_dir, tmp_path, **keys):
 CASES = {
     "unknown method": (
         {"unlearn_method": "erase_all"},
-        r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, kl, npo, po",
+        r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, idkdpo, kl, npo, po, rmu, simnpo",
     ),
     "pd weight without pd set": (
         {"unlearn_method": "ga", "pd_weight": 0.5},
@@ -43,6 +43,17 @@ CASES = {
     ),
     "negative beta": ({"unlearn_method": "npo", "npo_beta": -1.0}, r"`npo_beta` must be > 0"),
     "bad guard": ({"unlearn_method": "ga", "forget_nll_guard": "maybe"}, r"maybe"),
+    "simnpo key on npo": (
+        {"unlearn_method": "npo", "simnpo_gamma": 0.5},
+        r"`simnpo_gamma` is not used by unlearn_method 'npo'",
+    ),
+    "rmu without retain set": ({"unlearn_method": "rmu"}, r"unlearn_method 'rmu' needs `retain_dataset`"),
+    "rmu key on ga": ({"unlearn_method": "ga", "rmu_layer": 1}, r"`rmu_layer` is not used by unlearn_method 'ga'"),
+    "negative rmu alpha": (
+        {"unlearn_method": "rmu", "retain_dataset": "safeeraser_retain", "rmu_alpha": -1.0},
+        r"`rmu_alpha` must be >= 0",
+    ),
+    "idkdpo without retain set": ({"unlearn_method": "idkdpo"}, r"'idkdpo' needs `retain_dataset`"),
     "unlearn keys on sft": ({"stage": "sft", "pd_dataset": "safeeraser_pd"}, r"only apply to `stage: unlearn`"),
 }
 
@@ -83,5 +94,5 @@ def test_cli_reports_unknown_method_and_exits_non_zero(tiny_model_dir, prepared_
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     proc = run_cli([str(BIN / "llamafactory-cli"), "train", str(tmp_path / "bad.yaml")])
     assert proc.returncode != 0
-    assert "unknown unlearn_method 'erase_all'; valid choices: ga, gd, kl, npo, po" in proc.stderr
+    assert "unknown unlearn_method 'erase_all'; valid choices: ga, gd, idkdpo, kl, npo, po, rmu, simnpo" in proc.stderr
     assert not (tmp_path / "o").exists()

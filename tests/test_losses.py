@@ -116,3 +116,41 @@ def test_npo_loss_matches_formula():
     assert losses.npo_loss(policy, reference, beta).item() == pytest.approx(expected, rel=1e-12)
     # at the start (policy == reference) the loss is (2/beta) * ln 2
     assert losses.npo_loss(reference, reference, beta).item() == pytest.approx(2 / beta * math.log(2), rel=1e-12)
+
+
+def test_simnpo_loss_matches_formula():
+    logps = torch.tensor([-12.0, -3.5, -40.0], dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 20])
+    beta, gamma = 2.5, 0.3
+    expected = (
+        sum(
+            -math.log(1 / (1 + math.exp(beta * lp / n + gamma)))
+            for lp, n in zip(logps.tolist(), lengths.tolist(), strict=True)
+        )
+        * (2 / beta)
+        / 3
+    )  # -(2/beta) log sigmoid(-(beta/|y|) log pi - gamma)
+    assert losses.simnpo_loss(logps, lengths, beta, gamma).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_dpo_loss_matches_formula_and_rewards_the_preferred_answer():
+    chosen, rejected = torch.tensor([-5.0, -7.0]), torch.tensor([-6.0, -2.0])
+    ref_chosen, ref_rejected = torch.tensor([-6.0, -7.5]), torch.tensor([-6.5, -3.0])
+    beta = 0.1
+    margins = [(c - rc) - (r - rr) for c, rc, r, rr in zip(chosen, ref_chosen, rejected, ref_rejected, strict=True)]
+    expected = sum(math.log(1 + math.exp(-beta * float(m))) for m in margins) / 2
+    assert losses.dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta).item() == pytest.approx(expected, rel=1e-6)
+    # at the start (policy == reference) the loss is ln 2
+    assert losses.dpo_loss(chosen, rejected, chosen, rejected, beta).item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_masked_mse_averages_over_masked_positions_and_units():
+    hidden = torch.arange(2 * 3 * 4, dtype=torch.float64).view(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    target = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    rows = [hidden[0, 0], hidden[0, 1], hidden[1, 0]]
+    expected = sum(float(((r - target) ** 2).sum()) for r in rows) / (3 * 4)
+    assert losses.masked_mse(hidden, target, mask).item() == pytest.approx(expected)
+    per_position = torch.stack(rows) + 1.0
+    assert losses.masked_mse(hidden, per_position, mask).item() == pytest.approx(1.0)
+    assert losses.answer_lengths(torch.tensor([[-100, 5, 6, -100], [-100, -100, -100, 9]])).tolist() == [2, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,15 @@ from llamafactory_safeeraser import lmf
 RECIPES = sorted((REPO / "yaml").glob("llava*b_*.yaml"))
 # SPEC section 2: the reference's PD weights (GD+PD also halves the retain weight)
 PAPER_PD_WEIGHTS = {"ga": 0.5, "gd": 0.5, "kl": 1.0, "po": 1.0}
+PAPER_METHODS = ("ga", "gd", "kl", "po", "npo")
 
 
-def test_every_method_has_a_7b_and_13b_recipe_with_and_without_pd():
-    names = {p.stem for p in RECIPES}
-    for size in ("7b", "13b"):
-        for method in ("ga", "gd", "kl", "po", "npo"):
-            assert {f"llava{size}_{method}", f"llava{size}_{method}_pd"} <= names
+def test_every_method_has_recipes_with_and_without_pd():
+    names = {p.stem for p in RECIPES} | {p.stem for p in (REPO / "yaml").glob("tiny_*.yaml")}
+    for method in ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu"):
+        sizes = ("7b", "13b") if method in PAPER_METHODS else ("7b",)  # the paper's methods also at 13B
+        for name in [f"llava{size}_{method}" for size in sizes] + [f"tiny_{method}"]:
+            assert {name, f"{name}_pd"} <= names, name
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
@@ -48,8 +51,9 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
         "bf16": True,
         "finetuning_type": "lora",
         "freeze_vision_tower": True,
-        "additional_target": "multi_modal_projector",
     }
+    if method != "rmu":  # RMU trains only its chosen layers; the others train the projector fully, as the paper
+        expected["additional_target"] = "multi_modal_projector"
     assert {key: config[key] for key in expected} == expected
     assert set(config["lora_target"].split(",")) == {
         "q_proj",
@@ -88,20 +92,11 @@ def test_deepspeed_configs_are_zero2_and_zero3():
 @pytest.mark.slow
 def test_custom_method_example_installs_and_trains_with_pd(vanilla_model_dir, prepared_dir, tmp_path):
     """The example package registers `wga` through an entry point; PD is added by the base class."""
-    site = tmp_path / "site"
+    site, source = tmp_path / "site", tmp_path / "custom_method"
+    shutil.copytree(REPO / "examples/custom_method", source)  # a build writes build/ into its source folder
+    pip_install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(REPO / "examples/custom_method"),
-        ],
+        [*pip_install, "--target", str(site), str(source)],
         check=True,
         env=subprocess_env(),
         capture_output=True,

@@ -20,14 +20,30 @@ from llamafactory_safeeraser.refusals import BUILTIN_REFUSALS
 from llamafactory_safeeraser.unlearn.trainer import UnlearningBatch
 from llamafactory_safeeraser.unlearn.workflow import create_unlearning_trainer
 
-WEIGHTS = {"pd_weight": 0.7, "retain_weight": 0.4, "kl_weight": 0.9, "npo_beta": 0.2}
+WEIGHTS = {
+    "pd_weight": 0.7,
+    "retain_weight": 0.4,
+    "kl_weight": 0.9,
+    "npo_beta": 0.2,
+    "simnpo_beta": 2.0,
+    "simnpo_gamma": 0.5,
+    "pref_beta": 0.3,
+    "rmu_layer": 0,
+    "rmu_steering_coeff": 3.0,
+    "rmu_alpha": 5.0,
+}
+RETAIN = {"retain_dataset": "safeeraser_retain", "retain_weight": 0.4}
 METHOD_KEYS = {
     "ga": {},
-    "gd": {"retain_dataset": "safeeraser_retain", "retain_weight": 0.4},
+    "gd": RETAIN,
     "kl": {"retain_dataset": "safeeraser_retain", "kl_weight": 0.9},
-    "po": {"retain_dataset": "safeeraser_retain", "retain_weight": 0.4},
-    "npo": {"retain_dataset": "safeeraser_retain", "retain_weight": 0.4, "npo_beta": 0.2},
+    "po": RETAIN,
+    "npo": {**RETAIN, "npo_beta": 0.2},
+    "simnpo": {**RETAIN, "simnpo_beta": 2.0, "simnpo_gamma": 0.5},
+    "idkdpo": {**RETAIN, "pref_beta": 0.3},
+    "rmu": {"retain_dataset": "safeeraser_retain", "rmu_layer": 0, "rmu_steering_coeff": 3.0, "rmu_alpha": 5.0},
 }
+METHODS = sorted(METHOD_KEYS)
 
 
 def build_trainer(tiny_model_dir, prepared_dir, tmp_path, method: str, **overrides):
@@ -58,12 +74,22 @@ def perturb_lora(model: torch.nn.Module, seed: int = 1) -> None:
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
 
 
-def row_token_logps(model, processor, row: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Answer-token log-probs of one row ([n]) and the full next-token log-softmax at those positions ([n, V])."""
+def row_forward(model, processor, row: dict):
+    """One row through the model on its own: outputs with hidden states (no padding, own image preprocessing)."""
     image = Image.open(row["images"][0]).convert("RGB")
     pixel_values = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
     input_ids = torch.tensor([row["input_ids"]])
-    logits = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pixel_values=pixel_values).logits[0]
+    return model(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        pixel_values=pixel_values,
+        output_hidden_states=True,
+    )
+
+
+def row_token_logps(model, processor, row: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Answer-token log-probs of one row ([n]) and the full next-token log-softmax at those positions ([n, V])."""
+    logits = row_forward(model, processor, row).logits[0]
     labels = row["labels"]
     positions = [t for t in range(1, len(labels)) if labels[t] != -100]
     log_softmax = torch.log_softmax(logits.double()[[t - 1 for t in positions]], dim=-1)
@@ -72,8 +98,7 @@ def row_token_logps(model, processor, row: dict) -> tuple[torch.Tensor, torch.Te
 
 
 def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], reference_model) -> float:
-    processor = trainer.processing_class if hasattr(trainer.processing_class, "image_processor") else None
-    processor = processor or trainer.data_collator.processor
+    processor = trainer.data_collator.processor
     model = trainer.model
 
     def stats(group: str, m):
@@ -83,16 +108,17 @@ def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], re
         tokens = torch.cat([lp for lp, _ in per_row])
         return float(-tokens.mean())
 
+    def sequence_logps(group: str, m) -> list[float]:
+        return [float(lp.sum()) for lp, _ in stats(group, m)]
+
     with torch.no_grad():
-        forget = stats("forget", model)
-        pd_rows = stats("pd", model)
-        loss = WEIGHTS["pd_weight"] * nll(pd_rows)
-        if method in ("ga", "gd", "kl"):
-            loss += -nll(forget)
-        if method == "po":
-            loss += nll(forget)
-        if method in ("gd", "po", "npo"):
+        loss = WEIGHTS["pd_weight"] * nll(stats("pd", model))
+        if method in ("gd", "po", "npo", "simnpo", "idkdpo"):
             loss += WEIGHTS["retain_weight"] * nll(stats("retain", model))
+        if method in ("ga", "gd", "kl"):
+            loss += -nll(stats("forget", model))
+        if method == "po":
+            loss += nll(stats("refusal", model))
         if method == "kl":
             policy = torch.cat([ls for _, ls in stats("retain", model)])
             reference = torch.cat([ls for _, ls in stats("retain", reference_model)])
@@ -100,12 +126,41 @@ def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], re
             loss += WEIGHTS["kl_weight"] * float(kl)
         if method == "npo":
             beta = WEIGHTS["npo_beta"]
-            reference = stats("forget", reference_model)
-            terms = [
-                math.log1p(math.exp(beta * float(lp.sum() - ref_lp.sum())))
-                for (lp, _), (ref_lp, _) in zip(forget, reference, strict=True)
+            ratios = [
+                p - r
+                for p, r in zip(sequence_logps("forget", model), sequence_logps("forget", reference_model), strict=True)
             ]
-            loss += (2 / beta) * sum(terms) / len(terms)
+            loss += (2 / beta) * sum(math.log1p(math.exp(beta * x)) for x in ratios) / len(ratios)
+        if method == "simnpo":
+            beta, gamma = WEIGHTS["simnpo_beta"], WEIGHTS["simnpo_gamma"]
+            normalised = [float(lp.sum()) / len(lp) for lp, _ in stats("forget", model)]
+            loss += (2 / beta) * sum(math.log1p(math.exp(beta * x + gamma)) for x in normalised) / len(normalised)
+        if method == "idkdpo":
+            beta = WEIGHTS["pref_beta"]
+            chosen = [
+                p - r
+                for p, r in zip(
+                    sequence_logps("refusal", model), sequence_logps("refusal", reference_model), strict=True
+                )
+            ]
+            rejected = [
+                p - r
+                for p, r in zip(sequence_logps("forget", model), sequence_logps("forget", reference_model), strict=True)
+            ]
+            margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+            loss += sum(math.log1p(math.exp(-beta * m)) for m in margins) / len(margins)  # -log sigmoid(beta m)
+        if method == "rmu":
+            layer = WEIGHTS["rmu_layer"] + 1  # hidden_states[0]: embeddings
+            hidden = model.config.text_config.hidden_size
+            direction = torch.rand(hidden, generator=torch.Generator().manual_seed(233))
+            target = WEIGHTS["rmu_steering_coeff"] * direction / direction.norm()
+            forget = torch.cat([row_forward(model, processor, r).hidden_states[layer][0] for r in batch_rows["forget"]])
+            loss += float(((forget - target) ** 2).mean())
+            policy = torch.cat([row_forward(model, processor, r).hidden_states[layer][0] for r in batch_rows["retain"]])
+            ref = torch.cat(
+                [row_forward(reference_model, processor, r).hidden_states[layer][0] for r in batch_rows["retain"]]
+            )
+            loss += WEIGHTS["rmu_alpha"] * float(((policy - ref) ** 2).mean())
     return loss
 
 
@@ -116,7 +171,7 @@ def reference_model(tiny_model_dir):
     return AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
-@pytest.mark.parametrize("method", ["ga", "gd", "kl", "po", "npo"])
+@pytest.mark.parametrize("method", METHODS)
 def test_trainer_loss_equals_independent_calculation(method, tiny_model_dir, prepared_dir, tmp_path, reference_model):
     trainer = build_trainer(tiny_model_dir, prepared_dir, tmp_path, method)
     perturb_lora(trainer.model)
@@ -125,12 +180,14 @@ def test_trainer_loss_equals_independent_calculation(method, tiny_model_dir, pre
     rows = {
         group: [trainer.train_dataset[int(i)][group] for i in batch["row_ids"]] for group in trainer.train_dataset.sets
     }
-    if method == "po":  # PO's forget rows carry refusals, not the harmful answers
+    if method in ("po", "idkdpo"):  # the refusal twins of the forget rows: same prompts, refusal answers
         answers = {
             trainer.processing_class.decode([t for t in row["labels"] if t >= 0], skip_special_tokens=True)
-            for row in rows["forget"]
+            for row in rows["refusal"]
         }
         assert answers <= set(BUILTIN_REFUSALS)
+        if "forget" in rows:
+            assert [r["input_ids"][:20] for r in rows["refusal"]] == [r["input_ids"][:20] for r in rows["forget"]]
     loss = trainer.compute_loss(trainer.model, batch)
     expected = independent_loss(method, trainer, rows, reference_model)
     # float32 model, summed sequence log-probs: agreement to 1e-5 relative (and absolute)
@@ -140,7 +197,12 @@ def test_trainer_loss_equals_independent_calculation(method, tiny_model_dir, pre
 @pytest.mark.parametrize("fused", [True, False])
 def test_reference_terms_are_zero_at_step_one(fused, tiny_model_dir, prepared_dir, tmp_path):
     """LoRA B starts at zero, so the disabled-adapter reference equals the policy at step 1."""
-    for method, term in (("npo", "npo_log_ratio"), ("kl", "retain_kl")):
+    for method, term in (
+        ("npo", "npo_log_ratio"),
+        ("kl", "retain_kl"),
+        ("idkdpo", "dpo_margin"),
+        ("rmu", "rmu_retain"),
+    ):
         trainer = build_trainer(tiny_model_dir, prepared_dir, tmp_path / method, method, fused_forward=fused)
         trainer.model.train()
         batch = next(iter(trainer.get_train_dataloader()))
@@ -164,7 +226,7 @@ def test_npo_reference_cache_is_filled_once_and_reused(tiny_model_dir, prepared_
     trainer = build_trainer(tiny_model_dir, prepared_dir, tmp_path, "npo")
     batch = next(iter(trainer.get_train_dataloader()))
     first = UnlearningBatch(trainer, trainer.model, dict(batch)).reference_sequence_logps("forget")
-    assert set(trainer.reference_logp_cache) == set(batch["row_ids"].tolist())
+    assert set(trainer.reference_logp_cache) == {("forget", row) for row in batch["row_ids"].tolist()}
     perturb_lora(trainer.model)  # the policy moves; cached reference values must not
     calls = []
     trainer.reference_model_context = lambda model: calls.append(1)  # any reference forward would fail now
@@ -182,3 +244,10 @@ def test_non_finite_loss_stops_with_a_clear_message(tiny_model_dir, prepared_dir
     batch = next(iter(trainer.get_train_dataloader()))
     with pytest.raises(NonFiniteLossError, match="stopping before the update"):
         trainer.compute_loss(trainer.model, batch)
+
+
+def test_rmu_trains_only_the_steered_layer_and_the_two_below(tiny_model_dir, prepared_dir, tmp_path):
+    trainer = build_trainer(tiny_model_dir, prepared_dir, tmp_path, "rmu")  # rmu_layer 0: only layer 0 trains
+    trainable = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.0." in name and "language_model" in name for name in trainable)
+    assert any("lora_B" in name for name in trainable)

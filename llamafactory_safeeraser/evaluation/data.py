@@ -4,8 +4,9 @@ Which files: lm-eval ``--metadata`` (or ``TaskManager(metadata=...)``) keys ``da
 (holding ``all_train.json`` and ``all_val.json``), or ``train_file`` / ``val_file``; else the
 ``SAFEERASER_DATA_DIR`` environment variable. Other metadata keys: ``harmful_samples`` (responses
 sampled per harmful question, default 3, implemented by repeating the document), ``template``
-(LLaMA-Factory template that renders the prompt, default ``llava``) and the judge keys of
-:meth:`JudgeConfig.from_metadata`.
+(LLaMA-Factory template that renders the prompt, default ``llava``), ``image_max_pixels`` /
+``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images are resized as
+training resized them) and the judge keys of :meth:`JudgeConfig.from_metadata`.
 
 Every document carries its rendered prompt, its image path and its judge settings, so scoring
 needs nothing but the document and the response.
@@ -41,6 +42,8 @@ class TaskOptions:
     harmful_samples: int
     template: str
     judge: JudgeConfig
+    image_max_pixels: int | None = None  # None: LLaMA-Factory's default
+    image_min_pixels: int | None = None
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -59,11 +62,26 @@ class TaskOptions:
             explicit = metadata.get(f"{which}_file")
             chosen = explicit or (Path(str(data_dir)).expanduser() / name if data_dir else None)
             files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
-        samples = metadata.get("harmful_samples", DEFAULT_HARMFUL_SAMPLES)
-        if isinstance(samples, bool) or not str(samples).isdigit() or int(samples) < 1:
-            raise SafeEraserError(f"metadata 'harmful_samples' must be a positive integer, got {samples!r}")
+        samples = _positive_int(metadata, "harmful_samples", DEFAULT_HARMFUL_SAMPLES)
         template = str(metadata.get("template") or DEFAULT_TEMPLATE)
-        return cls(files["train"], files["val"], int(samples), template, JudgeConfig.from_metadata(metadata))
+        return cls(
+            files["train"],
+            files["val"],
+            samples,
+            template,
+            JudgeConfig.from_metadata(metadata),
+            _positive_int(metadata, "image_max_pixels", None),
+            _positive_int(metadata, "image_min_pixels", None),
+        )
+
+
+def _positive_int(metadata: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    value = metadata.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise SafeEraserError(f"metadata '{key}' must be a positive integer, got {value!r}")
+    return int(value)
 
 
 @functools.lru_cache(maxsize=64)
@@ -75,6 +93,17 @@ def render_prompt(template: str, question: str) -> str:
         return lmf.render_user_prompt(template, llava_prompt(question))
     except ValueError as err:
         raise SafeEraserError(f"metadata 'template': {err}") from None
+
+
+def load_image(doc: Mapping[str, Any]) -> Any:
+    """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
+    from PIL import Image
+
+    from .. import lmf
+
+    with Image.open(doc["image_path"]) as image:
+        rgb = image.convert("RGB")
+    return lmf.training_image(doc["template"], rgb, doc["image_max_pixels"], doc["image_min_pixels"])
 
 
 def _file_stamp(path: Path) -> tuple[str, int, int]:
@@ -108,6 +137,9 @@ def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Pa
             "reference": reference,
             "image_path": str(image),
             "prompt": render_prompt(options.template, question),
+            "template": options.template,
+            "image_max_pixels": options.image_max_pixels,
+            "image_min_pixels": options.image_min_pixels,
             "source_file": str(source_file),
             "judge": judge,
         }

@@ -68,12 +68,14 @@ class EvalSettings:
     limit: int | None = None  # documents per task (after harmful-sample repetition); for quick runs
     batch_size: int = 1
     template: str = "llava"
+    image_max_pixels: int | None = None  # the training run's LLaMA-Factory keys; None: its defaults
+    image_min_pixels: int | None = None
     seed: int = 233
     device: str | None = None  # default: cuda when available, else cpu
     tasks: tuple[str, ...] = ("safeeraser",)
 
     def __post_init__(self) -> None:
-        for name in ("harmful_samples", "batch_size", "max_gen_toks", "limit"):
+        for name in ("harmful_samples", "batch_size", "max_gen_toks", "limit", "image_max_pixels", "image_min_pixels"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise SafeEraserError(f"{name} must be a positive integer, got {value!r}")
@@ -84,6 +86,9 @@ class EvalSettings:
         for key in ("data_dir", "train_file", "val_file"):
             if getattr(self, key) is not None:
                 metadata[key] = str(Path(getattr(self, key)).expanduser().resolve())
+        for key in ("image_max_pixels", "image_min_pixels"):
+            if getattr(self, key) is not None:
+                metadata[key] = getattr(self, key)
         metadata.update(judge_metadata(self.judge))
         return metadata
 
@@ -334,6 +339,8 @@ def summarize(
             "limit": settings.limit,
             "batch_size": settings.batch_size,
             "template": settings.template,
+            "image_max_pixels": settings.image_max_pixels,
+            "image_min_pixels": settings.image_min_pixels,
             "seed": settings.seed,
             "device": raw.get("config", {}).get("device") or settings.device,
             "tasks": list(settings.tasks),

@@ -11,14 +11,25 @@ from typing import Literal
 
 GUARD_ACTIONS = ("clamp", "stop", "off")
 # keys that only some methods read; each method lists the ones it reads in `method_keys`
-METHOD_SPECIFIC_KEYS = ("kl_weight", "npo_beta", "refusal_file")
+METHOD_SPECIFIC_KEYS = (
+    "kl_weight",
+    "npo_beta",
+    "refusal_file",
+    "simnpo_beta",
+    "simnpo_gamma",
+    "rmu_layer",
+    "rmu_steering_coeff",
+    "rmu_alpha",
+)
 
 
 @dataclass
 class UnlearningArguments:
     unlearn_method: str = field(
         default="ga",
-        metadata={"help": "Unlearning method: ga, gd, kl, po, npo, or a name registered by a plugin."},
+        metadata={
+            "help": "Unlearning method: ga, gd, kl, po, npo, simnpo, idkdpo, rmu, or a name registered by a plugin."
+        },
     )
     retain_dataset: str | None = field(
         default=None,
@@ -45,6 +56,22 @@ class UnlearningArguments:
     refusal_file: str | None = field(
         default=None,
         metadata={"help": "PO: file of refusal answers, one per line (default: the built-in list)."},
+    )
+    simnpo_beta: float | None = field(default=None, metadata={"help": "SimNPO: inverse temperature beta. Default 2.5."})
+    simnpo_gamma: float | None = field(default=None, metadata={"help": "SimNPO: reward margin gamma. Default 0.0."})
+    rmu_layer: int | None = field(
+        default=None,
+        metadata={
+            "help": "RMU: decoder layer whose output is steered; it and the two layers below it train. "
+            "Default: the middle layer."
+        },
+    )
+    rmu_steering_coeff: float | None = field(
+        default=None, metadata={"help": "RMU: norm of the random target direction on forget rows. Default 6.5."}
+    )
+    rmu_alpha: float | None = field(
+        default=None,
+        metadata={"help": "RMU: weight of keeping retain rows' hidden states at the reference's. Default 1200 (WMDP)."},
     )
     forget_nll_guard: Literal["clamp", "stop", "off"] = field(
         default="clamp",
@@ -98,8 +125,12 @@ class UnlearningArguments:
             raise ValueError(f"unlearn_method '{name}' needs `retain_dataset`.")
         if not method.uses_retain_rows(self) and self.retain_dataset is not None:
             raise ValueError(f"unlearn_method '{name}' does not use `retain_dataset` with these weights; remove it.")
-        if self.npo_beta is not None and self.npo_beta <= 0:
-            raise ValueError("`npo_beta` must be > 0.")
+        for key in ("npo_beta", "simnpo_beta", "rmu_steering_coeff"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ValueError(f"`{key}` must be > 0.")
+        for key in ("rmu_layer", "rmu_alpha"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must be >= 0.")
         if self.forget_nll_ceiling is not None and self.forget_nll_ceiling <= 0:
             raise ValueError("`forget_nll_ceiling` must be > 0.")
 

@@ -13,14 +13,16 @@ from .trainer import GROUPS
 
 
 class StackedUnlearningDataset(torch.utils.data.Dataset):
-    """Row i holds forget row i, PD row i (same question, benign image) and a sampled retain row."""
+    """Row i holds forget row i (and/or its refusal twin), PD row i (same question, benign image)
+    and a sampled retain row."""
 
     def __init__(self, sets: dict[str, Any], seed: int, names: dict[str, str]):
-        forget = sets["forget"]
+        self.anchor = "forget" if "forget" in sets else "refusal"  # the set the others pair with
+        forget = sets[self.anchor]
         if "pd" in sets and len(sets["pd"]) != len(forget):
             raise ValueError(
                 f"pd_dataset '{names['pd']}' has {len(sets['pd'])} usable rows but the forget dataset "
-                f"'{names['forget']}' has {len(forget)}; PD row i must pair with forget row i. "
+                f"'{names[self.anchor]}' has {len(forget)}; PD row i must pair with forget row i. "
                 "LLaMA-Factory drops rows it cannot tokenize (a missing image, a wrong number of <image> tags): "
                 "fix those rows in both files."
             )
@@ -37,7 +39,7 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
                 self.retain_index = [rng.randrange(n_retain) for _ in range(len(forget))]
 
     def __len__(self) -> int:
-        return len(self.sets["forget"])
+        return len(self.sets[self.anchor])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {"row_id": index}
@@ -48,7 +50,7 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
 
 @dataclass
 class UnlearningDataCollator(lmf.SFTDataCollatorWith4DAttentionMask):
-    """Pads all sets of a batch together (rows ordered forget, retain, pd) for one forward pass.
+    """Pads all sets of a batch together (rows ordered as in GROUPS) for one forward pass.
 
     Adds ``group_sizes`` and ``row_ids``; ``reference_inputs`` holds the sets whose
     reference-model outputs the method needs, collated on their own.

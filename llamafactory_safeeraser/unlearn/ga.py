@@ -8,7 +8,5 @@ from .trainer import UnlearningBatch, UnlearningTrainer
 
 @register_method("ga")
 class GATrainer(UnlearningTrainer):
-    ascends_forget_nll = True
-
     def method_loss(self, batch: UnlearningBatch):
         return self.forget_ascent(batch)

@@ -8,7 +8,6 @@ from .trainer import UnlearningBatch, UnlearningTrainer
 
 @register_method("gd")
 class GDTrainer(UnlearningTrainer):
-    ascends_forget_nll = True
     default_retain_weight = 1.0
 
     def method_loss(self, batch: UnlearningBatch):

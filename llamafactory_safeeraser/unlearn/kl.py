@@ -9,7 +9,6 @@ from .trainer import UnlearningBatch, UnlearningTrainer
 
 @register_method("kl")
 class KLTrainer(UnlearningTrainer):
-    ascends_forget_nll = True
     reference_groups = ("retain",)
     method_keys = frozenset({"kl_weight"})
 

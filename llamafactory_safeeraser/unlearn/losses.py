@@ -100,3 +100,41 @@ def npo_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: fl
     log(1 + r^beta) = softplus(beta * log r), computed stably.
     """
     return (2.0 / beta) * F.softplus(beta * (policy_logps - reference_logps)).mean()
+
+
+def simnpo_loss(policy_logps: torch.Tensor, answer_lengths: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """SimNPO (Fan et al. 2024): (2/beta) * mean softplus(beta * log pi(y|x) / |y| + gamma).
+
+    NPO without a reference model: the length-normalised log-probability with a margin gamma,
+    i.e. -(2/beta) * log sigmoid(-(beta/|y|) log pi(y|x) - gamma).
+    """
+    normalised = policy_logps / answer_lengths.clamp(min=1)
+    return (2.0 / beta) * F.softplus(beta * normalised + gamma).mean()
+
+
+def dpo_loss(
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor,
+    reference_rejected_logps: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """DPO: -mean log sigmoid(beta * ((log pi_c - log ref_c) - (log pi_r - log ref_r)))."""
+    margin = (chosen_logps - reference_chosen_logps) - (rejected_logps - reference_rejected_logps)
+    return -F.logsigmoid(beta * margin).mean()
+
+
+def masked_mse(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the hidden units of the positions where ``mask`` is set.
+
+    ``hidden`` [B, T, H]; ``target`` [H] (broadcast) or [N, H] for the N masked positions.
+    """
+    selected = hidden[mask.bool()]
+    if selected.numel() == 0:
+        return hidden.sum() * 0.0
+    return ((selected - target) ** 2).mean()
+
+
+def answer_lengths(labels: torch.Tensor) -> torch.Tensor:
+    """Number of answer tokens per row, [B]."""
+    return (labels[:, 1:] != IGNORE_INDEX).sum(-1)

@@ -1,7 +1,7 @@
 """PO, preference optimisation towards "I don't know": loss = NLL(forget -> refusal) + retain_weight * NLL(retain).
 
-The forget rows carry a refusal (drawn at random from the built-in list or `refusal_file`)
-instead of the harmful answer; the workflow swaps the answers before tokenisation.
+PO trains on the forget prompts' refusal twins: the same rows with a refusal (drawn at random
+from the built-in list or `refusal_file`) instead of the harmful answer.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from .trainer import UnlearningBatch, UnlearningTrainer
 
 @register_method("po")
 class POTrainer(UnlearningTrainer):
-    forget_target = "refusal"
+    uses_forget_rows = False
+    uses_refusal_rows = True
     default_retain_weight = 1.0
     method_keys = frozenset({"refusal_file"})
 
     def method_loss(self, batch: UnlearningBatch):
-        refusal_nll = batch.nll("forget")
+        refusal_nll = batch.nll("refusal")
         retain, retain_terms = self.retain_term(batch)
         return refusal_nll + retain, {"refusal_nll": refusal_nll.detach(), **retain_terms}

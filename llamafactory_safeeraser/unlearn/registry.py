@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from typing import TypeVar
 
 ENTRY_POINT_GROUP = "llamafactory_safeeraser.methods"
-_BUILTIN_MODULES = ("ga", "gd", "kl", "po", "npo")
+_BUILTIN_MODULES = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")
 
 T = TypeVar("T", bound=type)
 _METHODS: dict[str, type] = {}

@@ -3,10 +3,11 @@
 A method is a small subclass that declares what it needs (class attributes) and implements
 :meth:`UnlearningTrainer.method_loss`. Everything shared lives here:
 
-- the batch holds forget rows, and retain / PD rows when the run uses them; by default they go
-  through the model in ONE forward pass and the logits are split per set afterwards;
-- the reference model (KL, NPO) is the same weights with the LoRA adapter disabled, or, for
-  full/freeze fine-tuning, LLaMA-Factory's reference copy; NPO's per-row reference log-probs
+- the batch holds forget rows (and/or their refusal twins), and retain / PD rows when the run
+  uses them; by default they go through the model in ONE forward pass and the logits (and, if
+  asked, hidden states) are split per set afterwards;
+- the reference model (KL, NPO, IdkDPO, RMU) is the same weights with the LoRA adapter disabled,
+  or, for full/freeze fine-tuning, LLaMA-Factory's reference copy; per-row reference log-probs
   are computed once and cached, since the reference never changes;
 - prompt decouple (PD) adds ``pd_weight * NLL(pd)`` to any method's loss, user methods included;
 - the forget-NLL guard, the non-finite-loss stop, and per-term loss logging.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from transformers import TrainerCallback
@@ -25,7 +26,9 @@ from transformers import TrainerCallback
 from .. import lmf
 from . import losses
 
-GROUPS = ("forget", "retain", "pd")
+# Row sets a step can hold, in the order they are stacked: harmful answers, refusals to the same
+# prompts (PO, IdkDPO), benign retain answers, and the prompt-decouple rows (benign SD image).
+GROUPS = ("forget", "refusal", "retain", "pd")
 logger = lmf.get_logger(__name__)
 
 
@@ -44,21 +47,31 @@ class UnlearningBatch:
         self._reference_inputs: dict[str, dict] = inputs.pop("reference_inputs", {})
         self.logits: dict[str, torch.Tensor] = {}
         self.labels: dict[str, torch.Tensor] = {}
+        self.attention_mask: dict[str, torch.Tensor] = {}
+        # per set, the hidden states of every layer (index 0: embeddings), when the method asks for them
+        self.hidden_states: dict[str, tuple[torch.Tensor, ...]] = {}
+        want_hidden = trainer.needs_hidden_states
         group_inputs = inputs.pop("group_inputs", None)
         if group_inputs is None:  # fused: one forward pass over all rows, split afterwards
             labels = inputs.pop("labels")
-            logits = model(**inputs).logits
+            outputs = model(**inputs, output_hidden_states=want_hidden)
             start = 0
             for group in GROUPS:
                 n = self.sizes[group]
                 if n:
-                    self.logits[group] = logits[start : start + n]
-                    self.labels[group] = labels[start : start + n]
+                    rows = slice(start, start + n)
+                    self.logits[group], self.labels[group] = outputs.logits[rows], labels[rows]
+                    self.attention_mask[group] = inputs["attention_mask"][rows]
+                    if want_hidden:
+                        self.hidden_states[group] = tuple(h[rows] for h in outputs.hidden_states)
                     start += n
         else:  # one forward pass per set (each padded to its own length)
             for group, batch in group_inputs.items():
                 self.labels[group] = batch.pop("labels")
-                self.logits[group] = model(**batch).logits
+                outputs = model(**batch, output_hidden_states=want_hidden)
+                self.logits[group], self.attention_mask[group] = outputs.logits, batch["attention_mask"]
+                if want_hidden:
+                    self.hidden_states[group] = outputs.hidden_states
                 self._reference_inputs.setdefault(group, dict(batch, labels=self.labels[group]))
 
     def has(self, group: str) -> bool:
@@ -67,42 +80,49 @@ class UnlearningBatch:
     def nll(self, group: str) -> torch.Tensor:
         return losses.answer_nll(self.logits[group], self.labels[group])
 
-    def reference_logits(self, group: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reference-model logits and labels for the rows of ``group`` (no gradient)."""
+    def reference_outputs(self, group: str, output_hidden_states: bool = False) -> tuple[Any, dict[str, Any]]:
+        """The reference model's outputs for the rows of ``group`` (no gradient), and the inputs it saw."""
         batch = dict(self._reference_inputs[group])
         labels = batch.pop("labels")
         with torch.no_grad(), self._trainer.reference_model_context(self._model) as reference:
-            return reference(**batch).logits, labels
+            outputs = reference(**batch, output_hidden_states=output_hidden_states)
+        return outputs, {**batch, "labels": labels}
+
+    def reference_logits(self, group: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference-model logits and labels for the rows of ``group`` (no gradient)."""
+        outputs, batch = self.reference_outputs(group)
+        return outputs.logits, batch["labels"]
 
     def reference_sequence_logps(self, group: str) -> torch.Tensor:
         """log pi_ref(y|x) per row of ``group``, from the cache when allowed."""
         cache = self._trainer.reference_logp_cache
-        row_ids = self.row_ids.tolist()
-        missing = cache is None or any(row not in cache for row in row_ids)
+        keys = [(group, row) for row in self.row_ids.tolist()]
+        missing = cache is None or any(key not in cache for key in keys)
         missing = self._trainer.any_process(missing)  # all ranks must run the same forwards (ZeRO-3)
         if missing:
             logits, labels = self.reference_logits(group)
             values = losses.sequence_logps(logits, labels)
             if cache is not None:
-                cache.update(zip(row_ids, values.tolist(), strict=True))
+                cache.update(zip(keys, values.tolist(), strict=True))
             return values
-        return torch.tensor([cache[row] for row in row_ids], device=self.row_ids.device, dtype=torch.float32)
+        return torch.tensor([cache[key] for key in keys], device=self.row_ids.device, dtype=torch.float32)
 
 
 class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
     """Subclass and implement :meth:`method_loss`; register with ``@register_method(name)``."""
 
     method_name: ClassVar[str] = ""
-    # "forget": forget rows carry the harmful answer; "refusal": a refusal instead (PO)
-    forget_target: ClassVar[Literal["forget", "refusal"]] = "forget"
+    # which forget-prompt rows the method trains on: harmful answers and/or refusals (PO, IdkDPO)
+    uses_forget_rows: ClassVar[bool] = True
+    uses_refusal_rows: ClassVar[bool] = False
     # weight of NLL(retain) when the YAML does not set retain_weight; None: the method has no such term
     default_retain_weight: ClassVar[float | None] = None
     # sets whose reference-model outputs the loss needs (KL: retain, NPO: forget)
     reference_groups: ClassVar[tuple[str, ...]] = ()
     # optional YAML keys the method reads (see arguments.METHOD_SPECIFIC_KEYS)
     method_keys: ClassVar[frozenset[str]] = frozenset()
-    # whether the method ascends the forget NLL (the guard watches those)
-    ascends_forget_nll: ClassVar[bool] = False
+    # whether the forward pass must also return every layer's hidden states (RMU)
+    needs_hidden_states: ClassVar[bool] = False
 
     @classmethod
     def uses_retain_rows(cls, args: Any) -> bool:
@@ -122,7 +142,10 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
             if unlearning.forget_nll_guard == "off"
             else (unlearning.forget_nll_ceiling or math.log(vocab_size))
         )
-        self.reference_logp_cache: dict[int, float] | None = {} if unlearning.cache_reference_logps else None
+        # (set, row id) -> log pi_ref(y|x); the reference never changes, so each row is computed once
+        self.reference_logp_cache: dict[tuple[str, int], float] | None = (
+            {} if unlearning.cache_reference_logps else None
+        )
         self._term_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
         self._term_counts: dict[str, int] = defaultdict(int)
         self.logged_terms: set[str] = set()

@@ -58,15 +58,16 @@ def load_unlearning_sets(
         )
 
     forget_names = data_args.dataset
-    transform = None
-    if method.forget_target == "refusal":
+    sets, names = {}, {}
+    if method.uses_forget_rows:
+        sets["forget"], names["forget"] = load(forget_names), ",".join(forget_names)
+    if method.uses_refusal_rows:  # the same forget prompts, answered with refusals
         refusals = load_refusals(finetuning_args.refusal_file)
 
-        def transform(aligned: Any) -> Any:
+        def with_refusals(aligned: Any) -> Any:
             return lmf.set_responses(aligned, draw_refusals(len(aligned), refusals, training_args.seed))
 
-    sets = {"forget": load(forget_names, transform)}
-    names = {"forget": ",".join(forget_names)}
+        sets["refusal"], names["refusal"] = load(forget_names, with_refusals), ",".join(forget_names) + " (refusals)"
     if method.uses_retain_rows(finetuning_args):
         sets["retain"] = load(_split(finetuning_args.retain_dataset))
         names["retain"] = finetuning_args.retain_dataset

@@ -22,7 +22,6 @@ def weighted_ascent_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: floa
 
 
 class WGATrainer(UnlearningTrainer):
-    ascends_forget_nll = True
     alpha = 1.0  # a subclass can change it
 
     def method_loss(self, batch: UnlearningBatch):

@@ -30,10 +30,7 @@ def utility_dataset(**metadata: Any) -> Any:
 
 
 def doc_to_image(doc: dict) -> list:
-    from PIL import Image
-
-    with Image.open(doc["image_path"]) as image:
-        return [image.convert("RGB")]
+    return [data.load_image(doc)]
 
 
 def process_results(doc: dict, results: list[str]) -> dict:

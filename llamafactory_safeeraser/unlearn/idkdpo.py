@@ -1,0 +1,38 @@
+"""IdkDPO: DPO with a refusal as the preferred answer and the harmful answer as the rejected one.
+
+loss = -mean log sigmoid(beta * ((log pi(refusal) - log ref(refusal)) - (log pi(harmful) - log ref(harmful))))
+       [+ retain_weight * NLL(retain)]
+beta is LLaMA-Factory's own DPO key `pref_beta`; the reference is the adapter disabled under LoRA,
+and its log-probs are cached per row.
+"""
+
+from __future__ import annotations
+
+from . import losses
+from .registry import register_method
+from .trainer import UnlearningBatch, UnlearningTrainer
+
+
+@register_method("idkdpo")
+class IdkDPOTrainer(UnlearningTrainer):
+    uses_refusal_rows = True  # chosen: the forget prompt answered with a refusal
+    reference_groups = ("forget", "refusal")
+    default_retain_weight = 1.0
+    method_keys = frozenset({"refusal_file"})
+
+    def method_loss(self, batch: UnlearningBatch):
+        chosen = losses.sequence_logps(batch.logits["refusal"], batch.labels["refusal"])
+        rejected = losses.sequence_logps(batch.logits["forget"], batch.labels["forget"])
+        reference_chosen = batch.reference_sequence_logps("refusal")
+        reference_rejected = batch.reference_sequence_logps("forget")
+        dpo = losses.dpo_loss(chosen, rejected, reference_chosen, reference_rejected, self.finetuning_args.pref_beta)
+        retain, retain_terms = self.retain_term(batch)
+        margin = (chosen - reference_chosen) - (rejected - reference_rejected)
+        terms = {
+            "dpo_loss": dpo.detach(),
+            "dpo_margin": margin.mean().detach(),
+            "forget_nll": batch.nll("forget").detach(),
+            "refusal_nll": batch.nll("refusal").detach(),
+            **retain_terms,
+        }
+        return dpo + retain, terms
