@@ -64,6 +64,8 @@ def _eval(args: argparse.Namespace) -> None:
         limit=args.limit,
         batch_size=args.batch_size,
         template=args.template,
+        image_max_pixels=args.image_max_pixels,
+        image_min_pixels=args.image_min_pixels,
         seed=args.seed,
         device=args.device,
     )
@@ -147,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="documents per task, for quick runs")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--template", default="llava", help="LLaMA-Factory template the model was trained with")
+    p.add_argument("--image-max-pixels", type=int, default=None, help="the training YAML's image_max_pixels")
+    p.add_argument("--image-min-pixels", type=int, default=None, help="the training YAML's image_min_pixels")
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
 

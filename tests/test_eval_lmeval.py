@@ -192,6 +192,8 @@ def test_eval_and_report_commands(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"report: {out / 'report.md'}" in proc.stdout
+    # lm-eval's warnings that every run of our tasks triggers are silenced (EXPECTED_LM_EVAL_WARNINGS)
+    assert "Custom kwargs can be passed" not in proc.stderr and "neither marked as CausalLM" not in proc.stderr
     results = json.loads((out / "PO+PD" / "results.json").read_text())
     assert {kind: results["tasks"][kind]["n"] for kind in KINDS} == dict.fromkeys(KINDS, 3)
     assert results["settings"]["limit"] == 3 and results["settings"]["generation_kwargs"]["max_gen_toks"] == 6

@@ -307,6 +307,7 @@ def test_eval_cli_rejects_bad_data_with_one_line_and_exit_2(broken_data_dir: Pat
         (["--data", "{missing}"], "all_train.json: file not found"),
         (["--adapter", "{tmp}"], "not a PEFT adapter folder"),
         (["--judge", "openai", "--judge-model", "m"], "needs a base URL"),
+        (["--image-max-pixels", "0"], "image_max_pixels must be a positive integer, got 0"),
     ],
 )
 def test_eval_cli_usage_errors(args: list[str], message: str, synthetic_dir: Path, tmp_path: Path) -> None:

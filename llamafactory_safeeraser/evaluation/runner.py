@@ -30,6 +30,33 @@ from .scoring import CATEGORY_METRICS, FAILURE_METRIC, OVERALL_METRICS, category
 
 logger = logging.getLogger(__name__)
 
+# Warnings lm-eval prints on every run of our tasks although nothing is wrong: our tasks load their data
+# through `custom_dataset`, hf-multimodal models are neither CausalLM nor Seq2SeqLM, and we pass the
+# generation overrides on purpose. Silenced in our runner only; plain `lm-eval` shows them as usual.
+EXPECTED_LM_EVAL_WARNINGS = {
+    "lm_eval.api.task": "Custom kwargs can be passed to `--metadata`",
+    "lm_eval.models.huggingface": "HF model type is neither marked as CausalLM or Seq2SeqLM",
+    "lm_eval.evaluator": "generation_kwargs: ",
+}
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
+def quiet_expected_lm_eval_warnings() -> None:
+    """Drop the lm-eval warnings listed in EXPECTED_LM_EVAL_WARNINGS (idempotent)."""
+    for name, fragment in EXPECTED_LM_EVAL_WARNINGS.items():
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) and f.fragment == fragment for f in target.filters):
+            target.addFilter(_DropMessage(fragment))
+
+
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
 RESULTS_FORMAT = "safeeraser-eval/1"
@@ -210,6 +237,7 @@ class Evaluator:
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
         from lm_eval import simple_evaluate
 
+        quiet_expected_lm_eval_warnings()
         settings = self.settings
         started = time.time()
         judge = get_judge(self.options.judge)  # the instance the tasks use: same config, same object
