@@ -106,7 +106,7 @@ def load_image(doc: Mapping[str, Any]) -> Any:
     return lmf.training_image(doc["template"], rgb, doc["image_max_pixels"], doc["image_min_pixels"])
 
 
-def _file_stamp(path: Path) -> tuple[str, int, int]:
+def file_stamp(path: Path) -> tuple[str, int, int]:
     stat = path.stat() if path.is_file() else None
     return (str(path), stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
 
@@ -118,7 +118,7 @@ def _records(stamp: tuple[str, int, int], check_images: bool) -> tuple[SafeErase
 
 def load_records(path: Path, check_images: bool = True) -> tuple[SafeEraserRecord, ...]:
     """Validated records, read once per file version (the demo evaluates many runs on one file)."""
-    return _records(_file_stamp(path), check_images)
+    return _records(file_stamp(path), check_images)
 
 
 def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Path, options: TaskOptions) -> list[dict]:
@@ -181,7 +181,7 @@ def task_docs(kind: str, metadata: Mapping[str, Any]) -> list[dict]:
         raise ValueError(f"unknown SafeEraser task kind '{kind}'")
     options = TaskOptions.from_metadata(metadata)
     source = options.data_file(FILE_OF_TASK[kind])
-    return [dict(doc) for doc in _cached_docs(kind, _file_stamp(source), options)]
+    return [dict(doc) for doc in _cached_docs(kind, file_stamp(source), options)]
 
 
 def task_dataset(kind: str, metadata: Mapping[str, Any]) -> Any:

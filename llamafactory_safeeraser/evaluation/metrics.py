@@ -3,10 +3,8 @@
 - :func:`is_refusal`: the response *opens* with a refusal (SPEC section 3, RR), in many phrasings.
 - :func:`degeneration_reason`: why a response is not a meaningful answer (empty, too short,
   repetitive, mostly out-of-vocabulary words, mostly symbols), or None. SARR counts these.
-- :func:`rouge_l`: ROUGE-L (longest common subsequence) with Porter stemming. Tokenization
-  follows the `rouge-score` package (lowercase, split on anything but ``[a-z0-9]``, stem words
-  longer than 3 characters) so that our numbers equal the ones the paper's tooling reports;
-  the tests check both against each other.
+- :func:`rouge_l`: the `rouge-score` package's ROUGE-L with Porter stemming (the paper's tooling),
+  with the stems cached.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .common_words import COMMON_ENGLISH_WORDS
 
@@ -177,57 +176,42 @@ def degeneration_reason(
     return None
 
 
-def is_degenerate(
-    response: str, vocabulary: Vocabulary | None = None, thresholds: DegenerationThresholds = DEFAULT_THRESHOLDS
-) -> bool:
-    return degeneration_reason(response, vocabulary, thresholds) is not None
-
-
 # ---------------------------------------------------------------------------------------------
 # ROUGE-L
 
-_NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
+
+class _CachedStemmer:
+    """nltk's Porter stemmer (rouge-score's) behind our word cache: long responses repeat their words."""
+
+    @staticmethod
+    def stem(word: str) -> str:
+        return stem(word)
 
 
-def rouge_tokens(text: str, use_stemmer: bool = True) -> list[str]:
-    """rouge-score's tokenization: lowercase, ASCII letters/digits only, stem words over 3 chars."""
-    pieces = [piece for piece in _NON_ALPHANUMERIC.split(text.lower()) if piece]
-    if use_stemmer:
-        pieces = [stem(piece) if len(piece) > 3 else piece for piece in pieces]
-    return [piece for piece in pieces if _NON_ALPHANUMERIC.search(piece) is None]
+class _RougeTokenizer:
+    """rouge-score's own tokenization (lowercase, ASCII letters and digits, stem words over 3 characters)."""
+
+    @staticmethod
+    def tokenize(text: str) -> list[str]:
+        from rouge_score import tokenize
+
+        return tokenize.tokenize(text, _CachedStemmer)
 
 
-def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common subsequence (two-row dynamic programme)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = [0] * (len(b) + 1)
-    for item in a:
-        current = [0]
-        for j, other in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if item == other else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
+def rouge_tokens(text: str) -> list[str]:
+    return _RougeTokenizer.tokenize(text)
 
 
-@dataclass(frozen=True)
-class RougeScore:
-    precision: float  # LCS / response tokens
-    recall: float  # LCS / reference tokens
-    fmeasure: float
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer() -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_RougeTokenizer())
 
 
-def rouge_l(response: str, reference: str, use_stemmer: bool = True) -> RougeScore:
-    """ROUGE-L of ``response`` vs ``reference``; rouge-score's ``score(target=reference, prediction=response)``."""
-    response_tokens = rouge_tokens(response, use_stemmer)
-    reference_tokens = rouge_tokens(reference, use_stemmer)
-    if not response_tokens or not reference_tokens:
-        return RougeScore(0.0, 0.0, 0.0)
-    common = lcs_length(response_tokens, reference_tokens)
-    precision = common / len(response_tokens)
-    recall = common / len(reference_tokens)
-    fmeasure = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return RougeScore(precision, recall, fmeasure)
+def rouge_l(response: str, reference: str) -> Any:
+    """rouge-score's ROUGE-L of ``response`` (prediction) vs ``reference`` (target): precision, recall, fmeasure."""
+    return _rouge_scorer().score(reference, response)["rougeL"]
 
 
 def rouge_l_precision(response: str, reference: str) -> float:

@@ -7,19 +7,17 @@ draws an arrow from each method to its prompt-decoupled variant, and a table lis
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..benchmark import CATEGORIES
 from ..errors import SafeEraserError
-from ..fileio import write_text_atomic
+from ..fileio import write_bytes_atomic, write_text_atomic
+from .data import TASK_KINDS
 from .runner import RESULTS_FILE, RESULTS_FORMAT
 
 COLUMNS = (
@@ -118,7 +116,7 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
             if before.get("sarr") and after.get("sarr") is not None:
                 reduction = (before["sarr"] - after["sarr"]) / before["sarr"]
                 reductions.append(reduction)
-                change = f"{100 * (after['sarr'] - before['sarr']) / before['sarr']:+.1f}%"
+                change = f"{-100 * reduction:+.1f}%"
             rows.append(
                 [
                     _escape(method),
@@ -148,13 +146,12 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
         lines += _table(["Run", *CATEGORIES], rows)
 
     lines += ["", "## Judge failures", "", "Responses the judge could not rate; no rate above counts them.", ""]
-    kinds = ("efficacy", "generality", "sarr", "utility")
     lines += _table(
-        ["Run", *kinds, "total"],
+        ["Run", *TASK_KINDS, "total"],
         [
             [
                 _escape(run["run"]["name"]),
-                *(str(run["judge_failures"].get(kind, "n/a")) for kind in kinds),
+                *(str(run["judge_failures"].get(kind, "n/a")) for kind in TASK_KINDS),
                 str(run["judge_failures"].get("total", 0)),
             ]
             for run in runs
@@ -220,22 +217,8 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> bool:
         figure.savefig(buffer, format="png", bbox_inches="tight")
     finally:
         plt.close(figure)
-    _write_bytes_atomic(Path(path), buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
     return True
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates files private to us; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
