@@ -21,8 +21,8 @@ class IdkDPOTrainer(UnlearningTrainer):
     method_keys = frozenset({"refusal_file"})
 
     def method_loss(self, batch: UnlearningBatch):
-        chosen = losses.sequence_logps(batch.logits["refusal"], batch.labels["refusal"])
-        rejected = losses.sequence_logps(batch.logits["forget"], batch.labels["forget"])
+        chosen = batch.sequence_logps("refusal")
+        rejected = batch.sequence_logps("forget")
         reference_chosen = batch.reference_sequence_logps("refusal")
         reference_rejected = batch.reference_sequence_logps("forget")
         dpo = losses.dpo_loss(chosen, rejected, reference_chosen, reference_rejected, self.finetuning_args.pref_beta)

@@ -35,26 +35,24 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     return -nll, mask
 
 
-def answer_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+# Reductions of token_logps' (logps, mask); UnlearningBatch computes token_logps once per set and reuses it.
+def mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean token NLL over all answer tokens of the batch (the usual LM loss)."""
-    logps, mask = token_logps(logits, labels)
     return -(logps * mask).sum() / mask.sum().clamp(min=1)
 
 
-def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def per_sequence_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean token NLL of each sequence's answer, [B]."""
-    logps, mask = token_logps(logits, labels)
     return -(logps * mask).sum(-1) / mask.sum(-1).clamp(min=1)
 
 
-def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def summed_logps(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log pi(y|x): summed log-probability of each sequence's answer, [B]."""
-    logps, mask = token_logps(logits, labels)
     return (logps * mask).sum(-1)
 
 
-def guarded_ascent_loss(
-    logits: torch.Tensor, labels: torch.Tensor, nll_ceiling: float = math.inf
+def guarded_ascent(
+    logps: torch.Tensor, mask: torch.Tensor, nll_ceiling: float = math.inf
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient-ascent term -NLL(forget), held at a ceiling per sequence.
 
@@ -62,14 +60,31 @@ def guarded_ascent_loss(
     shared weights (and every other answer) into gibberish. Sequences whose answer NLL is already
     above ``nll_ceiling`` therefore get the opposite sign (descent), so each forget answer's NLL
     is pulled towards the ceiling from both sides instead of running away. Returns the loss and
-    the number of sequences held back. With the default ceiling (infinity) this is ``-answer_nll``.
+    the number of sequences held back. With the default ceiling (infinity) this is ``-mean_nll``.
     """
-    logps, mask = token_logps(logits, labels)
-    per_sequence = -(logps * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-    held_back = per_sequence.detach() >= nll_ceiling
+    held_back = per_sequence_nll(logps, mask).detach() >= nll_ceiling
     sign = 1.0 - 2.0 * held_back.to(logps.dtype)  # +1: ascend (minimise log p), -1: descend
     loss = (logps * mask * sign.unsqueeze(-1)).sum() / mask.sum().clamp(min=1)
     return loss, held_back.sum()
+
+
+# The same, from logits and labels.
+def answer_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return mean_nll(*token_logps(logits, labels))
+
+
+def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return per_sequence_nll(*token_logps(logits, labels))
+
+
+def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return summed_logps(*token_logps(logits, labels))
+
+
+def guarded_ascent_loss(
+    logits: torch.Tensor, labels: torch.Tensor, nll_ceiling: float = math.inf
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return guarded_ascent(*token_logps(logits, labels), nll_ceiling)
 
 
 def kl_divergence(
@@ -91,7 +106,7 @@ def kl_divergence(
         raise ValueError(f"reference and policy answer tokens differ: {tuple(ref_logp.shape)} vs {tuple(logp.shape)}")
     if logp.numel() == 0:
         return logits.sum() * 0.0
-    return (ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()
+    return F.kl_div(logp, ref_logp, reduction="batchmean", log_target=True)  # sum_v p_ref (log p_ref - log p)
 
 
 def npo_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:

@@ -17,7 +17,7 @@ class NPOTrainer(UnlearningTrainer):
 
     def method_loss(self, batch: UnlearningBatch):
         beta = self.finetuning_args.npo_beta or DEFAULT_BETA
-        policy = losses.sequence_logps(batch.logits["forget"], batch.labels["forget"])
+        policy = batch.sequence_logps("forget")
         reference = batch.reference_sequence_logps("forget")
         npo = losses.npo_loss(policy, reference, beta)
         retain, retain_terms = self.retain_term(batch)

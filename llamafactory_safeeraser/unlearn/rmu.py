@@ -32,8 +32,8 @@ class RMUTrainer(UnlearningTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        config = self.model.config
-        num_layers = getattr(config, "text_config", config).num_hidden_layers
+        text_config = self.model.config.get_text_config()
+        num_layers = text_config.num_hidden_layers
         layer = self.finetuning_args.rmu_layer
         self.steered_layer = num_layers // 2 if layer is None else layer
         if self.steered_layer >= num_layers:
@@ -42,7 +42,7 @@ class RMUTrainer(UnlearningTrainer):
         kept = freeze_all_but_layers(self.model, trained)
         if not kept:
             raise ValueError(f"RMU: no trainable parameters in language-model layers {sorted(trained)}")
-        hidden_size = getattr(config, "text_config", config).hidden_size
+        hidden_size = text_config.hidden_size
         generator = torch.Generator().manual_seed(self.args.seed)
         direction = torch.rand(hidden_size, generator=generator)  # uniform in [0, 1), as in WMDP
         coeff = self.finetuning_args.rmu_steering_coeff or DEFAULT_STEERING_COEFF

@@ -23,9 +23,8 @@ class SimNPOTrainer(UnlearningTrainer):
         args = self.finetuning_args
         beta = args.simnpo_beta or DEFAULT_BETA
         gamma = DEFAULT_GAMMA if args.simnpo_gamma is None else args.simnpo_gamma
-        logits, labels = batch.logits["forget"], batch.labels["forget"]
-        lengths = losses.answer_lengths(labels)
-        policy = losses.sequence_logps(logits, labels)
+        lengths = losses.answer_lengths(batch.labels["forget"])
+        policy = batch.sequence_logps("forget")
         simnpo = losses.simnpo_loss(policy, lengths, beta, gamma)
         retain, retain_terms = self.retain_term(batch)
         terms = {

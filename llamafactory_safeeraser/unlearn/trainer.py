@@ -50,6 +50,7 @@ class UnlearningBatch:
         self.attention_mask: dict[str, torch.Tensor] = {}
         # per set, the hidden states of every layer (index 0: embeddings), when the method asks for them
         self.hidden_states: dict[str, tuple[torch.Tensor, ...]] = {}
+        self._token_logps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         want_hidden = trainer.needs_hidden_states
         group_inputs = inputs.pop("group_inputs", None)
         if group_inputs is None:  # fused: one forward pass over all rows, split afterwards
@@ -77,8 +78,19 @@ class UnlearningBatch:
     def has(self, group: str) -> bool:
         return group in self.logits
 
+    def token_logps(self, group: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``losses.token_logps`` of the set, computed once per step: losses and logged terms share it."""
+        if group not in self._token_logps:
+            self._token_logps[group] = losses.token_logps(self.logits[group], self.labels[group])
+        return self._token_logps[group]
+
     def nll(self, group: str) -> torch.Tensor:
-        return losses.answer_nll(self.logits[group], self.labels[group])
+        """Mean answer-token NLL of the set."""
+        return losses.mean_nll(*self.token_logps(group))
+
+    def sequence_logps(self, group: str) -> torch.Tensor:
+        """log pi_theta(y|x) per row of the set."""
+        return losses.summed_logps(*self.token_logps(group))
 
     def reference_outputs(self, group: str, output_hidden_states: bool = False) -> tuple[Any, dict[str, Any]]:
         """The reference model's outputs for the rows of ``group`` (no gradient), and the inputs it saw."""
@@ -125,18 +137,20 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
     needs_hidden_states: ClassVar[bool] = False
 
     @classmethod
+    def resolved_retain_weight(cls, args: Any) -> float:
+        return args.retain_weight if args.retain_weight is not None else (cls.default_retain_weight or 0.0)
+
+    @classmethod
     def uses_retain_rows(cls, args: Any) -> bool:
-        weight = args.retain_weight if args.retain_weight is not None else cls.default_retain_weight
-        return bool(weight) or "retain" in cls.reference_groups
+        return bool(cls.resolved_retain_weight(args)) or "retain" in cls.reference_groups
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         unlearning = self.finetuning_args
-        self.retain_weight = (
-            unlearning.retain_weight if unlearning.retain_weight is not None else (self.default_retain_weight or 0.0)
-        )
+        self.retain_weight = self.resolved_retain_weight(unlearning)
         self.pd_weight = unlearning.effective_pd_weight
-        vocab_size = self.model.get_output_embeddings().weight.shape[0]
+        # from the config, not the output-embedding weight: ZeRO-3 partitions weights to shape [0] at load
+        vocab_size = self.model.config.get_text_config().vocab_size
         self.forget_nll_ceiling = (
             math.inf
             if unlearning.forget_nll_guard == "off"
@@ -161,7 +175,7 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
     # ----- shared helpers for methods ----------------------------------------------------------
     def forget_ascent(self, batch: UnlearningBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-NLL(forget) under the guard; the building block of GA, GD and KL."""
-        loss, held_back = losses.guarded_ascent_loss(batch.logits["forget"], batch.labels["forget"], self.guard_ceiling)
+        loss, held_back = losses.guarded_ascent(*batch.token_logps("forget"), self.guard_ceiling)
         forget_nll = batch.nll("forget").detach()
         if self.finetuning_args.forget_nll_guard == "stop" and forget_nll.item() > self.forget_nll_ceiling:
             self._guard_tripped = True

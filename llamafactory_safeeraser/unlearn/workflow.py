@@ -95,9 +95,9 @@ def create_unlearning_trainer(
     )
     model = lmf.load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
 
-    ref_model = None  # with LoRA the reference is the same weights with the adapter disabled
-    if method.reference_groups and (finetuning_args.finetuning_type != "lora" or finetuning_args.ref_model):
-        ref_model = lmf.create_ref_model(model_args, finetuning_args)
+    # LLaMA-Factory's helper returns None for LoRA without `ref_model`: the reference is then the same
+    # weights with the adapter disabled; otherwise it loads the copy that full/freeze tuning needs.
+    ref_model = lmf.create_ref_model(model_args, finetuning_args) if method.reference_groups else None
 
     collator = UnlearningDataCollator(
         template=template,
