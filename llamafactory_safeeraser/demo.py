@@ -26,7 +26,7 @@ from typing import Any
 from .benchmark import read_benchmark
 from .errors import SafeEraserError
 from .fileio import write_json_atomic, write_text_atomic
-from .prepare import forget_rows, pd_rows, prepare_datasets, retain_rows
+from .prepare import dataset_info_entry, forget_rows, pd_rows, prepare_datasets, retain_rows
 from .refusals import BUILTIN_REFUSALS, draw_refusals
 
 METHODS = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")  # paper methods first
@@ -117,11 +117,7 @@ def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int) -> None:
     vanilla += [{"instruction": p, "output": r, "images": []} for p, r in zip(prompts, refusals, strict=True)]
     write_json_atomic(out_dir / "vanilla.json", vanilla)
     info = json.loads((out_dir / "dataset_info.json").read_text())
-    info["safeeraser_vanilla"] = {
-        "file_name": "vanilla.json",
-        "formatting": "alpaca",
-        "columns": {"prompt": "instruction", "response": "output", "images": "images"},
-    }
+    info["safeeraser_vanilla"] = dataset_info_entry("vanilla.json")
     write_json_atomic(out_dir / "dataset_info.json", info)
 
 
@@ -148,7 +144,7 @@ def run_demo(settings: DemoSettings) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     recipes = recipe_dir(settings)
     cache = StepCache(out)
-    progress = Progress(total=5 + len(settings.runs) + 1)
+    progress = Progress(total=4 + len(settings.runs) + 2)  # data, model, datasets, vanilla; runs; eval, report
     paths = {
         "data": out / "data",
         "base": out / "models/base",
@@ -160,15 +156,14 @@ def run_demo(settings: DemoSettings) -> Path:
     }
     write_json_atomic(out / "settings.json", {**asdict(settings), "out_dir": str(out), "recipes": str(recipes)})
 
-    def step(name: str, fingerprint: str, action: Callable[[], None], message: str) -> bool:
+    def step(name: str, fingerprint: str, action: Callable[[], None], message: str) -> None:
         if cache.is_done(name, fingerprint):
             progress(f"{message} (reused)")
-            return False
+            return
         cache.clear(name)
         action()
         cache.mark(name, fingerprint)
         progress(message)
-        return True
 
     from .synthetic import write_synthetic_benchmark
     from .tiny_models import write_tiny_model
@@ -224,7 +219,7 @@ def run_demo(settings: DemoSettings) -> Path:
         f"vanilla model (llamafactory-cli train {vanilla_recipe.name}) -> {paths['vanilla']}",
     )
 
-    def train_run(name: str) -> None:
+    def train_run(name: str) -> str:
         recipe = recipes / f"tiny_{name}.yaml"
         key = hashlib.sha256(
             (vanilla_key + recipe.read_text() + json.dumps(settings.unlearn_overrides, sort_keys=True)).encode()
@@ -246,11 +241,12 @@ def run_demo(settings: DemoSettings) -> Path:
             ),
             f"unlearning {display_name(name)} (llamafactory-cli train {recipe.name})",
         )
+        return key
 
     with ThreadPoolExecutor(max_workers=max(1, settings.parallel)) as pool:
-        list(pool.map(train_run, settings.runs))  # list(): re-raise the first failure
+        run_keys = dict(zip(settings.runs, pool.map(train_run, settings.runs), strict=True))  # re-raises failures
 
-    report = evaluate_and_report(settings, paths, progress, cache, vanilla_key)
+    report = evaluate_and_report(settings, paths, progress, cache, vanilla_key, run_keys)
     return report
 
 
@@ -266,7 +262,12 @@ def display_name(run: str) -> str:
 
 
 def evaluate_and_report(
-    settings: DemoSettings, paths: dict[str, Path], progress: Progress, cache: StepCache, vanilla_key: str
+    settings: DemoSettings,
+    paths: dict[str, Path],
+    progress: Progress,
+    cache: StepCache,
+    vanilla_key: str,
+    run_keys: dict[str, str],
 ) -> Path:
     from .evaluation.judges import JudgeConfig
     from .evaluation.runner import EvalSettings, Evaluator, RunSpec, run_folder_name
@@ -280,16 +281,15 @@ def evaluate_and_report(
         batch_size=settings.eval_batch_size,
         seed=settings.seed,
     )
-    specs = [RunSpec("vanilla", paths["vanilla"])]
-    specs += [RunSpec(display_name(name), paths["vanilla"], paths["runs"] / name) for name in settings.runs]
-    evaluator: Evaluator | None = None
     eval_key = settings.fingerprint("harmful_samples", "max_gen_toks", "eval_limit", "seed") + vanilla_key
-    for spec in specs:
-        run_key = (
-            eval_key + (cache.folder / f"run_{spec.adapter.name}.done").read_text().strip()
-            if spec.adapter
-            else eval_key
-        )
+    # (spec, fingerprint of what it evaluates): the vanilla model, then each run's adapter
+    jobs = [(RunSpec("vanilla", paths["vanilla"]), eval_key)]
+    jobs += [
+        (RunSpec(display_name(name), paths["vanilla"], paths["runs"] / name), eval_key + run_keys[name])
+        for name in settings.runs
+    ]
+    evaluator: Evaluator | None = None
+    for spec, run_key in jobs:
         name = f"eval_{run_folder_name(spec.name)}"
         if cache.is_done(name, run_key):
             continue
@@ -297,11 +297,12 @@ def evaluate_and_report(
         evaluator.evaluate(spec, paths["eval"])
         cache.mark(name, run_key)
         progress(f"evaluated {spec.name} with the safeeraser lm-eval group", step_done=False)
-    from .evaluation.report import write_report
+    progress(f"{len(jobs)} models evaluated -> {paths['eval']}")
+    from .evaluation.report import load_run_results, write_report
 
-    run_dirs = [paths["eval"] / run_folder_name(spec.name) for spec in specs]
+    run_dirs = [paths["eval"] / run_folder_name(spec.name) for spec, _ in jobs]
     report = write_report(run_dirs, paths["eval"] / "report.md")
-    outcome = describe_outcome([json.loads((d / "results.json").read_text()) for d in run_dirs], settings)
+    outcome = describe_outcome([load_run_results(d) for d in run_dirs], settings)
     final = settings.out_dir.resolve() / "report.md"
     write_text_atomic(final, outcome_header(settings) + outcome + "\n" + Path(report).read_text())
     progress(f"report -> {final}")
