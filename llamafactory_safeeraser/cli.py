@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
+from .tiny_models import FAMILY_SIZES, SIZES
 
 
 def _make_tiny_model(args: argparse.Namespace) -> None:
@@ -107,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("make-tiny-model", _make_tiny_model, "write a randomly initialised checkpoint built offline")
-    p.add_argument("--family", default="llava", choices=["llava", "qwen2_vl", "mllama"], help="demo/small: llava only")
-    p.add_argument("--size", default="tiny", choices=["tiny", "demo", "small"])
+    p.add_argument("--family", default="llava", choices=list(FAMILY_SIZES), help="demo/small: llava only")
+    p.add_argument("--size", default="tiny", choices=list(SIZES))
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")

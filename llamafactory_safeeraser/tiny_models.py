@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import SafeEraserError
 from .fileio import atomic_directory
 
 
@@ -218,9 +219,20 @@ def default_corpus(spec: TokenizerSpec = LLAVA_TOKENS) -> list[str]:
     return [*spec.corpus, *BUILTIN_REFUSALS, *tokenizer_corpus()]
 
 
-def _tiny_size(size: str, family: str, allowed: tuple[str, ...] = tuple(SIZES)) -> TinySize:
+# Sizes each family is built in: the new families only for tests, LLaVA also for the demo and benchmarks.
+FAMILY_SIZES = {"llava": tuple(SIZES), "qwen2_vl": ("tiny",), "mllama": ("tiny",)}
+
+
+class ModelSpecError(SafeEraserError, ValueError):
+    """An unknown family, or a size that family is not built in."""
+
+
+def _tiny_size(size: str, family: str) -> TinySize:
+    if family not in FAMILY_SIZES:
+        raise ModelSpecError(f"unknown model family '{family}'; choose one of {', '.join(FAMILY_SIZES)}")
+    allowed = FAMILY_SIZES[family]
     if size not in allowed:
-        raise ValueError(f"unknown size '{size}' for family '{family}'; choose one of {', '.join(allowed)}")
+        raise ModelSpecError(f"unknown size '{size}' for family '{family}'; choose one of {', '.join(allowed)}")
     return SIZES[size]
 
 
@@ -310,7 +322,7 @@ def build_qwen2_vl(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    spec = _tiny_size(size, "qwen2_vl", ("tiny",))
+    spec = _tiny_size(size, "qwen2_vl")
     template = chat_template(QWEN2_VL_FORMAT)
     tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
     geometry = {"patch_size": spec.patch_size, "merge_size": 2, "temporal_patch_size": 2}
@@ -372,7 +384,7 @@ def build_mllama(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     import torch
     from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaImageProcessor, MllamaProcessor
 
-    spec = _tiny_size(size, "mllama", ("tiny",))
+    spec = _tiny_size(size, "mllama")
     template = chat_template(MLLAMA_FORMAT)
     tokenizer = train_tokenizer(default_corpus(MLLAMA_TOKENS), spec.vocab_size, MLLAMA_TOKENS, template)
     image_processor = MllamaImageProcessor(
@@ -431,8 +443,7 @@ def write_tiny_model(
     out_dir: str | Path, family: str = "llava", size: str = "tiny", seed: int = 0, overwrite: bool = False
 ) -> int:
     """Build and save a checkpoint into ``out_dir`` atomically; returns the parameter count."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family '{family}'; choose one of {', '.join(FAMILIES)}")
+    _tiny_size(size, family)  # before the heavy imports of the builder
     model, processor = FAMILIES[family][0](size=size, seed=seed)
     with atomic_directory(out_dir, overwrite=overwrite) as scratch:
         model.save_pretrained(scratch)

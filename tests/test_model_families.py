@@ -130,6 +130,16 @@ def test_only_the_tiny_size_is_built_for_new_families(family: str, tmp_path: Pat
         write_tiny_model(tmp_path / "m", family=family, size="demo")
 
 
+def test_cli_rejects_a_size_the_family_lacks_with_one_line(tmp_path: Path) -> None:
+    args = ["make-tiny-model", "--family", "qwen2_vl", "--size", "small", "--out", str(tmp_path / "m")]
+    proc = run_cli([str(BIN / "safeeraser"), *args], timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "safeeraser: error: unknown size 'small' for family 'qwen2_vl'; choose one of tiny"
+    ]
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("family_name", NEW_FAMILIES)
 def test_recipe_names_the_model_and_its_llamafactory_template(
     family_name: str, family_model_dir, prepared_dir, tmp_path
