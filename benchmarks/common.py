@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamafactory_safeeraser.fileio import write_json_atomic
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -405,6 +407,5 @@ def write_results(out: Path, name: str, options: RunOptions, results: dict[str, 
         "duration_s": round(time.time() - started, 1),
         **results,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2) + "\n")
+    write_json_atomic(out, document)
     print(f"\nwrote {out}")

@@ -26,6 +26,8 @@ from typing import Any
 
 import common
 
+from llamafactory_safeeraser.fileio import atomic_directory
+
 NAME = "fused_vs_separate"
 LONG_FORGET_REPEAT = 6  # forget answers become this many copies of themselves in `long-forget`
 
@@ -33,13 +35,13 @@ LONG_FORGET_REPEAT = 6  # forget answers become this many copies of themselves i
 def long_forget_datasets(assets: common.Assets, repeat: int) -> Path:
     """A copy of the LLaMA-Factory datasets whose forget answers are ``repeat`` times as long."""
     out = assets.dataset_dir.parent / f"datasets-long-forget-x{repeat}"
-    if not (out / "dataset_info.json").is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        for source in assets.dataset_dir.glob("*.json"):
-            rows = json.loads(source.read_text())
-            if source.name == "forget.json":
-                rows = [dict(row, output=" ".join([row["output"]] * repeat)) for row in rows]
-            (out / source.name).write_text(json.dumps(rows))
+    if not out.is_dir():
+        with atomic_directory(out) as scratch:  # an interrupted run leaves no half-written copy to reuse
+            for source in assets.dataset_dir.glob("*.json"):
+                rows = json.loads(source.read_text())
+                if source.name == "forget.json":
+                    rows = [dict(row, output=" ".join([row["output"]] * repeat)) for row in rows]
+                (scratch / source.name).write_text(json.dumps(rows))
     return out
 
 

@@ -28,6 +28,8 @@ from typing import Any
 import common
 import torch
 
+from llamafactory_safeeraser.demo import display_name
+
 NAME = "step_cost"
 TARGET = 1.10
 
@@ -94,7 +96,7 @@ def measure_config(
     result: dict[str, Any] = {
         "method": method,
         "pd": with_pd,
-        "label": method.upper() + ("+PD" if with_pd else ""),
+        "label": display_name(method + ("_pd" if with_pd else "")),
         "sets": list(trainer.train_dataset.sets),
         "rows": int(sft_batch["input_ids"].shape[0]),
         "timings": {name: common.summary(values) for name, values in timings.items()},
