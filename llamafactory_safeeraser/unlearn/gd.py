@@ -11,6 +11,4 @@ class GDTrainer(UnlearningTrainer):
     default_retain_weight = 1.0
 
     def method_loss(self, batch: UnlearningBatch):
-        ascent, terms = self.forget_ascent(batch)
-        retain, retain_terms = self.retain_term(batch)
-        return ascent + retain, {**terms, **retain_terms}
+        return self.forget_ascent(batch)  # the base class adds retain_weight * NLL(retain)

@@ -26,13 +26,11 @@ class IdkDPOTrainer(UnlearningTrainer):
         reference_chosen = batch.reference_sequence_logps("refusal")
         reference_rejected = batch.reference_sequence_logps("forget")
         dpo = losses.dpo_loss(chosen, rejected, reference_chosen, reference_rejected, self.finetuning_args.pref_beta)
-        retain, retain_terms = self.retain_term(batch)
         margin = (chosen - reference_chosen) - (rejected - reference_rejected)
         terms = {
             "dpo_loss": dpo.detach(),
             "dpo_margin": margin.mean().detach(),
             "forget_nll": batch.nll("forget").detach(),
             "refusal_nll": batch.nll("refusal").detach(),
-            **retain_terms,
         }
-        return dpo + retain, terms
+        return dpo, terms

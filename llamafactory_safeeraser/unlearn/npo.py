@@ -20,11 +20,9 @@ class NPOTrainer(UnlearningTrainer):
         policy = batch.sequence_logps("forget")
         reference = batch.reference_sequence_logps("forget")
         npo = losses.npo_loss(policy, reference, beta)
-        retain, retain_terms = self.retain_term(batch)
         terms = {
             "npo_loss": npo.detach(),
             "npo_log_ratio": (policy - reference).mean().detach(),
             "forget_nll": batch.nll("forget").detach(),
-            **retain_terms,
         }
-        return npo + retain, terms
+        return npo, terms

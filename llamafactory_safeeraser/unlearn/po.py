@@ -18,6 +18,5 @@ class POTrainer(UnlearningTrainer):
     method_keys = frozenset({"refusal_file"})
 
     def method_loss(self, batch: UnlearningBatch):
-        refusal_nll = batch.nll("refusal")
-        retain, retain_terms = self.retain_term(batch)
-        return refusal_nll + retain, {"refusal_nll": refusal_nll.detach(), **retain_terms}
+        refusal_nll = batch.nll("refusal")  # the base class adds retain_weight * NLL(retain)
+        return refusal_nll, {"refusal_nll": refusal_nll.detach()}

@@ -26,10 +26,4 @@ class SimNPOTrainer(UnlearningTrainer):
         lengths = losses.answer_lengths(batch.labels["forget"])
         policy = batch.sequence_logps("forget")
         simnpo = losses.simnpo_loss(policy, lengths, beta, gamma)
-        retain, retain_terms = self.retain_term(batch)
-        terms = {
-            "simnpo_loss": simnpo.detach(),
-            "forget_nll": batch.nll("forget").detach(),
-            **retain_terms,
-        }
-        return simnpo + retain, terms
+        return simnpo, {"simnpo_loss": simnpo.detach(), "forget_nll": batch.nll("forget").detach()}

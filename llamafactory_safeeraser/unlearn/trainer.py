@@ -9,7 +9,8 @@ A method is a small subclass that declares what it needs (class attributes) and 
 - the reference model (KL, NPO, IdkDPO, RMU) is the same weights with the LoRA adapter disabled,
   or, for full/freeze fine-tuning, LLaMA-Factory's reference copy; per-row reference log-probs
   are computed once and cached, since the reference never changes;
-- prompt decouple (PD) adds ``pd_weight * NLL(pd)`` to any method's loss, user methods included;
+- ``retain_weight * NLL(retain)`` (methods with a ``default_retain_weight``, or when the YAML sets it)
+  and prompt decouple (PD), ``pd_weight * NLL(pd)``, are added to any method's loss, user methods included;
 - the forget-NLL guard, the non-finite-loss stop, and per-term loss logging.
 """
 
@@ -188,13 +189,6 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
             )
         return loss, {"forget_nll": forget_nll, "guard_held_back": held_back.float()}
 
-    def retain_term(self, batch: UnlearningBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """retain_weight * NLL(retain), or zero when the run stacks no retain rows."""
-        if not self.retain_weight or not batch.has("retain"):
-            return torch.zeros((), device=self.args.device), {}
-        nll = batch.nll("retain")
-        return self.retain_weight * nll, {"retain_nll": nll.detach()}
-
     @property
     def guard_ceiling(self) -> float:
         return self.forget_nll_ceiling if self.finetuning_args.forget_nll_guard == "clamp" else math.inf
@@ -219,6 +213,11 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         batch = UnlearningBatch(self, model, inputs)
         loss, terms = self.method_loss(batch)
+        # The two terms any method can carry, added here so that no method file repeats them.
+        if self.retain_weight and batch.has("retain"):
+            retain_nll = batch.nll("retain")
+            loss = loss + self.retain_weight * retain_nll
+            terms["retain_nll"] = retain_nll.detach()
         if self.pd_weight and batch.has("pd"):
             pd_nll = batch.nll("pd")
             loss = loss + self.pd_weight * pd_nll
