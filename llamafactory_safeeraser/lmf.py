@@ -34,9 +34,15 @@ from llamafactory.extras.ploting import plot_loss
 from llamafactory.hparams import FinetuningArguments, ModelArguments
 from llamafactory.hparams import parser as _parser
 from llamafactory.model import load_model, load_tokenizer
-from llamafactory.train.callbacks import LogCallback, ReporterCallback
+from llamafactory.train.callbacks import (
+    LogCallback,
+    ModuleProfilerCallback,
+    PissaConvertCallback,
+    ReporterCallback,
+    TorchProfilerCallback,
+)
 from llamafactory.train.sft.trainer import CustomSeq2SeqTrainer
-from llamafactory.train.trainer_utils import create_modelcard_and_push, create_ref_model
+from llamafactory.train.trainer_utils import create_modelcard_and_push, create_ref_model, get_swanlab_callback
 from transformers import EarlyStoppingCallback
 
 from . import SUPPORTED_LLAMAFACTORY
@@ -67,6 +73,9 @@ UNLEARN_STAGE = "unlearn"
 def get_logger(name: str) -> Any:
     """A logger under LLaMA-Factory's root logger, so our lines share its handler, format and level."""
     return _get_llamafactory_logger(f"llamafactory.{name}")
+
+
+logger = get_logger(__name__)
 
 
 _ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS")
@@ -112,18 +121,33 @@ def _requested_stage(args: Any) -> str | None:
 
 
 def _run_unlearn_stage(config: dict) -> None:
-    """The `unlearn` branch of LLaMA-Factory's `_training_function`: same callbacks and teardown."""
+    """The `unlearn` branch of LLaMA-Factory's `_training_function` (0.9.5): the same callbacks and teardown.
+
+    LLaMA-Factory builds its callbacks inline in that function, so they are mirrored here; keep this in step
+    with `llamafactory/train/tuner.py` on an upgrade.
+    """
     from .unlearn.workflow import run_unlearn
 
     model_args, data_args, training_args, finetuning_args, generating_args = _parser.get_train_args(config.get("args"))
     callbacks: list = config.get("callbacks") or []
     callbacks.append(LogCallback())
+    if finetuning_args.pissa_convert:
+        callbacks.append(PissaConvertCallback())
+    if finetuning_args.use_swanlab:
+        callbacks.append(get_swanlab_callback(finetuning_args))
     if finetuning_args.early_stopping_steps is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=finetuning_args.early_stopping_steps))
-    callbacks.append(ReporterCallback(model_args, data_args, finetuning_args, generating_args))
+    if getattr(training_args, "enable_torch_profiler", False):
+        callbacks.append(TorchProfilerCallback(training_args))
+    if getattr(training_args, "profile_modules", None):
+        callbacks.append(ModuleProfilerCallback(training_args.profile_modules))
+    callbacks.append(ReporterCallback(model_args, data_args, finetuning_args, generating_args))  # last, as there
     run_unlearn(model_args, data_args, training_args, finetuning_args, callbacks)
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.destroy_process_group()
+        except Exception as err:  # as LLaMA-Factory: a failed teardown must not fail a finished run
+            logger.warning(f"Failed to destroy process group: {err}.")
 
 
 def patch_llamafactory(tuner: ModuleType) -> None:

@@ -71,7 +71,7 @@ def load_unlearning_sets(
     if method.uses_retain_rows(finetuning_args):
         sets["retain"] = load(_split(finetuning_args.retain_dataset))
         names["retain"] = finetuning_args.retain_dataset
-    if finetuning_args.pd_dataset is not None:
+    if finetuning_args.effective_pd_weight:  # `pd_weight: 0` (an ablation) leaves the PD rows out of the batch
         sets["pd"] = load(_split(finetuning_args.pd_dataset))
         names["pd"] = finetuning_args.pd_dataset
     return StackedUnlearningDataset(sets, seed=training_args.seed, names=names)
