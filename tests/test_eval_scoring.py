@@ -156,7 +156,10 @@ def _load_task_yaml(path: Path) -> dict:
         pass
 
     Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
-    return yaml.load(path.read_text(), Loader=Loader)
+    config = yaml.load(path.read_text(), Loader=Loader)
+    if "include" in config:  # as lm-eval merges it: the including file's keys win
+        config = {**_load_task_yaml(path.parent / config.pop("include")), **config}
+    return config
 
 
 @pytest.mark.parametrize("task", SUBTASKS)
