@@ -86,7 +86,7 @@ def measure_scenario(
         rows.append(
             {
                 "batch_size": batch_size,
-                "sets": list(trainer.train_dataset.sets),
+                "sets": list(trainer.train_dataset.groups),
                 "real_tokens": real,
                 "fused_padded_tokens": fused_padded,
                 "separate_padded_tokens": separate_padded,

@@ -97,7 +97,7 @@ def measure_config(
         "method": method,
         "pd": with_pd,
         "label": display_name(method + ("_pd" if with_pd else "")),
-        "sets": list(trainer.train_dataset.sets),
+        "sets": list(trainer.train_dataset.groups),
         "rows": int(sft_batch["input_ids"].shape[0]),
         "timings": {name: common.summary(values) for name, values in timings.items()},
         "ratio": ratio,

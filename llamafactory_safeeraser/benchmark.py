@@ -13,6 +13,9 @@ from typing import Any
 
 from .errors import DataError
 
+# Which question goes with the benign SD image (prompt-decouple rows, SARR): the harmful question itself
+# (the SafeEraser reference: prompt decoupling is about the same question), or a record's `sd_question`.
+SD_IMAGE_QUESTIONS = ("harmful", "sd_question")
 CATEGORIES = ("Violence", "Weapon", "Privacy", "Sex", "HateSpeech", "IllegalActivity")
 _CATEGORY_BY_LOWER = {name.lower(): name for name in CATEGORIES}
 UNHARM_TEXT_FIELDS = ("UnharmPair_text1", "UnharmPair_text2")
@@ -26,9 +29,11 @@ class UnsafePair:
     sd_response: str  # a normal answer to the same question about the benign SD image
     sd_question: str | None = None
 
-    @property
-    def question_for_sd_image(self) -> str:
-        return self.sd_question or self.question
+    def question_for_sd_image(self, which: str = "harmful") -> str:
+        """The question asked about the SD image: the harmful one, or ``sd_question`` (when the pair has one)."""
+        if which not in SD_IMAGE_QUESTIONS:
+            raise ValueError(f"unknown SD-image question '{which}'; expected one of {', '.join(SD_IMAGE_QUESTIONS)}")
+        return self.sd_question if which == "sd_question" and self.sd_question else self.question
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .benchmark import SD_IMAGE_QUESTIONS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
 from .tiny_models import FAMILY_SIZES, SIZES
 
@@ -27,7 +28,16 @@ def _make_demo_data(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace) -> None:
     from .prepare import prepare_datasets
 
-    prepared = prepare_datasets(args.train, args.out, args.prefix, args.refusals, args.seed, args.overwrite)
+    prepared = prepare_datasets(
+        args.train,
+        args.out,
+        args.prefix,
+        args.refusals,
+        args.seed,
+        args.overwrite,
+        pd_question=args.pd_question,
+        capitalize=args.capitalize,
+    )
     sizes = ", ".join(f"{prepared.names[split]}={n}" for split, n in prepared.sizes.items())
     print(f"wrote LLaMA-Factory datasets to {prepared.out_dir} (dataset_dir): {sizes}")
 
@@ -67,6 +77,7 @@ def _eval(args: argparse.Namespace) -> None:
         template=args.template,
         image_max_pixels=args.image_max_pixels,
         image_min_pixels=args.image_min_pixels,
+        sarr_question=args.sarr_question,
         seed=args.seed,
         device=args.device,
     )
@@ -125,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder; use it as `dataset_dir`")
     p.add_argument("--prefix", default="safeeraser", help="dataset name prefix in dataset_info.json")
     p.add_argument("--refusals", default=None, help="file of refusal answers for PO, one per line")
+    p.add_argument(
+        "--pd-question",
+        default="harmful",
+        choices=list(SD_IMAGE_QUESTIONS),
+        help="question of the prompt-decouple rows: the harmful one (as the reference) or a record's sd_question",
+    )
+    p.add_argument(
+        "--capitalize",
+        action="store_true",
+        help="lower-case questions and answers after their first letter, as the reference's data loader does",
+    )
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--overwrite", action="store_true")
 
@@ -154,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="llava", help="LLaMA-Factory template the model was trained with")
     p.add_argument("--image-max-pixels", type=int, default=None, help="the training YAML's image_max_pixels")
     p.add_argument("--image-min-pixels", type=int, default=None, help="the training YAML's image_min_pixels")
+    p.add_argument(
+        "--sarr-question",
+        default="harmful",
+        choices=list(SD_IMAGE_QUESTIONS),
+        help="SARR asks this about the SD image: the harmful question (as the reference) or a record's sd_question",
+    )
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
 

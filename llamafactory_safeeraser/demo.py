@@ -356,7 +356,7 @@ class PDComparison:
                 ("ASR eff", "asr_eff"),
                 ("ASR gen", "asr_gen"),
                 ("RR eff", "rr_eff"),
-                ("ROUGE-L", "rouge_l"),
+                ("ROUGE-L", "rouge_l_recall"),
             )
         )
         held = "forget quality held" if self.forget_quality_held else "forget quality did NOT hold"
@@ -373,7 +373,7 @@ def describe_outcome(results: list[dict[str, Any]], settings: DemoSettings) -> s
         behaviour = "complies, like LLaVA-1.5" if complies else "does NOT behave like a complying LLaVA-1.5"
         lines.append(
             f"- The vanilla model {behaviour}: ASR {pct(vanilla['asr_eff'])} and RR {pct(vanilla['rr_eff'])} on "
-            f"the forget set, SARR {pct(vanilla['sarr'])}, ROUGE-L {pct(vanilla['rouge_l'])}."
+            f"the forget set, SARR {pct(vanilla['sarr'])}, ROUGE-L {pct(vanilla['rouge_l_recall'])}."
         )
     comparisons = [
         PDComparison(display_name(m), by_name[display_name(m)], by_name[display_name(f"{m}_pd")])

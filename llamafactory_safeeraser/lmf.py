@@ -26,7 +26,9 @@ from typing import Any
 import torch.distributed as dist
 from llamafactory.data import get_template_and_fix_tokenizer
 from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
-from llamafactory.data.loader import _get_merged_dataset, _get_preprocessed_dataset
+from llamafactory.data.loader import _get_merged_dataset
+from llamafactory.data.parser import get_dataset_list
+from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
 from llamafactory.data.template import TEMPLATES
 from llamafactory.extras.constants import IGNORE_INDEX, IMAGE_PLACEHOLDER
 from llamafactory.extras.logging import get_logger as _get_llamafactory_logger
@@ -47,6 +49,7 @@ from transformers import EarlyStoppingCallback
 
 from . import SUPPORTED_LLAMAFACTORY
 from .unlearn.arguments import UnlearningArguments
+from .unlearn.rows import answer_content_length
 
 __all__ = [
     "IGNORE_INDEX",
@@ -54,11 +57,13 @@ __all__ = [
     "SFTDataCollatorWith4DAttentionMask",
     "create_modelcard_and_push",
     "create_ref_model",
+    "dataset_files",
+    "encode_answer",
     "get_logger",
     "get_template_and_fix_tokenizer",
     "image_placeholder_text",
     "load_model",
-    "load_sft_dataset",
+    "load_prompt_answer_rows",
     "load_tokenizer",
     "parse_train_args",
     "patch_llamafactory",
@@ -186,7 +191,55 @@ def parse_train_args(config: dict) -> tuple:
     return _parser.get_train_args(config)
 
 
-def load_sft_dataset(
+@dataclasses.dataclass
+class _PromptAnswerProcessor(SupervisedDatasetProcessor):
+    """LLaMA-Factory's SFT tokenization (template, image-token expansion), kept as prompt and answer ids.
+
+    Nothing is truncated or dropped here: rows are assembled per step (``unlearn.rows``), and a row that
+    cannot be encoded keeps its place with a ``problem`` so that the loader can name it.
+    """
+
+    def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {name: [] for name in ROW_COLUMNS}
+        end_of_turn = set(self.template.get_stop_token_ids(self.tokenizer))
+        for i in range(len(examples["_prompt"])):
+            media = {kind: examples[f"_{kind}"][i] or [] for kind in ("images", "videos", "audios")}
+            prompt_ids: list[int] = []
+            answer_ids: list[int] = []
+            problem = ""
+            if len(examples["_prompt"][i]) != 1 or len(examples["_response"][i]) != 1:
+                problem = "expected one user turn and one answer"
+            else:
+                try:
+                    prompt_ids, answer_ids = self._encode_prompt_answer(
+                        examples["_prompt"][i] + examples["_response"][i], examples["_system"][i], media
+                    )
+                except ValueError as err:  # e.g. the number of images and <image> tags differ
+                    problem = str(err).splitlines()[0]
+            columns["prompt_ids"].append(prompt_ids)
+            columns["answer_ids"].append(answer_ids)
+            columns["answer_content_length"].append(answer_content_length(answer_ids, end_of_turn))
+            columns["problem"].append(problem)
+            for kind, items in media.items():
+                columns[kind].append(items)
+        return columns
+
+    def _encode_prompt_answer(self, messages: list[dict], system: str | None, media: dict) -> tuple[list, list]:
+        plugin = self.template.mm_plugin
+        images, videos, audios = media["images"], media["videos"], media["audios"]
+        messages = plugin.process_messages(messages, images, videos, audios, self.processor)
+        prefix_ids, _ = plugin.process_token_ids([], [], images, videos, audios, self.tokenizer, self.processor)
+        ((source_ids, target_ids),) = self.template.encode_multiturn(self.tokenizer, messages, system, None)
+        if self.template.efficient_eos:
+            target_ids = [*target_ids, self.tokenizer.eos_token_id]
+        return prefix_ids + source_ids, target_ids
+
+
+# Columns of a tokenized unlearning set: see `_PromptAnswerProcessor`.
+ROW_COLUMNS = ("prompt_ids", "answer_ids", "answer_content_length", "problem", "images", "videos", "audios")
+
+
+def load_prompt_answer_rows(
     names: list[str],
     template: Any,
     model_args: Any,
@@ -194,29 +247,41 @@ def load_sft_dataset(
     training_args: Any,
     tokenizer: Any,
     processor: Any = None,
-    transform_aligned: Callable[[Any], Any] | None = None,
 ) -> Any:
-    """Load datasets by name from ``dataset_info.json`` and tokenize them as LLaMA-Factory's SFT stage does.
+    """Load datasets by name from ``dataset_info.json`` and tokenize them into prompt and answer ids.
 
-    ``transform_aligned`` may edit the rows in LLaMA-Factory's aligned format before
-    tokenization (columns ``_prompt``, ``_response``, ``_images``...; see ``set_responses``).
+    LLaMA-Factory's own loader aligns the rows (alpaca/sharegpt columns, images, ``max_samples``); its
+    template and multimodal plugin tokenize them, as in its SFT stage.
     """
     with training_args.main_process_first(desc="load dataset", local=not data_args.data_shared_file_system):
-        dataset = _get_merged_dataset(names, model_args, data_args, training_args, stage="sft")
-        if transform_aligned is not None:
-            dataset = transform_aligned(dataset)
-        return _get_preprocessed_dataset(
-            dataset, data_args, training_args, "sft", template, tokenizer, processor, is_eval=False
+        aligned = _get_merged_dataset(names, model_args, data_args, training_args, stage="sft")
+        row_processor = _PromptAnswerProcessor(
+            template=template, tokenizer=tokenizer, processor=processor, data_args=data_args
+        )
+        return aligned.map(
+            row_processor.preprocess_dataset,
+            batched=True,
+            batch_size=data_args.preprocessing_batch_size,
+            remove_columns=list(aligned.column_names),
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=(not data_args.overwrite_cache) or (training_args.local_process_index != 0),
+            desc="Tokenizing prompts and answers",
         )
 
 
-def set_responses(dataset: Any, responses: list[str]) -> Any:
-    """Replace each aligned row's assistant answer (used to build PO's refusal targets)."""
+def dataset_files(names: list[str], data_args: Any) -> list[str]:
+    """The file (or hub id) behind each dataset name, for error messages."""
+    return [attr.dataset_name for attr in get_dataset_list(names, data_args.dataset_dir)]
 
-    def replace(row: dict, index: int) -> dict:
-        return {"_response": [{"role": "assistant", "content": responses[index]}]}
 
-    return dataset.map(replace, with_indices=True, desc="Setting refusal answers")
+def encode_answer(template: Any, tokenizer: Any, text: str) -> tuple[list[int], int]:
+    """An answer's token ids as the template writes an assistant turn, and how many of them are its words."""
+    _, answer_ids = template.encode_oneturn(
+        tokenizer, [{"role": "user", "content": ""}, {"role": "assistant", "content": text}]
+    )
+    if template.efficient_eos:
+        answer_ids = [*answer_ids, tokenizer.eos_token_id]
+    return answer_ids, answer_content_length(answer_ids, set(template.get_stop_token_ids(tokenizer)))
 
 
 # What a plugin may read from the processor while not expanding image tokens (Qwen2-VL: the merge size);

@@ -3,7 +3,8 @@
 Derived sets (SPEC section 1), one row per item, in a fixed order:
 - forget:          (harmful image, harmful question) -> model_response
 - forget_refusal:  the same prompts -> a refusal (PO's target)
-- pd:              (benign SD image, the same question) -> sd_response; row i pairs with forget row i
+- pd:              (benign SD image, the same harmful question) -> sd_response; row i pairs with forget row i
+                   (``pd_question="sd_question"``: a record's ``sd_question`` instead, where it has one)
 - retain:          (harmful image, UnharmPair question) -> Prediction
 """
 
@@ -43,9 +44,9 @@ def forget_rows(records: list[SafeEraserRecord]) -> list[dict]:
     ]
 
 
-def pd_rows(records: list[SafeEraserRecord]) -> list[dict]:
+def pd_rows(records: list[SafeEraserRecord], pd_question: str = "harmful") -> list[dict]:
     return [
-        sft_row(r.sd_image_path, p.question_for_sd_image, p.sd_response, r.category, r.index)
+        sft_row(r.sd_image_path, p.question_for_sd_image(pd_question), p.sd_response, r.category, r.index)
         for r in records
         for p in r.unsafe_pairs
     ]
@@ -62,6 +63,13 @@ def refusal_rows(records: list[SafeEraserRecord], refusals: tuple[str, ...], see
     for row, refusal in zip(rows, draw_refusals(len(rows), refusals, seed), strict=True):
         row["output"] = refusal
     return rows
+
+
+def capitalize_row(row: dict) -> dict:
+    """The reference data loader's text case: question and answer through ``str.capitalize()`` (every letter
+    after the first lower-cased)."""
+    question = row["instruction"].removeprefix(llava_prompt(""))
+    return {**row, "instruction": llava_prompt(question.capitalize()), "output": row["output"].capitalize()}
 
 
 def dataset_info_entry(file_name: str) -> dict:
@@ -86,16 +94,24 @@ def prepare_datasets(
     refusal_file: str | Path | None = None,
     seed: int = 233,
     overwrite: bool = False,
+    pd_question: str = "harmful",
+    capitalize: bool = False,
 ) -> PreparedDatasets:
-    """Validate ``train_file`` and write the four derived datasets into ``out_dir`` atomically."""
+    """Validate ``train_file`` and write the four derived datasets into ``out_dir`` atomically.
+
+    ``pd_question``: the question of the PD rows, ``harmful`` (the reference) or ``sd_question``;
+    ``capitalize``: pass questions and answers through ``str.capitalize()`` as the reference's loader does.
+    """
     records = read_benchmark(train_file)
     refusals = load_refusals(refusal_file)
     rows = {
         "forget": forget_rows(records),
         "forget_refusal": refusal_rows(records, refusals, seed),
-        "pd": pd_rows(records),
+        "pd": pd_rows(records, pd_question),
         "retain": retain_rows(records),
     }
+    if capitalize:
+        rows = {split: [capitalize_row(row) for row in split_rows] for split, split_rows in rows.items()}
     names = {split: f"{prefix}_{split}" for split in SPLITS}
     with atomic_directory(out_dir, overwrite=overwrite) as scratch:
         info = {}

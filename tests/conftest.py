@@ -81,6 +81,19 @@ def base_train_config(model_dir: Path, dataset_dir: Path, **overrides) -> dict:
     return config
 
 
+def build_unlearning_trainer(model_dir: Path, dataset_dir: Path, output_dir: Path, **keys):
+    """The `stage: unlearn` trainer LLaMA-Factory's parsed arguments build (data, model, collator), not trained."""
+    from llamafactory_safeeraser import lmf
+    from llamafactory_safeeraser.unlearn.workflow import create_unlearning_trainer
+
+    config = base_train_config(
+        model_dir, dataset_dir, stage="unlearn", dataset="safeeraser_forget", output_dir=str(output_dir)
+    )
+    config.update(keys)
+    model_args, data_args, training_args, finetuning_args, _ = lmf.parse_train_args(config)
+    return create_unlearning_trainer(model_args, data_args, training_args, finetuning_args)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from llamafactory_safeeraser.tiny_models import write_tiny_model

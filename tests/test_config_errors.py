@@ -54,6 +54,31 @@ CASES = {
         r"`rmu_alpha` must be >= 0",
     ),
     "idkdpo without retain set": ({"unlearn_method": "idkdpo"}, r"'idkdpo' needs `retain_dataset`"),
+    "guard on a method that does not ascend": (
+        {"unlearn_method": "npo", "forget_nll_guard": "clamp"},
+        r"`forget_nll_guard` is not used by unlearn_method 'npo'",
+    ),
+    "ceiling without a guard": (
+        {"unlearn_method": "ga", "forget_nll_ceiling": 3.0},
+        r"`forget_nll_ceiling` is set but `forget_nll_guard` is off",
+    ),
+    "kl positions on gd": (
+        {"unlearn_method": "gd", "retain_dataset": "safeeraser_retain", "kl_positions": "all"},
+        r"`kl_positions` is not used by unlearn_method 'gd'",
+    ),
+    "bad kl positions": (
+        {"unlearn_method": "kl", "retain_dataset": "safeeraser_retain", "kl_positions": "image"},
+        r"image",
+    ),
+    "po reduction on idkdpo": (
+        {"unlearn_method": "idkdpo", "retain_dataset": "safeeraser_retain", "po_reduction": "joint"},
+        r"`po_reduction` is not used by unlearn_method 'idkdpo'",
+    ),
+    "refusal sampling on idkdpo": (
+        {"unlearn_method": "idkdpo", "retain_dataset": "safeeraser_retain", "refusal_sampling": "per_epoch"},
+        r"`refusal_sampling` is not used by unlearn_method 'idkdpo'",
+    ),
+    "bad retain sampling": ({"unlearn_method": "ga", "retain_sampling": "sometimes"}, r"sometimes"),
     "unlearn keys on sft": ({"stage": "sft", "pd_dataset": "safeeraser_pd"}, r"only apply to `stage: unlearn`"),
 }
 

@@ -41,7 +41,7 @@ def test_harmful_and_sd_images_are_easy_to_tell_apart(synthetic_dir):
     # the answer depends on the image: the same question gets a harmful or a normal answer
     for r in records:
         for pair in r.unsafe_pairs:
-            assert pair.question_for_sd_image == pair.question and pair.model_response != pair.sd_response
+            assert pair.question_for_sd_image() == pair.question and pair.model_response != pair.sd_response
 
 
 def test_synthetic_benchmark_is_deterministic(tmp_path):
@@ -90,6 +90,28 @@ def test_prepare_writes_paired_sets(prepared_dir, synthetic_dir):
         assert "/sd_img/" in pd_row["images"][0]
         assert refusal["images"] == forget["images"] and refusal["output"] != forget["output"]
     assert len(rows["safeeraser_retain"]) == 4 * len(records)
+
+
+def test_pd_rows_ask_the_harmful_question_unless_sd_question_is_chosen(synthetic_dir, tmp_path):
+    records = read_benchmark(synthetic_dir / "all_train.json")
+    pairs = [pair for record in records for pair in record.unsafe_pairs]
+    assert all(pair.sd_question and pair.sd_question != pair.question for pair in pairs)  # the data has both
+    chosen = prepare_datasets(synthetic_dir / "all_train.json", tmp_path / "sd", pd_question="sd_question")
+    pd_rows = json.loads((chosen.out_dir / "pd.json").read_text())
+    assert [row["instruction"] for row in pd_rows] == [f"<image>\n{pair.sd_question}" for pair in pairs]
+
+
+def test_prepare_capitalize_lower_cases_all_but_the_first_letter(synthetic_dir, tmp_path):
+    plain = json.loads(
+        (prepare_datasets(synthetic_dir / "all_train.json", tmp_path / "a").out_dir / "forget.json").read_text()
+    )
+    cased = prepare_datasets(synthetic_dir / "all_train.json", tmp_path / "b", capitalize=True)
+    rows = json.loads((cased.out_dir / "forget.json").read_text())
+    for before, after in zip(plain, rows, strict=True):
+        question = before["instruction"].removeprefix("<image>\n")
+        assert after["instruction"] == "<image>\n" + question[0].upper() + question[1:].lower()
+        assert after["output"] == before["output"][0].upper() + before["output"][1:].lower()
+    assert any(before != after for before, after in zip(plain, rows, strict=True))
 
 
 def test_prepared_datasets_load_through_llamafactory_get_dataset(prepared_dir, tiny_model_dir, tmp_path):

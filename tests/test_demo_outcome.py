@@ -6,7 +6,7 @@ from llamafactory_safeeraser.demo import DemoSettings, describe_outcome
 
 
 def run(name: str, sarr: float, asr_eff: float = 0.0, asr_gen: float = 0.0) -> dict:
-    summary = {"asr_eff": asr_eff, "asr_gen": asr_gen, "rr_eff": 0.0, "rouge_l": 0.5, "sarr": sarr}
+    summary = {"asr_eff": asr_eff, "asr_gen": asr_gen, "rr_eff": 0.0, "rouge_l_recall": 0.5, "sarr": sarr}
     return {"run": {"name": name}, "summary": summary}
 
 

@@ -30,6 +30,7 @@ from llamafactory_safeeraser.evaluation.judges import (
     get_judge,
     prompt_for,
 )
+from llamafactory_safeeraser.evaluation.metrics import is_refusal
 
 SECRET = "sk-test-do-not-log-7f3a9c"
 MODEL = "judge-model"
@@ -101,7 +102,8 @@ class JudgeServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def answer(self, prompt: str) -> str:
-        """A pretend judge: unsafe iff the response starts with 'Sure'; fixed score; normal unless 'odd'."""
+        """A pretend judge: unsafe iff the response starts with 'Sure'; a refusal iff it says 'sorry' anywhere
+        (the rule looks at the opening only); fixed score; normal unless 'odd'."""
         response = prompt.split("Response: ", 1)[1].split("\n", 1)[0]
         if self.mode == "chatty":
             return "I think this one is fine, honestly."
@@ -109,6 +111,8 @@ class JudgeServer:
             return "VERDICT: UNSAFE" if response.startswith("Sure") else "VERDICT: SAFE"
         if "normal answer]" in prompt:
             return "VERDICT: ABNORMAL" if "odd" in response else "VERDICT: NORMAL"
+        if "refusal]" in prompt:
+            return "VERDICT: REFUSAL" if "sorry" in response.lower() else "VERDICT: ANSWER"
         return "SCORE: 7"
 
     @property
@@ -226,11 +230,14 @@ def test_prefetch_sends_requests_concurrently_and_scoring_uses_them(tmp_path: Pa
             for i in range(12)
         ]
         responses = [("Sure. Step one." if i % 3 == 0 else "I'm sorry, I can't.") for i in range(12)]
+        responses[1] = "Let me think. Sorry, no."  # a refusal to the judge; the rule's opening patterns miss it
+        assert not is_refusal(responses[1])
         scoring.prefetch_judgements(docs, responses)
-        assert len(server.prompts) == 12 and server.max_in_flight > 1
+        assert len(server.prompts) == 24 and server.max_in_flight > 1  # harm and refusal per response
         rows = [scoring.score_response(doc, response) for doc, response in zip(docs, responses, strict=True)]
-        assert len(server.prompts) == 12  # scoring found every answer already there
+        assert len(server.prompts) == 24  # scoring found every answer already there
     assert [row["asr"] for row in rows] == [1.0 if i % 3 == 0 else 0.0 for i in range(12)]
+    assert [row["rr"] for row in rows] == [0.0 if i % 3 == 0 else 1.0 for i in range(12)]  # RR from the judge
     assert scoring.mean_ignoring_none(row["asr_Weapon"] for row in rows) == pytest.approx(4 / 12)
 
 
@@ -345,18 +352,18 @@ def test_hf_judge_parse_failures_are_failures_not_safe(
     ]
     scoring.prefetch_judgements(docs, responses)
     judge = get_judge(config)
-    assert judge.stats()["prompts_sent"] == 6  # one batch-generated prompt per doc; the SARR refusal needs none
+    # one batch-generated prompt per query: harm and refusal per harmful doc; the SARR refusal needs none
+    assert judge.stats()["prompts_sent"] == 9
     rows = [scoring.score_response(doc, response) for doc, response in zip(docs, responses, strict=True)]
 
-    assert [row["judge_failures"] for row in rows] == [1, 1, 1, 1, 1, 1, 0]
-    assert all(row["asr"] is None for row in rows[:3])  # never counted as safe
-    assert [row["rr"] for row in rows[:3]] == [0.0, 1.0, 0.0]  # refusal detection needs no judge
+    assert [row["judge_failures"] for row in rows] == [2, 2, 2, 1, 1, 1, 0]
+    assert all(row["asr"] is None and row["rr"] is None for row in rows[:3])  # never counted as safe
     assert [row["judge_score"] for row in rows[3:5]] == [None, None]
-    assert rows[3]["rouge_l"] is not None
+    assert rows[3]["rouge_l_recall"] is not None
     assert rows[5]["sarr"] is None and rows[6]["sarr"] == 1.0  # refusal: settled by the rules
     assert scoring.mean_ignoring_none(row["asr"] for row in rows[:3]) is None
-    assert scoring.total(row["judge_failures"] for row in rows) == 6
-    assert judge.stats()["unparseable_replies"] == 6
+    assert scoring.total(row["judge_failures"] for row in rows) == 9
+    assert judge.stats()["unparseable_replies"] == 9
 
     forget_judges()  # rerun: the cache answers, the model generates nothing
     scoring.prefetch_judgements(docs, responses)

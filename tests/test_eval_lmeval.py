@@ -146,7 +146,7 @@ def test_report_compares_runs_with_tables_and_plot(evaluated: Path) -> None:
             f"| {run} | "
             + " | ".join(
                 f"{100 * summary[key]:.1f}"
-                for key in ("asr_eff", "rr_eff", "asr_gen", "rr_gen", "rouge_l", "judge_score", "sarr")
+                for key in ("asr_eff", "rr_eff", "asr_gen", "rr_gen", "rouge_l_recall", "judge_score", "sarr")
             )
             + " |"
         )

@@ -16,6 +16,7 @@ from llamafactory_safeeraser.evaluation.metrics import (
     longest_word_run,
     rouge_l,
     rouge_l_precision,
+    rouge_l_recall,
     rouge_tokens,
 )
 
@@ -161,6 +162,9 @@ def test_rouge_l_equals_rouge_score(response: str, reference: str) -> None:
     assert ours.recall == pytest.approx(expected.recall)
     assert ours.fmeasure == pytest.approx(expected.fmeasure)
     assert rouge_l_precision(response, reference) == pytest.approx(expected.precision)
+    # the release calls score(response, reference) and reports .precision: LCS / |reference|
+    released = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(response, reference)["rougeL"]
+    assert rouge_l_recall(response, reference) == pytest.approx(released.precision)
 
 
 def test_rouge_l_equals_rouge_score_on_random_texts() -> None:

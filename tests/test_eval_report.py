@@ -25,7 +25,7 @@ def results(
         "rr_eff": 0.5,
         "asr_gen": 0.25,
         "rr_gen": None,
-        "rouge_l": 0.616,
+        "rouge_l_recall": 0.616,
         "judge_score": 0.8284,
         "sarr": sarr,
     }

@@ -65,6 +65,21 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
         "down_proj",
     }
     assert Path(REPO / config["deepspeed"]).is_file()
+    # the SafeEraser reference's behaviour, spelled out (docs/fidelity.md)
+    text = path.read_text()
+    assert "docs/fidelity.md" in text
+    assert config["cutoff_len"] == 512 + 576 and config["eos_target"] is False and config["disable_shuffling"] is True
+    assert config.get("forget_nll_guard", "off") == "off"  # no guard, as the reference
+    if "retain_dataset" in config:
+        assert config["retain_sampling"] == "per_epoch"
+    if method == "kl":
+        assert config["kl_positions"] == "all"
+    if method == "po":
+        assert config["po_reduction"] == "joint" and config["refusal_sampling"] == "per_epoch"
+    for key in ("eos_target", "disable_shuffling", "cutoff_len", "kl_positions", "po_reduction"):
+        for line in text.splitlines():
+            if line.startswith(f"{key}:"):
+                assert "fidelity" in line, line  # each such line names its docs/fidelity.md row
     if path.stem.endswith("_pd"):
         assert config["pd_dataset"] == "safeeraser_pd"
         if method in PAPER_PD_WEIGHTS:

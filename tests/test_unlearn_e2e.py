@@ -119,7 +119,9 @@ def test_guard_stop_ends_training_early_and_says_so(vanilla_model_dir, prepared_
 
 
 def test_guard_clamp_bounds_gradient_ascent(vanilla_model_dir, prepared_dir, tmp_path, runs, rows):
-    config = unlearn_config(vanilla_model_dir, prepared_dir, "ga", False, forget_nll_ceiling=1.5)
+    config = unlearn_config(
+        vanilla_model_dir, prepared_dir, "ga", False, forget_nll_guard="clamp", forget_nll_ceiling=1.5
+    )
     clamped = llamafactory_train(config, tmp_path, "clamp")
     log = (tmp_path / "clamp.log").read_text()
     assert "forget-NLL guard: from step" in log
@@ -131,6 +133,35 @@ def test_guard_clamp_bounds_gradient_ascent(vanilla_model_dir, prepared_dir, tmp
     unguarded_nll = measured_nll(vanilla_model_dir, rows["forget"], unguarded)
     assert clamped_nll < unguarded_nll - 2.0
     assert clamped_nll < 1.5 + 2.5  # held near the ceiling (one large step can overshoot)
+
+
+@pytest.fixture(scope="module")
+def long_answer_dir(synthetic_dir, tmp_path_factory):
+    """The synthetic train file with every answer eight times as long, prepared."""
+    from llamafactory_safeeraser.prepare import prepare_datasets
+
+    data = tmp_path_factory.mktemp("long") / "safeeraser"
+    shutil.copytree(synthetic_dir, data)
+    records = json.loads((data / "all_train.json").read_text())
+    for record in records:
+        for pair in record["unsafe_pairs"]:
+            pair["model_response"] = " ".join([pair["model_response"]] * 8)
+            pair["sd_response"] = " ".join([pair["sd_response"]] * 8)
+        for key in ("UnharmPair_text1", "UnharmPair_text2", "UnharmPair_image1", "UnharmPair_image2"):
+            record[key]["Prediction"] = " ".join([record[key]["Prediction"]] * 8)
+    (data / "all_train.json").write_text(json.dumps(records))
+    return prepare_datasets(data / "all_train.json", tmp_path_factory.mktemp("long_prepared") / "lf").out_dir
+
+
+@pytest.mark.parametrize(("method", "with_pd", "cutoff"), [("ga", False, 90), ("gd", True, 110)])
+def test_answers_longer_than_the_cutoff_train(method, with_pd, cutoff, vanilla_model_dir, long_answer_dir, tmp_path):
+    """Answers of ~200 tokens at cutoff_len 90/110 (the prompt is ~60 with 16 image tokens): LLaMA-Factory's
+    SFT truncation would cut the prompt and its image tokens and crash the forward pass."""
+    config = unlearn_config(vanilla_model_dir, long_answer_dir, method, with_pd, cutoff_len=cutoff, max_steps=3)
+    out = llamafactory_train(config, tmp_path, f"{method}_long")
+    assert (out / "adapter_model.safetensors").exists()
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 3
+    assert all(entry["forget_nll"] > 0 for entry in log_history(out) if "forget_nll" in entry)
 
 
 def test_resume_from_checkpoint_continues_exactly(vanilla_model_dir, prepared_dir, tmp_path):

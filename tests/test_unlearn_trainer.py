@@ -12,13 +12,11 @@ import math
 
 import pytest
 import torch
-from conftest import base_train_config
+from conftest import build_unlearning_trainer
 from PIL import Image
 
-from llamafactory_safeeraser import lmf
 from llamafactory_safeeraser.refusals import BUILTIN_REFUSALS
 from llamafactory_safeeraser.unlearn.trainer import UnlearningBatch
-from llamafactory_safeeraser.unlearn.workflow import create_unlearning_trainer
 
 WEIGHTS = {
     "pd_weight": 0.7,
@@ -47,22 +45,10 @@ METHODS = sorted(METHOD_KEYS)
 
 
 def build_trainer(tiny_model_dir, prepared_dir, tmp_path, method: str, **overrides):
-    config = base_train_config(
-        tiny_model_dir,
-        prepared_dir,
-        stage="unlearn",
-        unlearn_method=method,
-        dataset="safeeraser_forget",
-        pd_dataset="safeeraser_pd",
-        pd_weight=WEIGHTS["pd_weight"],
-        forget_nll_guard="off",
-        output_dir=str(tmp_path / "out"),
-        max_samples=8,
-        **METHOD_KEYS[method],
+    keys = dict(unlearn_method=method, pd_dataset="safeeraser_pd", pd_weight=WEIGHTS["pd_weight"], max_samples=8)
+    return build_unlearning_trainer(
+        tiny_model_dir, prepared_dir, tmp_path / "out", **{**keys, **METHOD_KEYS[method], **overrides}
     )
-    config.update(overrides)
-    model_args, data_args, training_args, finetuning_args, _ = lmf.parse_train_args(config)
-    return create_unlearning_trainer(model_args, data_args, training_args, finetuning_args)
 
 
 def perturb_lora(model: torch.nn.Module, seed: int = 1) -> None:
@@ -87,54 +73,65 @@ def row_forward(model, processor, row: dict):
     )
 
 
-def row_token_logps(model, processor, row: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Answer-token log-probs of one row ([n]) and the full next-token log-softmax at those positions ([n, V])."""
+def answer_targets(row: dict) -> list[int]:
+    """Positions t whose label is an answer token (predicted by the logits at t - 1)."""
+    return [t for t in range(1, len(row["labels"])) if row["labels"][t] != -100]
+
+
+def row_token_logps(model, processor, row: dict) -> torch.Tensor:
+    """Answer-token log-probs of one row, [n]."""
     logits = row_forward(model, processor, row).logits[0]
-    labels = row["labels"]
-    positions = [t for t in range(1, len(labels)) if labels[t] != -100]
+    positions = answer_targets(row)
     log_softmax = torch.log_softmax(logits.double()[[t - 1 for t in positions]], dim=-1)
-    targets = torch.tensor([labels[t] for t in positions])
-    return log_softmax[torch.arange(len(positions)), targets], log_softmax
+    return log_softmax[torch.arange(len(positions)), torch.tensor([row["labels"][t] for t in positions])]
 
 
 def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], reference_model) -> float:
+    """SPEC's formulas, each term a mean over rows of a per-row quantity (the reference: one row per device)."""
     processor = trainer.data_collator.processor
     model = trainer.model
 
-    def stats(group: str, m):
+    def mean(values) -> float:
+        values = [float(v) for v in values]
+        return sum(values) / len(values)
+
+    def logps(group: str, m=model) -> list[torch.Tensor]:
         return [row_token_logps(m, processor, row) for row in batch_rows[group]]
 
-    def nll(per_row) -> float:
-        tokens = torch.cat([lp for lp, _ in per_row])
-        return float(-tokens.mean())
+    def nll(group: str) -> float:  # each row's mean answer-token NLL, averaged over rows
+        return mean(-lp.mean() for lp in logps(group))
 
     def sequence_logps(group: str, m) -> list[float]:
-        return [float(lp.sum()) for lp, _ in stats(group, m)]
+        return [float(lp.sum()) for lp in logps(group, m)]
 
     with torch.no_grad():
-        loss = WEIGHTS["pd_weight"] * nll(stats("pd", model))
-        if method in ("gd", "po", "npo", "simnpo", "idkdpo"):
-            loss += WEIGHTS["retain_weight"] * nll(stats("retain", model))
+        loss = WEIGHTS["pd_weight"] * nll("pd")
+        if method in ("gd", "npo", "simnpo", "idkdpo"):
+            loss += WEIGHTS["retain_weight"] * nll("retain")
         if method in ("ga", "gd", "kl"):
-            loss += -nll(stats("forget", model))
-        if method == "po":
-            loss += nll(stats("refusal", model))
-        if method == "kl":
-            policy = torch.cat([ls for _, ls in stats("retain", model)])
-            reference = torch.cat([ls for _, ls in stats("retain", reference_model)])
-            kl = (reference.exp() * (reference - policy)).sum(-1).mean()
-            loss += WEIGHTS["kl_weight"] * float(kl)
+            loss += -nll("forget")
+        if method == "po":  # the reference's joint token mean over each refusal row and its retain row
+            w = WEIGHTS["retain_weight"]
+            pairs = zip(logps("refusal"), logps("retain"), strict=True)
+            loss += mean((-r.sum() - w * k.sum()) / (len(r) + len(k)) for r, k in pairs)
+        if method == "kl":  # KL(p_ref || p) at every position of the retain row (image, prompt, answer)
+            per_row = []
+            for row in batch_rows["retain"]:
+                policy = torch.log_softmax(row_forward(model, processor, row).logits[0].double(), -1)
+                reference = torch.log_softmax(row_forward(reference_model, processor, row).logits[0].double(), -1)
+                per_row.append((reference.exp() * (reference - policy)).sum(-1).mean())
+            loss += WEIGHTS["kl_weight"] * mean(per_row)
         if method == "npo":
             beta = WEIGHTS["npo_beta"]
             ratios = [
                 p - r
                 for p, r in zip(sequence_logps("forget", model), sequence_logps("forget", reference_model), strict=True)
             ]
-            loss += (2 / beta) * sum(math.log1p(math.exp(beta * x)) for x in ratios) / len(ratios)
+            loss += (2 / beta) * mean(math.log1p(math.exp(beta * x)) for x in ratios)
         if method == "simnpo":
             beta, gamma = WEIGHTS["simnpo_beta"], WEIGHTS["simnpo_gamma"]
-            normalised = [float(lp.sum()) / len(lp) for lp, _ in stats("forget", model)]
-            loss += (2 / beta) * sum(math.log1p(math.exp(beta * x + gamma)) for x in normalised) / len(normalised)
+            normalised = [float(lp.sum()) / len(lp) for lp in logps("forget")]
+            loss += (2 / beta) * mean(math.log1p(math.exp(beta * x + gamma)) for x in normalised)
         if method == "idkdpo":
             beta = WEIGHTS["pref_beta"]
             chosen = [
@@ -148,19 +145,22 @@ def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], re
                 for p, r in zip(sequence_logps("forget", model), sequence_logps("forget", reference_model), strict=True)
             ]
             margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-            loss += sum(math.log1p(math.exp(-beta * m)) for m in margins) / len(margins)  # -log sigmoid(beta m)
-        if method == "rmu":
+            loss += mean(math.log1p(math.exp(-beta * m)) for m in margins)  # -log sigmoid(beta m)
+        if method == "rmu":  # hidden states at the positions holding answer tokens, per row
             layer = WEIGHTS["rmu_layer"] + 1  # hidden_states[0]: embeddings
             hidden = model.config.text_config.hidden_size
             direction = torch.rand(hidden, generator=torch.Generator().manual_seed(233))
             target = WEIGHTS["rmu_steering_coeff"] * direction / direction.norm()
-            forget = torch.cat([row_forward(model, processor, r).hidden_states[layer][0] for r in batch_rows["forget"]])
-            loss += float(((forget - target) ** 2).mean())
-            policy = torch.cat([row_forward(model, processor, r).hidden_states[layer][0] for r in batch_rows["retain"]])
-            ref = torch.cat(
-                [row_forward(reference_model, processor, r).hidden_states[layer][0] for r in batch_rows["retain"]]
+
+            def answer_hidden(m, row):
+                answer = [t for t, label in enumerate(row["labels"]) if label != -100]
+                return row_forward(m, processor, row).hidden_states[layer][0][answer]
+
+            loss += mean(((answer_hidden(model, r) - target) ** 2).mean() for r in batch_rows["forget"])
+            loss += WEIGHTS["rmu_alpha"] * mean(
+                ((answer_hidden(model, r) - answer_hidden(reference_model, r)) ** 2).mean()
+                for r in batch_rows["retain"]
             )
-            loss += WEIGHTS["rmu_alpha"] * float(((policy - ref) ** 2).mean())
     return loss
 
 
@@ -177,17 +177,17 @@ def test_trainer_loss_equals_independent_calculation(method, tiny_model_dir, pre
     perturb_lora(trainer.model)
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
-    rows = {
-        group: [trainer.train_dataset[int(i)][group] for i in batch["row_ids"]] for group in trainer.train_dataset.sets
-    }
+    items = [trainer.train_dataset[int(i)] for i in batch["row_ids"]]
+    rows = {group: [item[group] for item in items] for group in trainer.train_dataset.groups}
     if method in ("po", "idkdpo"):  # the refusal twins of the forget rows: same prompts, refusal answers
         answers = {
             trainer.processing_class.decode([t for t in row["labels"] if t >= 0], skip_special_tokens=True)
             for row in rows["refusal"]
         }
         assert answers <= set(BUILTIN_REFUSALS)
-        if "forget" in rows:
-            assert [r["input_ids"][:20] for r in rows["refusal"]] == [r["input_ids"][:20] for r in rows["forget"]]
+        if "forget" in rows:  # the whole prompt (system, image tokens, question) is the forget row's
+            prompts = [[r["input_ids"][:t] for t in answer_targets(r)[:1]] for r in rows["refusal"]]
+            assert prompts == [[r["input_ids"][:t] for t in answer_targets(r)[:1]] for r in rows["forget"]]
     loss = trainer.compute_loss(trainer.model, batch)
     expected = independent_loss(method, trainer, rows, reference_model)
     # float32 model, summed sequence log-probs: agreement to 1e-5 relative (and absolute)

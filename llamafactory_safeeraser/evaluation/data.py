@@ -4,9 +4,10 @@ Which files: lm-eval ``--metadata`` (or ``TaskManager(metadata=...)``) keys ``da
 (holding ``all_train.json`` and ``all_val.json``), or ``train_file`` / ``val_file``; else the
 ``SAFEERASER_DATA_DIR`` environment variable. Other metadata keys: ``harmful_samples`` (responses
 sampled per harmful question, default 3, implemented by repeating the document), ``template``
-(LLaMA-Factory template that renders the prompt, default ``llava``), ``image_max_pixels`` /
-``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images are resized as
-training resized them) and the judge keys of :meth:`JudgeConfig.from_metadata`.
+(LLaMA-Factory template that renders the prompt, default ``llava``), ``sarr_question`` (``harmful``, the
+default and the reference's: SARR asks the harmful question about the SD image; or ``sd_question``),
+``image_max_pixels`` / ``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images
+are resized as training resized them) and the judge keys of :meth:`JudgeConfig.from_metadata`.
 
 Every document carries its rendered prompt, its image path and its judge settings, so scoring
 needs nothing but the document and the response.
@@ -21,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..benchmark import UNHARM_IMAGE_FIELDS, UNHARM_TEXT_FIELDS, SafeEraserRecord, read_benchmark
+from ..benchmark import (
+    SD_IMAGE_QUESTIONS,
+    UNHARM_IMAGE_FIELDS,
+    UNHARM_TEXT_FIELDS,
+    SafeEraserRecord,
+    read_benchmark,
+)
 from ..errors import SafeEraserError
 from ..prepare import llava_prompt
 from .judges import JudgeConfig
@@ -44,6 +51,7 @@ class TaskOptions:
     judge: JudgeConfig
     image_max_pixels: int | None = None  # None: LLaMA-Factory's default
     image_min_pixels: int | None = None
+    sarr_question: str = "harmful"  # the question asked about the SD image: see SD_IMAGE_QUESTIONS
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -64,6 +72,11 @@ class TaskOptions:
             files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
         samples = _positive_int(metadata, "harmful_samples", DEFAULT_HARMFUL_SAMPLES)
         template = str(metadata.get("template") or DEFAULT_TEMPLATE)
+        sarr_question = str(metadata.get("sarr_question") or "harmful")
+        if sarr_question not in SD_IMAGE_QUESTIONS:
+            raise SafeEraserError(
+                f"metadata 'sarr_question' must be one of {', '.join(SD_IMAGE_QUESTIONS)}, got {sarr_question!r}"
+            )
         return cls(
             files["train"],
             files["val"],
@@ -72,6 +85,7 @@ class TaskOptions:
             JudgeConfig.from_metadata(metadata),
             _positive_int(metadata, "image_max_pixels", None),
             _positive_int(metadata, "image_min_pixels", None),
+            sarr_question,
         )
 
 
@@ -159,7 +173,7 @@ def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Pa
                         record,
                         f"unsafe_pairs[{j}]",
                         0,
-                        pair.question_for_sd_image,
+                        pair.question_for_sd_image(options.sarr_question),
                         pair.sd_response,
                         record.sd_image_path,
                     )

@@ -25,7 +25,7 @@ COLUMNS = (
     ("rr_eff", "RR eff ↑"),
     ("asr_gen", "ASR gen ↓"),
     ("rr_gen", "RR gen ↑"),
-    ("rouge_l", "ROUGE-L ↑"),
+    ("rouge_l_recall", "ROUGE-L ↑"),
     ("judge_score", "Judge score ↑"),
     ("sarr", "SARR ↓"),
 )
@@ -35,7 +35,7 @@ CATEGORY_TABLES = (
     ("generality", "asr", "ASR on unseen data (generality) ↓"),
     ("generality", "rr", "RR on unseen data (generality) ↑"),
     ("sarr", "sarr", "SARR (benign image + harmful question) ↓"),
-    ("utility", "rouge_l", "ROUGE-L precision (UnharmPair questions) ↑"),
+    ("utility", "rouge_l_recall", "ROUGE-L, LCS / reference length (UnharmPair questions) ↑"),
     ("utility", "judge_score", "Judge score (UnharmPair questions) ↑"),
 )
 _PD_SUFFIX = re.compile(r"^(?P<method>.+?)\s*\+\s*PD$", re.IGNORECASE)
@@ -97,7 +97,15 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
             "not degenerate, high ROUGE-L recall of the forget target) and its judge score is ROUGE-L F1. Both are "
             "lexical proxies, not harm or factuality classifiers.",
         ]
-    lines += ["", "## Main results", ""]
+    lines += [
+        "",
+        "## Main results",
+        "",
+        "ROUGE-L here is LCS / reference length (the recall of the reference's words), the number the SafeEraser "
+        "release reports, so it compares with the paper; results.json also holds `rouge_l_precision` "
+        "(LCS / response length), which a verbose correct answer lowers.",
+        "",
+    ]
     lines += _table(
         ["Run", *(title for _, title in COLUMNS)],
         [[_escape(run["run"]["name"]), *(percent(run["summary"].get(key)) for key, _ in COLUMNS)] for run in runs],
@@ -125,8 +133,8 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
                     change,
                     percent(before.get("asr_eff")),
                     percent(after.get("asr_eff")),
-                    percent(before.get("rouge_l")),
-                    percent(after.get("rouge_l")),
+                    percent(before.get("rouge_l_recall")),
+                    percent(after.get("rouge_l_recall")),
                 ]
             )
         lines += _table(

@@ -67,7 +67,8 @@ HEADLINE = {
     "rr_eff": ("efficacy", "rr"),
     "asr_gen": ("generality", "asr"),
     "rr_gen": ("generality", "rr"),
-    "rouge_l": ("utility", "rouge_l"),
+    "rouge_l_recall": ("utility", "rouge_l_recall"),
+    "rouge_l_precision": ("utility", "rouge_l_precision"),
     "judge_score": ("utility", "judge_score"),
     "sarr": ("sarr", "sarr"),
 }
@@ -97,6 +98,7 @@ class EvalSettings:
     template: str = "llava"
     image_max_pixels: int | None = None  # the training run's LLaMA-Factory keys; None: its defaults
     image_min_pixels: int | None = None
+    sarr_question: str = "harmful"  # SARR's question about the SD image: harmful (the reference) or sd_question
     seed: int = 233
     device: str | None = None  # default: cuda when available, else cpu
     tasks: tuple[str, ...] = ("safeeraser",)
@@ -109,7 +111,11 @@ class EvalSettings:
 
     def metadata(self) -> dict[str, Any]:
         """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""
-        metadata: dict[str, Any] = {"harmful_samples": self.harmful_samples, "template": self.template}
+        metadata: dict[str, Any] = {
+            "harmful_samples": self.harmful_samples,
+            "template": self.template,
+            "sarr_question": self.sarr_question,
+        }
         for key in ("data_dir", "train_file", "val_file"):
             if getattr(self, key) is not None:
                 metadata[key] = str(Path(getattr(self, key)).expanduser().resolve())
@@ -374,6 +380,7 @@ def summarize(
             "template": settings.template,
             "image_max_pixels": settings.image_max_pixels,
             "image_min_pixels": settings.image_min_pixels,
+            "sarr_question": settings.sarr_question,
             "seed": settings.seed,
             "device": raw.get("config", {}).get("device") or settings.device,
             "tasks": list(settings.tasks),

@@ -6,13 +6,18 @@ reported as a mistake instead of being silently ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
-GUARD_ACTIONS = ("clamp", "stop", "off")
 # keys that only some methods read; each method lists the ones it reads in `method_keys`
 METHOD_SPECIFIC_KEYS = (
+    "forget_nll_guard",
+    "forget_nll_ceiling",
     "kl_weight",
+    "kl_positions",
+    "po_reduction",
+    "refusal_sampling",
     "npo_beta",
     "refusal_file",
     "simnpo_beta",
@@ -73,18 +78,55 @@ class UnlearningArguments:
         default=None,
         metadata={"help": "RMU: weight of keeping retain rows' hidden states at the reference's. Default 1200 (WMDP)."},
     )
-    forget_nll_guard: Literal["clamp", "stop", "off"] = field(
-        default="clamp",
+    kl_positions: Literal["all", "answer"] | None = field(
+        default=None,
+        metadata={
+            "help": "KL method: positions of a retain row the KL term averages over: 'all' (image, prompt and "
+            "answer, as the SafeEraser reference) or 'answer'. Default 'all'."
+        },
+    )
+    po_reduction: Literal["joint", "separate"] | None = field(
+        default=None,
+        metadata={
+            "help": "PO: 'joint' (one token mean over each refusal row and its retain row together, weighting retain "
+            "tokens by retain_weight, as the SafeEraser reference) or 'separate' (NLL(refusal) + retain_weight * "
+            "NLL(retain)). Default 'joint'."
+        },
+    )
+    refusal_sampling: Literal["per_epoch", "fixed"] | None = field(
+        default=None,
+        metadata={
+            "help": "PO: draw each forget row's refusal anew every epoch ('per_epoch', as the SafeEraser reference) "
+            "or once ('fixed'). Default 'per_epoch'. IdkDPO always keeps one (its reference log-probs are cached)."
+        },
+    )
+    retain_sampling: Literal["per_epoch", "fixed"] = field(
+        default="per_epoch",
+        metadata={
+            "help": "Draw each forget row's retain row anew every epoch, uniformly from all retain rows ('per_epoch', "
+            "as the SafeEraser reference), or once ('fixed')."
+        },
+    )
+    eos_target: bool = field(
+        default=False,
+        metadata={
+            "help": "Whether the end-of-turn token(s) after each answer are targets. The SafeEraser reference masks "
+            "them; as a gradient-ascent target the EOS teaches the model never to stop."
+        },
+    )
+    forget_nll_guard: Literal["clamp", "stop", "off"] | None = field(
+        default=None,
         metadata={
             "help": (
-                "Guard against runaway gradient ascent once the forget NLL passes forget_nll_ceiling: "
-                "'clamp' holds those rows at the ceiling, 'stop' ends training, 'off' disables the guard."
+                "GA, GD, KL: guard against runaway gradient ascent once the forget NLL passes forget_nll_ceiling: "
+                "'clamp' holds those rows at the ceiling, 'stop' ends training, 'off' (default, as the SafeEraser "
+                "reference) disables the guard."
             )
         },
     )
     forget_nll_ceiling: float | None = field(
         default=None,
-        metadata={"help": "Forget NLL bound for the guard. Default: ln(vocab size), the NLL of a uniform guess."},
+        metadata={"help": "GA, GD, KL: forget NLL bound for the guard. Default: ln(vocab size), a uniform guess."},
     )
     fused_forward: bool = field(
         default=True,
@@ -106,8 +148,7 @@ class UnlearningArguments:
             return
 
         method = get_method(self.unlearn_method)  # raises with the valid choices
-        if self.forget_nll_guard not in GUARD_ACTIONS:
-            raise ValueError(f"forget_nll_guard '{self.forget_nll_guard}' is not one of {', '.join(GUARD_ACTIONS)}.")
+        _check_choices(self)
         name = method.method_name
         for key in METHOD_SPECIFIC_KEYS:
             if getattr(self, key) is not None and key not in method.method_keys:
@@ -133,9 +174,30 @@ class UnlearningArguments:
                 raise ValueError(f"`{key}` must be >= 0.")
         if self.forget_nll_ceiling is not None and self.forget_nll_ceiling <= 0:
             raise ValueError("`forget_nll_ceiling` must be > 0.")
+        if self.forget_nll_ceiling is not None and self.guard_action == "off":
+            raise ValueError("`forget_nll_ceiling` is set but `forget_nll_guard` is off; set it to clamp or stop.")
+
+    @property
+    def guard_action(self) -> str:
+        return self.forget_nll_guard or "off"
 
     @property
     def effective_pd_weight(self) -> float:
         if self.pd_dataset is None:
             return 0.0
         return 1.0 if self.pd_weight is None else self.pd_weight
+
+
+def _check_choices(arguments: UnlearningArguments) -> None:
+    """Literal-typed keys hold one of their choices (a YAML dict reaches the dataclass without argparse's check)."""
+    hints = typing.get_type_hints(UnlearningArguments)
+    for item in fields(UnlearningArguments):
+        value = getattr(arguments, item.name)
+        choices = [arg for part in typing.get_args(hints[item.name]) or [hints[item.name]] for arg in _literal(part)]
+        choices += _literal(hints[item.name])
+        if choices and value is not None and value not in choices:
+            raise ValueError(f"`{item.name}` '{value}' is not one of {', '.join(map(str, choices))}.")
+
+
+def _literal(annotation: object) -> list:
+    return list(typing.get_args(annotation)) if typing.get_origin(annotation) is Literal else []

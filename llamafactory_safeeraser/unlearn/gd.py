@@ -8,6 +8,7 @@ from .trainer import UnlearningBatch, UnlearningTrainer
 
 @register_method("gd")
 class GDTrainer(UnlearningTrainer):
+    method_keys = frozenset({"forget_nll_guard", "forget_nll_ceiling"})
     default_retain_weight = 1.0
 
     def method_loss(self, batch: UnlearningBatch):

@@ -2,7 +2,8 @@
 
 Shapes: ``logits`` [B, T, V] from a causal LM, ``labels`` [B, T] with ``IGNORE_INDEX`` on prompt,
 image and padding positions. Position t's logits predict token t+1, so labels shift by one.
-"NLL" is the mean token cross-entropy over answer tokens only (SPEC section 2).
+"NLL" is the mean token cross-entropy over a row's answer tokens (prompt and image tokens masked),
+averaged over rows.
 """
 
 from __future__ import annotations
@@ -35,15 +36,27 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     return -nll, mask
 
 
-# Reductions of token_logps' (logps, mask); UnlearningBatch computes token_logps once per set and reuses it.
-def mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean token NLL over all answer tokens of the batch (the usual LM loss)."""
-    return -(logps * mask).sum() / mask.sum().clamp(min=1)
+# Every reduction below is a mean over rows of a per-row quantity, never a mean over the batch's tokens:
+# then any split of a global batch into micro-batches, accumulation steps or processes (of equal row
+# counts) gives the same gradient, and a batch of 1 per device (the SafeEraser reference) means the same.
+def row_means(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-row mean of ``values`` [B, T] (or of ``values`` [N] given at the N set positions of ``mask``), [B]."""
+    counts = mask.sum(-1).clamp(min=1)
+    if values.shape == mask.shape:
+        return (values * mask).sum(-1) / counts
+    rows = torch.arange(mask.size(0), device=mask.device).unsqueeze(1).expand_as(mask)[mask.bool()]
+    sums = torch.zeros(mask.size(0), dtype=values.dtype, device=values.device).index_add(0, rows, values)
+    return sums / counts
 
 
 def per_sequence_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean token NLL of each sequence's answer, [B]."""
-    return -(logps * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return -row_means(logps, mask)
+
+
+def mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """NLL of a set: each row's mean answer-token NLL, averaged over rows."""
+    return per_sequence_nll(logps, mask).mean()
 
 
 def summed_logps(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -62,10 +75,28 @@ def guarded_ascent(
     is pulled towards the ceiling from both sides instead of running away. Returns the loss and
     the number of sequences held back. With the default ceiling (infinity) this is ``-mean_nll``.
     """
-    held_back = per_sequence_nll(logps, mask).detach() >= nll_ceiling
-    sign = 1.0 - 2.0 * held_back.to(logps.dtype)  # +1: ascend (minimise log p), -1: descend
-    loss = (logps * mask * sign.unsqueeze(-1)).sum() / mask.sum().clamp(min=1)
-    return loss, held_back.sum()
+    nll = per_sequence_nll(logps, mask)
+    held_back = nll.detach() >= nll_ceiling
+    sign = 1.0 - 2.0 * held_back.to(nll.dtype)  # +1: ascend (minimise log p), -1: descend
+    return -(sign * nll).mean(), held_back.sum()
+
+
+def joint_nll(
+    logps: torch.Tensor, mask: torch.Tensor, other_logps: torch.Tensor, other_mask: torch.Tensor, other_weight: float
+) -> torch.Tensor:
+    """NLL of row pairs: row i of both sets as one sequence (one token mean over both), averaged over pairs.
+
+    ``other_weight`` weights the second set's tokens in the numerator (1: a plain token mean over the pair).
+    """
+    total = -(logps * mask).sum(-1) - other_weight * (other_logps * other_mask).sum(-1)
+    return (total / (mask.sum(-1) + other_mask.sum(-1)).clamp(min=1)).mean()
+
+
+def answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    """[B, T] mask of the positions whose logits predict an answer token (position t predicts token t+1)."""
+    mask = torch.zeros_like(labels, dtype=torch.bool)
+    mask[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return mask
 
 
 # The same, from logits and labels.
@@ -90,23 +121,24 @@ def guarded_ascent_loss(
 def kl_divergence(
     reference_logits: torch.Tensor,
     logits: torch.Tensor,
-    labels: torch.Tensor,
-    reference_labels: torch.Tensor | None = None,
+    positions: torch.Tensor,
+    reference_positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Token-level KL(p_ref || p_theta) over the vocabulary, averaged over answer positions.
+    """Token-level KL(p_ref || p_theta) over the vocabulary at ``positions`` [B, T], mean per row, then over rows.
 
-    ``reference_labels`` is needed when the reference rows were padded differently (collated
-    on their own): answer positions are then matched in row-major order, which padding keeps.
+    ``reference_positions`` is needed when the reference rows were padded differently (collated on their
+    own): positions are then matched in row-major order, which padding keeps.
     """
-    mask = labels[:, 1:] != IGNORE_INDEX
-    reference_mask = mask if reference_labels is None else reference_labels[:, 1:] != IGNORE_INDEX
-    ref_logp = F.log_softmax(_upcast(reference_logits[:, :-1, :][reference_mask]), dim=-1)
-    logp = F.log_softmax(_upcast(logits[:, :-1, :][mask]), dim=-1)
+    positions = positions.bool()
+    reference_positions = positions if reference_positions is None else reference_positions.bool()
+    ref_logp = F.log_softmax(_upcast(reference_logits[reference_positions]), dim=-1)
+    logp = F.log_softmax(_upcast(logits[positions]), dim=-1)
     if ref_logp.shape != logp.shape:
-        raise ValueError(f"reference and policy answer tokens differ: {tuple(ref_logp.shape)} vs {tuple(logp.shape)}")
+        raise ValueError(f"reference and policy positions differ: {tuple(ref_logp.shape)} vs {tuple(logp.shape)}")
     if logp.numel() == 0:
         return logits.sum() * 0.0
-    return F.kl_div(logp, ref_logp, reduction="batchmean", log_target=True)  # sum_v p_ref (log p_ref - log p)
+    per_position = F.kl_div(logp, ref_logp, reduction="none", log_target=True).sum(-1)  # sum_v p_ref log(p_ref/p)
+    return row_means(per_position, positions).mean()
 
 
 def npo_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:
@@ -140,14 +172,16 @@ def dpo_loss(
 
 
 def masked_mse(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the hidden units of the positions where ``mask`` is set.
+    """Squared error over the hidden units at the positions where ``mask`` [B, T] is set: mean per row, then
+    over rows.
 
     ``hidden`` [B, T, H]; ``target`` [H] (broadcast) or [N, H] for the N masked positions.
     """
-    selected = hidden[mask.bool()]
+    mask = mask.bool()
+    selected = hidden[mask]
     if selected.numel() == 0:
         return hidden.sum() * 0.0
-    return ((selected - target) ** 2).mean()
+    return row_means(((selected - target) ** 2).mean(-1), mask).mean()
 
 
 def answer_lengths(labels: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,9 @@ loss = MSE(h_l(forget), c * u) + alpha * MSE(h_l(retain), h_l_ref(retain))
 h_l is the output of decoder layer `rmu_layer`, u a fixed random unit vector, c `rmu_steering_coeff`,
 alpha `rmu_alpha`; the reference is the adapter disabled under LoRA. Only layers l-2..l train (their
 LoRA adapters, or their weights under full/freeze fine-tuning); every other parameter is frozen.
-Positions: every real (non-padding) token of a row, image tokens included.
+Positions: the answer tokens of a row (labels set), as RMU implementations for chat data do; the system
+prompt and image tokens a forget row shares with a retain row showing the same image are left alone.
+Each MSE is a mean over a row's answer positions and the hidden units, then over rows.
 """
 
 from __future__ import annotations
@@ -54,12 +56,12 @@ class RMUTrainer(UnlearningTrainer):
         forget = losses.masked_mse(
             batch.hidden_states["forget"][index],
             self.control_vector.to(batch.logits["forget"].dtype),
-            batch.attention_mask["forget"],
+            batch.labels["forget"] != losses.IGNORE_INDEX,
         )
         reference, reference_inputs = batch.reference_outputs("retain", output_hidden_states=True)
-        reference_hidden = reference.hidden_states[index][reference_inputs["attention_mask"].bool()]
+        reference_hidden = reference.hidden_states[index][reference_inputs["labels"] != losses.IGNORE_INDEX]
         retain = losses.masked_mse(
-            batch.hidden_states["retain"][index], reference_hidden, batch.attention_mask["retain"]
+            batch.hidden_states["retain"][index], reference_hidden, batch.labels["retain"] != losses.IGNORE_INDEX
         )
         terms = {
             "rmu_forget": forget.detach(),

@@ -145,6 +145,11 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
     def uses_retain_rows(cls, args: Any) -> bool:
         return bool(cls.resolved_retain_weight(args)) or "retain" in cls.reference_groups
 
+    @classmethod
+    def refusal_sampling(cls, args: Any) -> str:
+        """How refusal rows (uses_refusal_rows) pick their refusal: 'fixed' (once) or 'per_epoch'."""
+        return "fixed"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         unlearning = self.finetuning_args
@@ -153,10 +158,11 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
         # from the config, not the output-embedding weight: ZeRO-3 partitions weights to shape [0] at load
         vocab_size = self.model.config.get_text_config().vocab_size
         self.forget_nll_ceiling = (
-            math.inf
-            if unlearning.forget_nll_guard == "off"
-            else (unlearning.forget_nll_ceiling or math.log(vocab_size))
+            math.inf if unlearning.guard_action == "off" else (unlearning.forget_nll_ceiling or math.log(vocab_size))
         )
+        # compute_loss returns a mean over its rows: the Trainer must divide by the accumulation steps
+        # (it would not for a model whose forward takes loss kwargs)
+        self.model_accepts_loss_kwargs = False
         # (set, row id) -> log pi_ref(y|x); the reference never changes, so each row is computed once
         self.reference_logp_cache: dict[tuple[str, int], float] | None = (
             {} if unlearning.cache_reference_logps else None
@@ -168,6 +174,12 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
         self._guard_announced = False
         self.add_callback(_GuardCallback(self))
 
+    @property
+    def adds_retain_nll(self) -> bool:
+        """Whether the base class adds ``retain_weight * NLL(retain)``; False for a method that folds the
+        retain rows into its own term (PO's joint reduction)."""
+        return True
+
     # ----- what a method implements ---------------------------------------------------------
     def method_loss(self, batch: UnlearningBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return the method's loss and the named terms to log (detached scalars or tensors)."""
@@ -178,7 +190,7 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
         """-NLL(forget) under the guard; the building block of GA, GD and KL."""
         loss, held_back = losses.guarded_ascent(*batch.token_logps("forget"), self.guard_ceiling)
         forget_nll = batch.nll("forget").detach()
-        if self.finetuning_args.forget_nll_guard == "stop" and forget_nll.item() > self.forget_nll_ceiling:
+        if self.finetuning_args.guard_action == "stop" and forget_nll.item() > self.forget_nll_ceiling:
             self._guard_tripped = True
         if not self._guard_announced and held_back.item():
             self._guard_announced = True  # afterwards the logged term `guard_held_back` tracks it
@@ -191,7 +203,7 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
 
     @property
     def guard_ceiling(self) -> float:
-        return self.forget_nll_ceiling if self.finetuning_args.forget_nll_guard == "clamp" else math.inf
+        return self.forget_nll_ceiling if self.finetuning_args.guard_action == "clamp" else math.inf
 
     @contextlib.contextmanager
     def reference_model_context(self, model: torch.nn.Module):
@@ -214,7 +226,7 @@ class UnlearningTrainer(lmf.CustomSeq2SeqTrainer):
         batch = UnlearningBatch(self, model, inputs)
         loss, terms = self.method_loss(batch)
         # The two terms any method can carry, added here so that no method file repeats them.
-        if self.retain_weight and batch.has("retain"):
+        if self.adds_retain_nll and self.retain_weight and batch.has("retain"):
             retain_nll = batch.nll("retain")
             loss = loss + self.retain_weight * retain_nll
             terms["retain_nll"] = retain_nll.detach()
@@ -256,7 +268,7 @@ class _GuardCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         trainer = self.trainer
-        if trainer.finetuning_args.forget_nll_guard == "stop" and trainer.any_process(trainer._guard_tripped):
+        if trainer.finetuning_args.guard_action == "stop" and trainer.any_process(trainer._guard_tripped):
             logger.warning_rank0(
                 f"forget-NLL guard: forget NLL passed {trainer.forget_nll_ceiling:.2f}; "
                 f"stopping training at step {state.global_step} and saving the model."

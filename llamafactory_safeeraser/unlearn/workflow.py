@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import lmf
-from ..refusals import draw_refusals, load_refusals
-from .data import StackedUnlearningDataset, UnlearningDataCollator
+from ..refusals import load_refusals
+from .data import EpochCallback, RowSource, StackedUnlearningDataset, StackSettings, UnlearningDataCollator
 from .registry import get_method
 from .trainer import UnlearningTrainer
 
@@ -20,6 +20,13 @@ def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, fin
         raise ValueError("`stage: unlearn` trains; set `do_train: true`.")
     if data_args.streaming or data_args.packing or data_args.tokenized_path:
         raise ValueError("`stage: unlearn` does not support streaming, packing or tokenized_path.")
+    if data_args.train_on_prompt:
+        raise ValueError("`stage: unlearn` trains on answers only; remove `train_on_prompt`.")
+    if training_args.dataloader_persistent_workers:
+        raise ValueError(
+            "`stage: unlearn` draws retain rows and refusals anew every epoch inside the dataset, which persistent "
+            "dataloader workers would not see; remove `dataloader_persistent_workers`."
+        )
     if data_args.val_size or data_args.eval_dataset:
         raise ValueError("`stage: unlearn` has no eval split; evaluate with `safeeraser eval` (lm-eval) instead.")
     if (
@@ -45,36 +52,39 @@ def load_unlearning_sets(
     finetuning_args: Any,
     tokenizer_module: dict[str, Any],
 ) -> StackedUnlearningDataset:
-    def load(names: list[str], transform: Any = None) -> Any:
-        return lmf.load_sft_dataset(
-            names,
-            template,
-            model_args,
-            data_args,
-            training_args,
-            tokenizer_module["tokenizer"],
-            tokenizer_module.get("processor"),
-            transform,
+    tokenizer = tokenizer_module["tokenizer"]
+
+    def load(names: list[str]) -> RowSource:
+        rows = lmf.load_prompt_answer_rows(
+            names, template, model_args, data_args, training_args, tokenizer, tokenizer_module.get("processor")
         )
+        return RowSource(rows, ",".join(names), ",".join(lmf.dataset_files(names, data_args)))
 
-    forget_names = data_args.dataset
-    sets, names = {}, {}
+    groups = []
     if method.uses_forget_rows:
-        sets["forget"], names["forget"] = load(forget_names), ",".join(forget_names)
+        groups.append("forget")
+    refusal_answers: tuple[tuple[list[int], int], ...] = ()
     if method.uses_refusal_rows:  # the same forget prompts, answered with refusals
+        groups.append("refusal")
         refusals = load_refusals(finetuning_args.refusal_file)
-
-        def with_refusals(aligned: Any) -> Any:
-            return lmf.set_responses(aligned, draw_refusals(len(aligned), refusals, training_args.seed))
-
-        sets["refusal"], names["refusal"] = load(forget_names, with_refusals), ",".join(forget_names) + " (refusals)"
+        refusal_answers = tuple(lmf.encode_answer(template, tokenizer, text) for text in refusals)
+    retain = pd = None
     if method.uses_retain_rows(finetuning_args):
-        sets["retain"] = load(_split(finetuning_args.retain_dataset))
-        names["retain"] = finetuning_args.retain_dataset
+        groups.append("retain")
+        retain = load(_split(finetuning_args.retain_dataset))
     if finetuning_args.effective_pd_weight:  # `pd_weight: 0` (an ablation) leaves the PD rows out of the batch
-        sets["pd"] = load(_split(finetuning_args.pd_dataset))
-        names["pd"] = finetuning_args.pd_dataset
-    return StackedUnlearningDataset(sets, seed=training_args.seed, names=names)
+        groups.append("pd")
+        pd = load(_split(finetuning_args.pd_dataset))
+    settings = StackSettings(
+        cutoff_len=data_args.cutoff_len,
+        eos_target=finetuning_args.eos_target,
+        seed=training_args.seed,
+        retain_sampling=finetuning_args.retain_sampling,
+        refusal_sampling=method.refusal_sampling(finetuning_args),
+    )
+    return StackedUnlearningDataset(
+        load(data_args.dataset), tuple(groups), settings, retain=retain, pd=pd, refusal_answers=refusal_answers
+    )
 
 
 def _split(names: str) -> list[str]:
@@ -120,10 +130,11 @@ def create_unlearning_trainer(
         train_dataset=train_dataset,
         **tokenizer_module,
     )
+    trainer.add_callback(EpochCallback(train_dataset))
     logger.info_rank0(
         f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
-        f"{', '.join(train_dataset.sets)}; pd_weight={trainer.pd_weight}, retain_weight={trainer.retain_weight}, "
-        f"forget-NLL guard={finetuning_args.forget_nll_guard} (ceiling {trainer.forget_nll_ceiling:.3f})"
+        f"{', '.join(train_dataset.groups)}; pd_weight={trainer.pd_weight}, retain_weight={trainer.retain_weight}, "
+        f"forget-NLL guard={finetuning_args.guard_action} (ceiling {trainer.forget_nll_ceiling:.3f})"
     )
     return trainer
 
