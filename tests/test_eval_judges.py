@@ -369,7 +369,7 @@ def test_hf_judge_parse_failures_are_failures_not_safe(
     scoring.prefetch_judgements(docs, responses)
     assert get_judge(config).stats() == {
         "prompts_sent": 0,
-        "cache_hits": 6,
+        "cache_hits": 9,
         "failed_requests": 0,
         "unparseable_replies": 0,
     }

@@ -64,14 +64,6 @@ def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_d
     return model_args, data_args, training_args, tokenizer_module, template
 
 
-def prompt_ids(row: dict) -> list[int]:
-    """The masked prompt part of a tokenized SFT row."""
-    from llamafactory_safeeraser import lmf
-
-    answer_start = next(i for i, label in enumerate(row["labels"]) if label != lmf.IGNORE_INDEX)
-    return row["input_ids"][:answer_start]
-
-
 @pytest.fixture(scope="module")
 def llamafactory_prompts(family: str, model_dir: Path, prepared_dir: Path, tmp_path_factory) -> dict[str, list[tuple]]:
     """Per dataset: (prompt token ids, image path) of the selected rows."""
@@ -82,7 +74,7 @@ def llamafactory_prompts(family: str, model_dir: Path, prepared_dir: Path, tmp_p
     )
     prompts = {}
     for name, (_, indices) in ROWS.items():
-        dataset = lmf.load_sft_dataset(
+        dataset = lmf.load_prompt_answer_rows(
             [name],
             template,
             model_args,
@@ -91,7 +83,7 @@ def llamafactory_prompts(family: str, model_dir: Path, prepared_dir: Path, tmp_p
             tokenizer_module["tokenizer"],
             tokenizer_module["processor"],
         )
-        prompts[name] = [(prompt_ids(dataset[index]), dataset[index]["images"][0]) for index in indices]
+        prompts[name] = [(dataset[index]["prompt_ids"], dataset[index]["images"][0]) for index in indices]
     return prompts
 
 
@@ -206,17 +198,17 @@ def test_images_are_resized_as_in_training(
         model_dir, family, dataset_dir, tmp_path, image_max_pixels=IMAGE_MAX_PIXELS, max_samples=1
     )
     processor = tokenizer_module["processor"]
-    row = lmf.load_sft_dataset(
+    row = lmf.load_prompt_answer_rows(
         ["safeeraser_forget"], template, model_args, data_args, training_args, tokenizer_module["tokenizer"], processor
     )[0]
     # what LLaMA-Factory's collator feeds the model for this row's image
-    theirs = template.mm_plugin.get_mm_inputs(row["images"], [], [], [1], [0], [0], [row["input_ids"]], processor)
+    theirs = template.mm_plugin.get_mm_inputs(row["images"], [], [], [1], [0], [0], [row["prompt_ids"]], processor)
     _, lm = lm_eval_side
 
     def matches(**metadata) -> bool:
         task = eval_tasks(family, data_dir / "all_train.json", ["safeeraser_efficacy"], **metadata)
         ours, _ = lm_eval_encoding(task["safeeraser_efficacy"], lm, 0)
-        same_ids = ours["input_ids"][0].tolist() == prompt_ids(row)
+        same_ids = ours["input_ids"][0].tolist() == row["prompt_ids"]
         same_pixels = ours["pixel_values"].shape == theirs["pixel_values"].shape and torch.allclose(
             ours["pixel_values"], theirs["pixel_values"], atol=1e-6
         )

@@ -11,14 +11,18 @@ from __future__ import annotations
 import torch
 
 from llamafactory_safeeraser.unlearn import UnlearningBatch, UnlearningTrainer
-from llamafactory_safeeraser.unlearn.losses import token_logps
+from llamafactory_safeeraser.unlearn.losses import row_means, token_logps
 
 
 def weighted_ascent_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
-    """mean over answer tokens of p^alpha * log p, with the weight p^alpha treated as a constant."""
+    """p^alpha * log p averaged over each row's answer tokens, then over rows (the weight p^alpha a constant).
+
+    A mean of per-row means, like every built-in loss: the gradient is then the same however a global batch
+    is split over micro-batches and processes.
+    """
     logps, mask = token_logps(logits, labels)
     weights = logps.detach().exp().pow(alpha)
-    return (weights * logps * mask).sum() / mask.sum().clamp(min=1)
+    return row_means(weights * logps, mask).mean()
 
 
 class WGATrainer(UnlearningTrainer):
