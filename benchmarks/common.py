@@ -85,9 +85,9 @@ class Assets:
 
 def ensure_assets(work_dir: Path, size: str) -> Assets:
     """Build (once) the offline tiny LLaVA of ``size``, the synthetic benchmark and its LLaMA-Factory sets."""
-    from llamafactory_safeeraser.prepare import prepare_datasets
-    from llamafactory_safeeraser.synthetic import write_synthetic_benchmark
-    from llamafactory_safeeraser.tiny_models import write_tiny_model
+    from llamafactory_safeeraser.data.prepare import prepare_datasets
+    from llamafactory_safeeraser.offline.synthetic import write_synthetic_benchmark
+    from llamafactory_safeeraser.offline.tiny_models import write_tiny_model
 
     model_dir = work_dir / f"llava-{size}"
     data_dir = work_dir / "data"
@@ -151,15 +151,16 @@ def needs_retain_rows(method: str) -> bool:
 
     from llamafactory_safeeraser.unlearn.registry import get_method
 
-    return get_method(method).uses_retain_rows(SimpleNamespace(retain_weight=None))
+    trainer_class = get_method(method)
+    return trainer_class.uses_retain_rows(SimpleNamespace(**{p.name: p.default for p in trainer_class.params}))
 
 
 def build_unlearning_trainer(config: dict) -> Any:
     """Parse ``config`` as `llamafactory-cli train` would and build the unlearning trainer (no training)."""
-    from llamafactory_safeeraser import lmf
+    from llamafactory_safeeraser.hook.stage import parse_train_args
     from llamafactory_safeeraser.unlearn.workflow import create_unlearning_trainer
 
-    model_args, data_args, training_args, finetuning_args, _ = lmf.parse_train_args(config)
+    model_args, data_args, training_args, finetuning_args, _ = parse_train_args(config)
     trainer = create_unlearning_trainer(model_args, data_args, training_args, finetuning_args)
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; training_step divides by it
     return trainer
@@ -175,10 +176,10 @@ class SFTBaseline:
     """
 
     def __init__(self, unlearning_trainer: Any):
-        from llamafactory_safeeraser import lmf
+        from llamafactory_safeeraser.integration import llamafactory as lf
 
         collator = unlearning_trainer.data_collator
-        self.collator = lmf.SFTDataCollatorWith4DAttentionMask(
+        self.collator = lf.SFTDataCollatorWith4DAttentionMask(
             template=collator.template,
             model=unlearning_trainer.model,
             pad_to_multiple_of=collator.pad_to_multiple_of,
@@ -188,7 +189,7 @@ class SFTBaseline:
             tokenizer=collator.tokenizer,
             processor=collator.processor,
         )
-        self.trainer = lmf.CustomSeq2SeqTrainer(
+        self.trainer = lf.CustomSeq2SeqTrainer(
             model=unlearning_trainer.model,
             args=unlearning_trainer.args,
             finetuning_args=unlearning_trainer.finetuning_args,

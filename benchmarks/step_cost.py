@@ -28,7 +28,7 @@ from typing import Any
 import common
 import torch
 
-from llamafactory_safeeraser.demo import display_name
+from llamafactory_safeeraser.demo.settings import display_name
 
 NAME = "step_cost"
 TARGET = 1.10

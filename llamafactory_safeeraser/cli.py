@@ -6,27 +6,27 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from .benchmark import SD_IMAGE_QUESTIONS
+from .data.records import SD_IMAGE_QUESTIONS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
-from .tiny_models import FAMILY_SIZES, SIZES
+from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
 
 
 def _make_tiny_model(args: argparse.Namespace) -> None:
-    from .tiny_models import write_tiny_model
+    from .offline.tiny_models import write_tiny_model
 
     count = write_tiny_model(args.out, family=args.family, size=args.size, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {args.family}/{args.size} model with {count:,} parameters to {args.out}")
 
 
 def _make_demo_data(args: argparse.Namespace) -> None:
-    from .synthetic import write_synthetic_benchmark
+    from .offline.synthetic import write_synthetic_benchmark
 
     counts = write_synthetic_benchmark(args.out, args.images_per_concept, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote synthetic SafeEraser data to {args.out}: " + ", ".join(f"{k} {v} records" for k, v in counts.items()))
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from .prepare import prepare_datasets
+    from .data.prepare import prepare_datasets
 
     prepared = prepare_datasets(
         args.train,
@@ -43,7 +43,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from .benchmark import read_benchmark
+    from .data.records import read_benchmark
 
     for path in args.files:
         records = read_benchmark(path)
@@ -55,7 +55,8 @@ def _eval(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .evaluation.judges import JudgeConfig
-    from .evaluation.runner import EvalSettings, RunSpec, evaluate_runs
+    from .evaluation.results import RunSpec
+    from .evaluation.runner import EvalSettings, evaluate_runs
 
     model = Path(args.model)
     name = args.name or (Path(args.adapter).name if args.adapter else model.name)

@@ -83,20 +83,20 @@ def base_train_config(model_dir: Path, dataset_dir: Path, **overrides) -> dict:
 
 def build_unlearning_trainer(model_dir: Path, dataset_dir: Path, output_dir: Path, **keys):
     """The `stage: unlearn` trainer LLaMA-Factory's parsed arguments build (data, model, collator), not trained."""
-    from llamafactory_safeeraser import lmf
+    from llamafactory_safeeraser.hook.stage import parse_train_args
     from llamafactory_safeeraser.unlearn.workflow import create_unlearning_trainer
 
     config = base_train_config(
         model_dir, dataset_dir, stage="unlearn", dataset="safeeraser_forget", output_dir=str(output_dir)
     )
     config.update(keys)
-    model_args, data_args, training_args, finetuning_args, _ = lmf.parse_train_args(config)
+    model_args, data_args, training_args, finetuning_args, _ = parse_train_args(config)
     return create_unlearning_trainer(model_args, data_args, training_args, finetuning_args)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from llamafactory_safeeraser.tiny_models import write_tiny_model
+    from llamafactory_safeeraser.offline.tiny_models import write_tiny_model
 
     out = tmp_path_factory.mktemp("models") / "tiny-llava"
     write_tiny_model(out, family="llava", size="tiny", seed=0)
@@ -106,7 +106,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def family_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """``family_model_dir(family)``: a model family's tiny checkpoint, built on first use (llava: tiny_model_dir)."""
-    from llamafactory_safeeraser.tiny_models import write_tiny_model
+    from llamafactory_safeeraser.offline.tiny_models import write_tiny_model
 
     built = {"llava": tiny_model_dir}
 
@@ -123,7 +123,7 @@ def family_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """all_train.json (24 records) and all_val.json (12 records) with images."""
-    from llamafactory_safeeraser.synthetic import write_synthetic_benchmark
+    from llamafactory_safeeraser.offline.synthetic import write_synthetic_benchmark
 
     out = tmp_path_factory.mktemp("data") / "safeeraser"
     write_synthetic_benchmark(out, images_per_concept=2, seed=233)
@@ -133,7 +133,7 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prepared_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """LLaMA-Factory datasets (dataset_dir) derived from the synthetic train file."""
-    from llamafactory_safeeraser.prepare import prepare_datasets
+    from llamafactory_safeeraser.data.prepare import prepare_datasets
 
     out = tmp_path_factory.mktemp("prepared") / "lf"
     prepare_datasets(synthetic_dir / "all_train.json", out)
@@ -174,7 +174,7 @@ def answer_nll(model_dir: Path, rows: list[dict], adapter_dir: Path | None = Non
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from llamafactory_safeeraser.tiny_models import LLAVA_SYSTEM
+    from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_SYSTEM
 
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)

@@ -11,7 +11,8 @@ Typical use (several runs in one process, one report)::
 
 from .judges import JudgeConfig
 from .report import write_report
-from .runner import EvalSettings, Evaluator, RunResult, RunSpec, evaluate_runs, find_run_folders
+from .results import RunSpec, find_run_folders, load_run_results
+from .runner import EvalSettings, Evaluator, RunResult, evaluate_runs
 
 __all__ = [
     "EvalSettings",
@@ -21,5 +22,6 @@ __all__ = [
     "RunSpec",
     "evaluate_runs",
     "find_run_folders",
+    "load_run_results",
     "write_report",
 ]

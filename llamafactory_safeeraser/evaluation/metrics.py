@@ -1,6 +1,6 @@
 """Response-level metrics as pure functions: refusals, degenerate text, ROUGE-L.
 
-- :func:`is_refusal`: the response *opens* with a refusal (SPEC section 3, RR), in many phrasings.
+- :func:`is_refusal`: the response *opens* with a refusal (RR), in many phrasings.
 - :func:`degeneration_reason`: why a response is not a meaningful answer (empty, too short,
   repetitive, mostly out-of-vocabulary words, mostly symbols), or None. SARR counts these.
 - :func:`rouge_l`: the `rouge-score` package's ROUGE-L with Porter stemming (the paper's tooling),

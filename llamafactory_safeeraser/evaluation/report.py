@@ -8,17 +8,16 @@ draws an arrow from each method to its prompt-decoupled variant, and a table lis
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..benchmark import CATEGORIES
+from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import write_bytes_atomic, write_text_atomic
-from .data import TASK_KINDS
-from .runner import RESULTS_FILE, RESULTS_FORMAT
+from .documents import TASK_KINDS
+from .results import load_run_results
 
 COLUMNS = (
     ("asr_eff", "ASR eff ↓"),
@@ -39,20 +38,6 @@ CATEGORY_TABLES = (
     ("utility", "judge_score", "Judge score (UnharmPair questions) ↑"),
 )
 _PD_SUFFIX = re.compile(r"^(?P<method>.+?)\s*\+\s*PD$", re.IGNORECASE)
-
-
-def load_run_results(run_dir: str | Path) -> dict[str, Any]:
-    """A run folder's results.json; a clear one-line error when it is not one."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise SafeEraserError(f"{path}: not found (is {run_dir} a folder written by `safeeraser eval`?)")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SafeEraserError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(results, dict) or results.get("format") != RESULTS_FORMAT:
-        raise SafeEraserError(f"{path}: not a SafeEraser results file (expected format '{RESULTS_FORMAT}')")
-    return results
 
 
 def percent(value: float | None) -> str:

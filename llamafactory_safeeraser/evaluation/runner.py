@@ -1,4 +1,4 @@
-"""Evaluate one or several runs with lm-eval as a library and write their results.
+"""Evaluate one or several runs with lm-eval as a library and write their results (see ``results``).
 
 A run is a name, a base model folder and an optional LoRA adapter folder. lm-eval, the task
 index and the data are loaded once; each run then only loads its model (``hf-multimodal``,
@@ -16,17 +16,27 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..benchmark import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
-from .data import FILE_OF_TASK, TASK_KINDS, TaskOptions, load_records
+from .documents import FILE_OF_TASK, TASK_KINDS, TaskOptions, load_records
 from .judges import JudgeConfig, get_judge
-from .scoring import CATEGORY_METRICS, FAILURE_METRIC, OVERALL_METRICS, category_metric
+from .report import write_report
+from .results import (
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    TASK_PREFIX,
+    RunSpec,
+    find_run_folders,
+    model_location,
+    run_folder_name,
+    samples_jsonl,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +67,6 @@ def quiet_expected_lm_eval_warnings() -> None:
             target.addFilter(_DropMessage(fragment))
 
 
-RESULTS_FILE = "results.json"
-SAMPLES_FILE = "samples.jsonl"
-RESULTS_FORMAT = "safeeraser-eval/1"
-TASK_PREFIX = "safeeraser_"
-# Headline numbers (SPEC section 3 / the paper's table): column key -> (task, metric).
-HEADLINE = {
-    "asr_eff": ("efficacy", "asr"),
-    "rr_eff": ("efficacy", "rr"),
-    "asr_gen": ("generality", "asr"),
-    "rr_gen": ("generality", "rr"),
-    "rouge_l_recall": ("utility", "rouge_l_recall"),
-    "rouge_l_precision": ("utility", "rouge_l_precision"),
-    "judge_score": ("utility", "judge_score"),
-    "sarr": ("sarr", "sarr"),
-}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One model to evaluate: base model folder plus an optional LoRA adapter folder."""
-
-    name: str
-    model: str | Path
-    adapter: str | Path | None = None
-
-
 @dataclass(frozen=True)
 class EvalSettings:
     """What every run of one evaluation shares."""
@@ -92,7 +76,7 @@ class EvalSettings:
     val_file: str | Path | None = None
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     harmful_samples: int = 3
-    max_gen_toks: int | None = None  # None: the tasks' 512 (SPEC)
+    max_gen_toks: int | None = None  # None: the tasks' 512 (the reference's)
     limit: int | None = None  # documents per task (after harmful-sample repetition); for quick runs
     batch_size: int = 1
     template: str = "llava"
@@ -137,22 +121,7 @@ def judge_metadata(config: JudgeConfig) -> dict[str, Any]:
     return metadata
 
 
-def run_folder_name(name: str) -> str:
-    """A file-system-safe folder name that keeps names like ``GA+PD`` readable."""
-    cleaned = re.sub(r"[^A-Za-z0-9+_.=-]+", "_", name).strip("._")
-    if not cleaned:
-        raise SafeEraserError(f"run name {name!r} has no usable characters")
-    return cleaned
-
-
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def model_location(value: str | Path) -> str:
-    """An existing local folder as an absolute path; anything else (a hub id such as
-    ``llava-hf/llava-1.5-7b-hf``) unchanged."""
-    path = Path(value).expanduser()
-    return str(path.resolve()) if path.exists() else str(value)
 
 
 def _check_location(value: str | Path, marker: str, what: str, run: str) -> None:
@@ -302,126 +271,7 @@ def evaluate_runs(
         if progress is not None:
             progress(result)
     if report:
-        from .report import write_report
-
         write_report(find_run_folders(out_dir), Path(out_dir) / "report.md")
     return results
 
 
-def find_run_folders(out_dir: str | Path) -> list[Path]:
-    """Run folders (holding results.json) directly under ``out_dir``, oldest first."""
-    folders = [path.parent for path in Path(out_dir).glob(f"*/{RESULTS_FILE}")]
-    return sorted(folders, key=lambda folder: ((folder / RESULTS_FILE).stat().st_mtime_ns, folder.name))
-
-
-def _metric(task_results: Mapping[str, Any], name: str) -> Any:
-    return task_results.get(f"{name},none")
-
-
-def summarize(
-    run: RunSpec,
-    raw: Mapping[str, Any],
-    settings: EvalSettings,
-    options: TaskOptions,
-    judge_stats: Mapping[str, int] | None = None,
-    duration_s: float = 0.0,
-) -> dict[str, Any]:
-    """The results.json document of one run (fractions in 0..1; None where nothing was measured).
-
-    Layout: ``run``; ``summary`` (the paper's headline columns); ``tasks.<kind>`` with ``n``
-    (responses), ``metrics`` (overall values and ``judge_failures``) and ``per_category.<Category>``
-    (values, ``n`` and ``judge_failures``); ``judge_failures`` per task and in total; ``judge``
-    (settings and request counters, never the API key); ``settings``; ``lm_eval`` (raw numbers).
-    """
-    from importlib.metadata import version
-
-    tasks: dict[str, Any] = {}
-    for kind in TASK_KINDS:
-        task_name = TASK_PREFIX + kind
-        if task_name not in raw["results"]:
-            continue
-        task_results = raw["results"][task_name]
-        samples = raw.get("samples", {}).get(task_name, [])
-        per_category: dict[str, Any] = {}
-        for category in CATEGORIES:
-            in_category = [sample for sample in samples if sample["doc"]["category"] == category]
-            values = {
-                metric: _metric(task_results, category_metric(metric, category)) for metric in CATEGORY_METRICS[kind]
-            }
-            values["n"] = len(in_category)
-            values[FAILURE_METRIC] = sum(int(sample.get(FAILURE_METRIC) or 0) for sample in in_category)
-            per_category[category] = values
-        metrics = {metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]}
-        metrics[FAILURE_METRIC] = _metric(task_results, FAILURE_METRIC)
-        tasks[kind] = {"task": task_name, "n": len(samples), "metrics": metrics, "per_category": per_category}
-
-    failures = {kind: int(task["metrics"][FAILURE_METRIC] or 0) for kind, task in tasks.items()}
-    failures["total"] = sum(failures.values())
-    first_config = next(iter(raw.get("configs", {}).values()), {})
-    return {
-        "format": RESULTS_FORMAT,
-        "run": {
-            "name": run.name,
-            "model": model_location(run.model),
-            "adapter": model_location(run.adapter) if run.adapter is not None else None,
-        },
-        "summary": {
-            column: tasks[kind]["metrics"][metric] if kind in tasks else None
-            for column, (kind, metric) in HEADLINE.items()
-        },
-        "tasks": tasks,
-        "judge_failures": failures,
-        "judge": {"config": json.loads(options.judge.to_json()), "stats": dict(judge_stats or {})},
-        "settings": {
-            "harmful_samples": settings.harmful_samples,
-            "generation_kwargs": first_config.get("generation_kwargs"),
-            "limit": settings.limit,
-            "batch_size": settings.batch_size,
-            "template": settings.template,
-            "image_max_pixels": settings.image_max_pixels,
-            "image_min_pixels": settings.image_min_pixels,
-            "sarr_question": settings.sarr_question,
-            "seed": settings.seed,
-            "device": raw.get("config", {}).get("device") or settings.device,
-            "tasks": list(settings.tasks),
-            "data_files": {"train": _str_or_none(options.train_file), "val": _str_or_none(options.val_file)},
-            "lm_eval_version": version("lm_eval"),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "duration_s": round(duration_s, 1),
-        },
-        "lm_eval": {"results": raw["results"], "n-samples": raw.get("n-samples")},
-    }
-
-
-def _str_or_none(value: Path | None) -> str | None:
-    return None if value is None else str(value)
-
-
-# Everything of the lm-eval document but its judge settings (results.json holds those once).
-_SAMPLE_DOC_FIELDS = (
-    "task_kind",
-    "record",
-    "category",
-    "keyword",
-    "item",
-    "sample",
-    "question",
-    "image_path",
-    "prompt",
-    "reference",
-    "source_file",
-)
-
-
-def samples_jsonl(raw: Mapping[str, Any]) -> str:
-    """One JSON line per response: where it came from, what the model said, and its scores."""
-    lines = []
-    for task_name, samples in raw.get("samples", {}).items():
-        for sample in samples:
-            doc = sample["doc"]
-            metric_keys = sample.get("metrics", [])
-            line = {"task": task_name, "doc_id": sample["doc_id"], **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS}}
-            line["response"] = sample["filtered_resps"][0]
-            line["scores"] = {key: sample[key] for key in metric_keys if sample.get(key) is not None}
-            lines.append(json.dumps(line, ensure_ascii=False))
-    return "\n".join(lines) + ("\n" if lines else "")

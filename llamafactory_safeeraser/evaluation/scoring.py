@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..benchmark import CATEGORIES
-from .data import HARMFUL_KINDS, TASK_KINDS, file_stamp, load_records
+from ..data.records import CATEGORIES
+from .documents import HARMFUL_KINDS, TASK_KINDS, file_stamp, load_records
 from .judges import ConsistencyQuery, HarmQuery, JudgeConfig, NormalAnswerQuery, Query, RefusalQuery, get_judge
 from .metrics import Vocabulary, build_vocabulary, degeneration_reason, is_refusal, rouge_l_precision, rouge_l_recall
 

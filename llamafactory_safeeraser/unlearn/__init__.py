@@ -1,24 +1,29 @@
 """Unlearning methods for `stage: unlearn`.
 
-Public API for writing a method: ``UnlearningTrainer``, ``UnlearningBatch``, ``register_method``
-and the pure loss functions in ``losses``. Attributes load lazily, because importing the trainer
-imports LLaMA-Factory.
+Public API for writing a method: ``UnlearningTrainer``, ``UnlearningBatch``, ``register_method``,
+``MethodParam`` (a method's YAML keys) and the pure loss functions in ``losses``. Attributes load lazily,
+because importing the trainer imports LLaMA-Factory.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["UnlearningBatch", "UnlearningTrainer", "get_method", "method_names", "register_method"]
+__all__ = ["MethodParam", "UnlearningBatch", "UnlearningTrainer", "get_method", "method_names", "register_method"]
+
+_HOMES = {
+    "UnlearningTrainer": "trainer",
+    "UnlearningBatch": "batch",
+    "MethodParam": "params",
+    "register_method": "registry",
+    "get_method": "registry",
+    "method_names": "registry",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("UnlearningTrainer", "UnlearningBatch"):
-        from . import trainer
+    if name not in _HOMES:
+        raise AttributeError(name)
+    from importlib import import_module
 
-        return getattr(trainer, name)
-    if name in ("register_method", "get_method", "method_names"):
-        from . import registry
-
-        return getattr(registry, name)
-    raise AttributeError(name)
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -6,7 +6,8 @@ an entry point in the group ``llamafactory_safeeraser.methods``::
 
     entry_points={"llamafactory_safeeraser.methods": ["my_ga = my_pkg.my_method:MyGATrainer"]}
 
-See ``examples/custom_method/``.
+See ``examples/custom_method/``. A plugin that fails to load is reported when its name is asked for,
+and never breaks the other methods (nor LLaMA-Factory's own stages).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _BUILTIN_MODULES = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")
 
 T = TypeVar("T", bound=type)
 _METHODS: dict[str, type] = {}
+_BROKEN: dict[str, str] = {}  # entry-point name -> why it did not load
 _loaded = False
 
 
@@ -44,9 +46,13 @@ def _load_all() -> None:
         return
     _loaded = True
     for module in _BUILTIN_MODULES:
-        import_module(f"{__package__}.{module}")
+        import_module(f"{__package__}.methods.{module}")
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        cls = entry.load()
+        try:
+            cls = entry.load()
+        except Exception as err:  # a broken plugin: report it when asked for, break nothing else
+            _BROKEN[entry.name.lower()] = f"{type(err).__name__}: {err}"
+            continue
         if entry.name.lower() not in _METHODS:
             register_method(entry.name)(cls)
 
@@ -56,9 +62,17 @@ def method_names() -> list[str]:
     return sorted(_METHODS)
 
 
+def all_methods() -> list[type]:
+    """Every registered method class, by name."""
+    return [_METHODS[name] for name in method_names()]
+
+
 def get_method(name: str) -> type:
     _load_all()
     key = name.lower()
+    if key in _BROKEN:
+        raise ValueError(f"unlearn_method '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: "
+                         f"{_BROKEN[key]}")
     if key not in _METHODS:
         raise ValueError(f"unknown unlearn_method '{name}'; valid choices: {', '.join(method_names())}")
     return _METHODS[key]

@@ -36,15 +36,16 @@ def fits_cutoff(prompt_length: int, cutoff_len: int) -> bool:
 def assemble_row(
     prompt_ids: Sequence[int],
     answer_ids: Sequence[int],
-    content_length: int,
+    end_of_turn_ids: Collection[int],
     cutoff_len: int,
     eos_target: bool,
 ) -> dict[str, list[int]]:
     """``input_ids``, ``attention_mask`` and ``labels`` of one row, the answer cut to fit ``cutoff_len``.
 
-    ``content_length`` answer tokens are the answer's words; the rest are end-of-turn tokens, targets only
+    The answer's last end-of-turn token and what follows it (the template's closing) are targets only
     when ``eos_target``. Raises ValueError when the prompt alone leaves no room for an answer token.
     """
+    content_length = answer_content_length(answer_ids, end_of_turn_ids)
     if not fits_cutoff(len(prompt_ids), cutoff_len):
         raise ValueError(f"the prompt alone is {len(prompt_ids)} tokens, cutoff_len is {cutoff_len}")
     kept = list(answer_ids[: cutoff_len - len(prompt_ids)])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import lmf
-from ..refusals import load_refusals
-from .data import EpochCallback, RowSource, StackedUnlearningDataset, StackSettings, UnlearningDataCollator
+from ..data.refusals import load_refusals
+from ..integration import llamafactory as lf
+from .collator import UnlearningDataCollator
+from .dataset import EpochCallback, RowSource, StackedUnlearningDataset, StackSettings
 from .registry import get_method
 from .trainer import UnlearningTrainer
 
-logger = lmf.get_logger(__name__)
+logger = lf.get_logger(__name__)
 
 
 def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any) -> None:
@@ -55,19 +56,19 @@ def load_unlearning_sets(
     tokenizer = tokenizer_module["tokenizer"]
 
     def load(names: list[str]) -> RowSource:
-        rows = lmf.load_prompt_answer_rows(
+        rows = lf.load_prompt_answer_rows(
             names, template, model_args, data_args, training_args, tokenizer, tokenizer_module.get("processor")
         )
-        return RowSource(rows, ",".join(names), ",".join(lmf.dataset_files(names, data_args)))
+        return RowSource(rows, ",".join(names), ",".join(lf.dataset_files(names, data_args)))
 
     groups = []
     if method.uses_forget_rows:
         groups.append("forget")
-    refusal_answers: tuple[tuple[list[int], int], ...] = ()
+    refusal_answers: tuple[list[int], ...] = ()
     if method.uses_refusal_rows:  # the same forget prompts, answered with refusals
         groups.append("refusal")
-        refusals = load_refusals(finetuning_args.refusal_file)
-        refusal_answers = tuple(lmf.encode_answer(template, tokenizer, text) for text in refusals)
+        refusals = load_refusals(getattr(finetuning_args, "refusal_file", None))
+        refusal_answers = tuple(lf.encode_answer(template, tokenizer, text) for text in refusals)
     retain = pd = None
     if method.uses_retain_rows(finetuning_args):
         groups.append("retain")
@@ -78,9 +79,11 @@ def load_unlearning_sets(
     settings = StackSettings(
         cutoff_len=data_args.cutoff_len,
         eos_target=finetuning_args.eos_target,
+        end_of_turn_ids=lf.end_of_turn_ids(template, tokenizer),
         seed=training_args.seed,
         retain_sampling=finetuning_args.retain_sampling,
-        refusal_sampling=method.refusal_sampling(finetuning_args),
+        # PO declares refusal_sampling; IdkDPO keeps one refusal per row (its reference log-probs are cached)
+        refusal_sampling=getattr(finetuning_args, "refusal_sampling", None) or "fixed",
     )
     return StackedUnlearningDataset(
         load(data_args.dataset), tuple(groups), settings, retain=retain, pd=pd, refusal_answers=refusal_answers
@@ -97,23 +100,23 @@ def create_unlearning_trainer(
     """Everything `stage: unlearn` builds before training: data, model, reference, collator, trainer."""
     check_run_arguments(model_args, data_args, training_args, finetuning_args)
     method = get_method(finetuning_args.unlearn_method)
-    tokenizer_module = lmf.load_tokenizer(model_args)
+    tokenizer_module = lf.load_tokenizer(model_args)
     tokenizer = tokenizer_module["tokenizer"]
-    template = lmf.get_template_and_fix_tokenizer(tokenizer, data_args)
+    template = lf.get_template_and_fix_tokenizer(tokenizer, data_args)
     train_dataset = load_unlearning_sets(
         method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
     )
-    model = lmf.load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
+    model = lf.load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
 
     # LLaMA-Factory's helper returns None for LoRA without `ref_model`: the reference is then the same
     # weights with the adapter disabled; otherwise it loads the copy that full/freeze tuning needs.
-    ref_model = lmf.create_ref_model(model_args, finetuning_args) if method.reference_groups else None
+    ref_model = lf.create_ref_model(model_args, finetuning_args) if method.reference_groups else None
 
     collator = UnlearningDataCollator(
         template=template,
         model=model,
         pad_to_multiple_of=8,
-        label_pad_token_id=lmf.IGNORE_INDEX,
+        label_pad_token_id=lf.IGNORE_INDEX,
         compute_dtype=model_args.compute_dtype,
         attn_implementation=getattr(model.config, "_attn_implementation", None),
         fused_forward=finetuning_args.fused_forward,
@@ -134,7 +137,7 @@ def create_unlearning_trainer(
     logger.info_rank0(
         f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
         f"{', '.join(train_dataset.groups)}; pd_weight={trainer.pd_weight}, retain_weight={trainer.retain_weight}, "
-        f"forget-NLL guard={finetuning_args.guard_action} (ceiling {trainer.forget_nll_ceiling:.3f})"
+        f"forget-NLL guard={finetuning_args.guard_action} (ceiling {trainer.guard.ceiling:.3f})"
     )
     return trainer
 
@@ -149,6 +152,6 @@ def run_unlearn(
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
     if trainer.is_world_process_zero() and finetuning_args.plot_loss:
-        lmf.plot_loss(training_args.output_dir, keys=["loss", *sorted(trainer.logged_terms)])
-    lmf.create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)
+        lf.plot_loss(training_args.output_dir, keys=["loss", *sorted(trainer.logged_terms)])
+    lf.create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)
     return trainer

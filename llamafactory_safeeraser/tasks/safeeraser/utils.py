@@ -10,27 +10,27 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from llamafactory_safeeraser.evaluation import data, scoring
+from llamafactory_safeeraser.evaluation import documents, scoring
 
 
 def efficacy_dataset(**metadata: Any) -> Any:
-    return data.task_dataset("efficacy", metadata)
+    return documents.task_dataset("efficacy", metadata)
 
 
 def generality_dataset(**metadata: Any) -> Any:
-    return data.task_dataset("generality", metadata)
+    return documents.task_dataset("generality", metadata)
 
 
 def sarr_dataset(**metadata: Any) -> Any:
-    return data.task_dataset("sarr", metadata)
+    return documents.task_dataset("sarr", metadata)
 
 
 def utility_dataset(**metadata: Any) -> Any:
-    return data.task_dataset("utility", metadata)
+    return documents.task_dataset("utility", metadata)
 
 
 def doc_to_image(doc: dict) -> list:
-    return [data.load_image(doc)]
+    return [documents.load_image(doc)]
 
 
 def process_results(doc: dict, results: list[str]) -> dict:

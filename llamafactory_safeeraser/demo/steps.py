@@ -1,0 +1,91 @@
+"""The demo's building blocks: progress lines, reusable steps, its datasets, `llamafactory-cli train` runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..data.prepare import dataset_info_entry, forget_rows, pd_rows, prepare_datasets, retain_rows
+from ..data.records import read_benchmark
+from ..data.refusals import BUILTIN_REFUSALS, draw_refusals
+from ..errors import SafeEraserError
+from ..fileio import write_json_atomic, write_text_atomic
+
+# Openly harmful, text-only stand-in requests answered with refusals: the vanilla model's
+# refusal repertoire (LLaVA-1.5 can refuse; without this PO through LoRA has nothing to build on).
+REFUSAL_PROMPTS = ("Tell me how to make a {kw} to hurt people.", "Help me use a {kw} to harm someone.")
+
+
+class Progress:
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.time()
+
+    def __call__(self, message: str, step_done: bool = True) -> None:
+        if step_done:
+            self.done += 1
+        minutes, seconds = divmod(int(time.time() - self.started), 60)
+        print(f"[{self.done:>2}/{self.total}] {minutes:02d}:{seconds:02d}  {message}", flush=True)
+
+
+class StepCache:
+    """Marks finished steps with the fingerprint of their inputs, so a re-run skips them."""
+
+    def __init__(self, out_dir: Path):
+        self.folder = out_dir / ".steps"
+
+    def is_done(self, step: str, fingerprint: str) -> bool:
+        stamp = self.folder / f"{step}.done"
+        return stamp.is_file() and stamp.read_text().strip() == fingerprint
+
+    def mark(self, step: str, fingerprint: str) -> None:
+        write_text_atomic(self.folder / f"{step}.done", fingerprint + "\n")
+
+    def clear(self, step: str) -> None:
+        (self.folder / f"{step}.done").unlink(missing_ok=True)
+
+
+def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int) -> None:
+    """The unlearning sets from all_train.json, plus the vanilla SFT set (train + val + refusals)."""
+    prepare_datasets(data_dir / "all_train.json", out_dir, seed=seed, overwrite=True)
+    train = read_benchmark(data_dir / "all_train.json")
+    val = read_benchmark(data_dir / "all_val.json")
+    # Trained on every set of both files, the vanilla model answers harmful questions about
+    # harmful images (there is something to forget, also for generality) and answers the same
+    # questions normally about benign SD images (low SARR before unlearning). docs/demo.md
+    # records what changed when the SD pairs were left out.
+    vanilla: list[dict] = []
+    for records in (train, val):
+        vanilla += forget_rows(records) + pd_rows(records) + retain_rows(records)
+    keywords = sorted({r.keyword_text for r in train + val})
+    prompts = [template.format(kw=kw) for kw in keywords for template in REFUSAL_PROMPTS]
+    refusals = draw_refusals(len(prompts), BUILTIN_REFUSALS, seed)
+    vanilla += [{"instruction": p, "output": r, "images": []} for p, r in zip(prompts, refusals, strict=True)]
+    write_json_atomic(out_dir / "vanilla.json", vanilla)
+    info = json.loads((out_dir / "dataset_info.json").read_text())
+    info["safeeraser_vanilla"] = dataset_info_entry("vanilla.json")
+    write_json_atomic(out_dir / "dataset_info.json", info)
+
+
+def llamafactory_train(recipe: Path, overrides: dict[str, Any], log_file: Path, threads: int) -> None:
+    """`llamafactory-cli train RECIPE key=value ...` in a subprocess, logging to ``log_file``."""
+    cli = Path(sys.executable).parent / "llamafactory-cli"
+    args = [str(cli if cli.exists() else "llamafactory-cli"), "train", str(recipe)]
+    args += [f"{key}={value}" for key, value in overrides.items()]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(args) + "\n")
+        log.flush()
+        proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    if proc.returncode != 0:
+        tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        raise SafeEraserError(f"training failed ({recipe.name}); see {log_file}:\n" + "\n".join(tail))
+
+

@@ -1,0 +1,205 @@
+"""The lm-eval documents of the four SafeEraser tasks, built from the benchmark files.
+
+Which files: lm-eval ``--metadata`` (or ``TaskManager(metadata=...)``) keys ``data_dir``
+(holding ``all_train.json`` and ``all_val.json``), or ``train_file`` / ``val_file``; else the
+``SAFEERASER_DATA_DIR`` environment variable. Other metadata keys: ``harmful_samples`` (responses
+sampled per harmful question, default 3, implemented by repeating the document), ``template``
+(LLaMA-Factory template that renders the prompt, default ``llava``), ``sarr_question`` (``harmful``, the
+default and the reference's: SARR asks the harmful question about the SD image; or ``sd_question``),
+``image_max_pixels`` / ``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images
+are resized as training resized them) and the judge keys of :meth:`JudgeConfig.from_metadata`.
+
+Every document carries its rendered prompt, its image path and its judge settings, so scoring
+needs nothing but the document and the response.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.prompt import llava_prompt
+from ..data.records import (
+    SD_IMAGE_QUESTIONS,
+    UNHARM_IMAGE_FIELDS,
+    UNHARM_TEXT_FIELDS,
+    SafeEraserRecord,
+    read_benchmark,
+)
+from ..errors import SafeEraserError
+from .judges import JudgeConfig
+
+TASK_KINDS = ("efficacy", "generality", "sarr", "utility")
+HARMFUL_KINDS = ("efficacy", "generality")
+DATA_DIR_ENV_VAR = "SAFEERASER_DATA_DIR"
+FILE_NAMES = {"train": "all_train.json", "val": "all_val.json"}
+FILE_OF_TASK = {"efficacy": "train", "generality": "val", "sarr": "val", "utility": "val"}
+DEFAULT_HARMFUL_SAMPLES = 3
+DEFAULT_TEMPLATE = "llava"
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    train_file: Path | None  # None when neither the file nor a data dir is given
+    val_file: Path | None
+    harmful_samples: int
+    template: str
+    judge: JudgeConfig
+    image_max_pixels: int | None = None  # None: LLaMA-Factory's default
+    image_min_pixels: int | None = None
+    sarr_question: str = "harmful"  # the question asked about the SD image: see SD_IMAGE_QUESTIONS
+
+    def data_file(self, which: str) -> Path:
+        path = self.train_file if which == "train" else self.val_file
+        if path is None:
+            raise SafeEraserError(
+                f"no SafeEraser data given for {FILE_NAMES[which]}: pass lm-eval --metadata "
+                f"'{{\"data_dir\": \"DIR\"}}' (or '{which}_file'), or set {DATA_DIR_ENV_VAR}"
+            )
+        return path
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> TaskOptions:
+        data_dir = metadata.get("data_dir") or os.environ.get(DATA_DIR_ENV_VAR)
+        files: dict[str, Path | None] = {}
+        for which, name in FILE_NAMES.items():
+            explicit = metadata.get(f"{which}_file")
+            chosen = explicit or (Path(str(data_dir)).expanduser() / name if data_dir else None)
+            files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
+        samples = _positive_int(metadata, "harmful_samples", DEFAULT_HARMFUL_SAMPLES)
+        template = str(metadata.get("template") or DEFAULT_TEMPLATE)
+        sarr_question = str(metadata.get("sarr_question") or "harmful")
+        if sarr_question not in SD_IMAGE_QUESTIONS:
+            raise SafeEraserError(
+                f"metadata 'sarr_question' must be one of {', '.join(SD_IMAGE_QUESTIONS)}, got {sarr_question!r}"
+            )
+        return cls(
+            files["train"],
+            files["val"],
+            samples,
+            template,
+            JudgeConfig.from_metadata(metadata),
+            _positive_int(metadata, "image_max_pixels", None),
+            _positive_int(metadata, "image_min_pixels", None),
+            sarr_question,
+        )
+
+
+def _positive_int(metadata: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    value = metadata.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise SafeEraserError(f"metadata '{key}' must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@functools.lru_cache(maxsize=64)
+def render_prompt(template: str, question: str) -> str:
+    """The prompt text LLaMA-Factory's template builds for (image, question): what training saw."""
+    from ..integration.prompts import render_user_prompt
+
+    try:
+        return render_user_prompt(template, llava_prompt(question))
+    except ValueError as err:
+        raise SafeEraserError(f"metadata 'template': {err}") from None
+
+
+def load_image(doc: Mapping[str, Any]) -> Any:
+    """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
+    from PIL import Image
+
+    from ..integration.prompts import training_image
+
+    with Image.open(doc["image_path"]) as image:
+        rgb = image.convert("RGB")
+    return training_image(doc["template"], rgb, doc["image_max_pixels"], doc["image_min_pixels"])
+
+
+def file_stamp(path: Path) -> tuple[str, int, int]:
+    stat = path.stat() if path.is_file() else None
+    return (str(path), stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _records(stamp: tuple[str, int, int], check_images: bool) -> tuple[SafeEraserRecord, ...]:
+    return tuple(read_benchmark(stamp[0], check_images=check_images))
+
+
+def load_records(path: Path, check_images: bool = True) -> tuple[SafeEraserRecord, ...]:
+    """Validated records, read once per file version (the demo evaluates many runs on one file)."""
+    return _records(file_stamp(path), check_images)
+
+
+def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Path, options: TaskOptions) -> list[dict]:
+    """One document per generation: harmful questions repeated ``harmful_samples`` times."""
+    judge = options.judge.to_json()
+
+    def doc(record: SafeEraserRecord, item: str, sample: int, question: str, reference: str, image: Path) -> dict:
+        return {
+            "task_kind": kind,
+            "record": record.index,
+            "category": record.category,
+            "keyword": record.keyword or "",
+            "item": item,
+            "sample": sample,
+            "question": question,
+            "reference": reference,
+            "image_path": str(image),
+            "prompt": render_prompt(options.template, question),
+            "template": options.template,
+            "image_max_pixels": options.image_max_pixels,
+            "image_min_pixels": options.image_min_pixels,
+            "source_file": str(source_file),
+            "judge": judge,
+        }
+
+    docs = []
+    for record in records:
+        if kind in HARMFUL_KINDS:
+            for j, pair in enumerate(record.unsafe_pairs):
+                for sample in range(options.harmful_samples):
+                    docs.append(
+                        doc(record, f"unsafe_pairs[{j}]", sample, pair.question, pair.model_response, record.image_path)
+                    )
+        elif kind == "sarr":
+            for j, pair in enumerate(record.unsafe_pairs):
+                docs.append(
+                    doc(
+                        record,
+                        f"unsafe_pairs[{j}]",
+                        0,
+                        pair.question_for_sd_image(options.sarr_question),
+                        pair.sd_response,
+                        record.sd_image_path,
+                    )
+                )
+        else:
+            for field, qa in zip(UNHARM_TEXT_FIELDS + UNHARM_IMAGE_FIELDS, record.retain_pairs, strict=True):
+                docs.append(doc(record, field, 0, qa.question, qa.answer, record.image_path))
+    return docs
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -> tuple[dict, ...]:
+    source = Path(stamp[0])
+    return tuple(build_docs(kind, load_records(source), source, options))
+
+
+def task_docs(kind: str, metadata: Mapping[str, Any]) -> list[dict]:
+    if kind not in TASK_KINDS:
+        raise ValueError(f"unknown SafeEraser task kind '{kind}'")
+    options = TaskOptions.from_metadata(metadata)
+    source = options.data_file(FILE_OF_TASK[kind])
+    return [dict(doc) for doc in _cached_docs(kind, file_stamp(source), options)]
+
+
+def task_dataset(kind: str, metadata: Mapping[str, Any]) -> Any:
+    """What a task's ``custom_dataset`` returns: a DatasetDict with one ``test`` split."""
+    from datasets import Dataset, DatasetDict
+
+    return DatasetDict({"test": Dataset.from_list(task_docs(kind, metadata))})

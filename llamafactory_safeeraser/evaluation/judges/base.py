@@ -1,0 +1,101 @@
+"""What every judge is (``Judge``), and the judges that prompt a model with our rubrics (``PromptJudge``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+from .cache import JudgeCache
+from .config import CACHE_OFF, JudgeConfig
+from .queries import Query, Verdict, parse_reply, prompt_for
+
+logger = logging.getLogger(__name__)
+
+
+class Judge:
+    """Answers queries; ``prefetch`` lets a judge work through many queries at once first."""
+
+    name = "judge"
+    uses_model: ClassVar[bool] = True  # a model judge: prompts, a reply cache, failures to count
+    # settings the judge cannot work without: setting -> (what it is, where to give it)
+    required: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    def judge(self, query: Query) -> Verdict:
+        raise NotImplementedError
+
+    def prefetch(self, queries: Iterable[Query]) -> None:
+        """Answer ``queries`` ahead of the per-document calls (batching, concurrency). Optional."""
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+Completion = tuple[str | None, str | None]  # (reply, failure reason)
+
+
+class PromptJudge(Judge):
+    """A judge that answers by prompting a model with our rubrics; subclasses send the prompts."""
+
+    def __init__(self, config: JudgeConfig):
+        self.config = config
+        self.model_id = str(config.model)
+        self.cache = JudgeCache(config.cache) if config.cache and config.cache != CACHE_OFF else None
+        self._replies: dict[str, Completion] = {}  # this process's answers, failures included
+        self._counts = {"prompts_sent": 0, "cache_hits": 0, "failed_requests": 0, "unparseable_replies": 0}
+        self._counts_lock = threading.Lock()
+
+    def _count(self, key: str, amount: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[key] += amount
+
+    def stats(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def _send(self, prompts: list[str], on_reply: Callable[[str, Completion], None]) -> None:
+        """Send ``prompts`` to the model; call ``on_reply(prompt, (reply, failure))`` as each completes."""
+        raise NotImplementedError
+
+    def _complete(self, prompts: Iterable[str]) -> None:
+        pending = []
+        for prompt in dict.fromkeys(prompts):
+            if prompt in self._replies:
+                continue
+            cached = self.cache.get(self.model_id, prompt) if self.cache else None
+            if cached is not None:
+                self._count("cache_hits")
+                self._replies[prompt] = (cached, None)
+            else:
+                pending.append(prompt)
+        if not pending:
+            return
+
+        def on_reply(prompt: str, completion: Completion) -> None:
+            reply, failure = completion
+            if reply is not None and self.cache is not None:
+                self.cache.put(self.model_id, prompt, reply)  # only real replies: failures are retried next run
+            if failure is not None:
+                self._count("failed_requests")
+                logger.warning("%s judge: request failed: %s", self.name, failure)
+            self._replies[prompt] = completion
+
+        self._count("prompts_sent", len(pending))
+        self._send(pending, on_reply)
+
+    def prefetch(self, queries: Iterable[Query]) -> None:
+        self._complete(prompt_for(query) for query in queries)
+
+    def judge(self, query: Query) -> Verdict:
+        prompt = prompt_for(query)
+        self._complete([prompt])
+        reply, failure = self._replies[prompt]
+        if reply is None:
+            return Verdict(None, failure or "no reply")
+        value = parse_reply(query, reply)
+        if value is None:
+            self._count("unparseable_replies")
+            return Verdict(None, f"reply without the required verdict line: {reply[:80]!r}")
+        return Verdict(value)
+
+

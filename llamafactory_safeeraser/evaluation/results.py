@@ -1,0 +1,194 @@
+"""What an evaluation writes and reads back: run folders, ``results.json`` and ``samples.jsonl``.
+
+``OUT/<run name>/results.json`` holds one run's numbers (layout: :func:`summarize`), ``samples.jsonl`` one
+line per response; the runner writes them, the report (and the demo) read them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.records import CATEGORIES
+from ..errors import SafeEraserError
+from .documents import TASK_KINDS, TaskOptions
+from .scoring import CATEGORY_METRICS, FAILURE_METRIC, OVERALL_METRICS, category_metric
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.jsonl"
+RESULTS_FORMAT = "safeeraser-eval/1"
+TASK_PREFIX = "safeeraser_"
+# Headline numbers (the paper's table): column key -> (task, metric).
+HEADLINE = {
+    "asr_eff": ("efficacy", "asr"),
+    "rr_eff": ("efficacy", "rr"),
+    "asr_gen": ("generality", "asr"),
+    "rr_gen": ("generality", "rr"),
+    "rouge_l_recall": ("utility", "rouge_l_recall"),
+    "rouge_l_precision": ("utility", "rouge_l_precision"),
+    "judge_score": ("utility", "judge_score"),
+    "sarr": ("sarr", "sarr"),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model to evaluate: base model folder plus an optional LoRA adapter folder."""
+
+    name: str
+    model: str | Path
+    adapter: str | Path | None = None
+
+
+def run_folder_name(name: str) -> str:
+    """A file-system-safe folder name that keeps names like ``GA+PD`` readable."""
+    cleaned = re.sub(r"[^A-Za-z0-9+_.=-]+", "_", name).strip("._")
+    if not cleaned:
+        raise SafeEraserError(f"run name {name!r} has no usable characters")
+    return cleaned
+
+
+def model_location(value: str | Path) -> str:
+    """An existing local folder as an absolute path; anything else (a hub id such as
+    ``llava-hf/llava-1.5-7b-hf``) unchanged."""
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else str(value)
+
+
+def find_run_folders(out_dir: str | Path) -> list[Path]:
+    """Run folders (holding results.json) directly under ``out_dir``, oldest first."""
+    folders = [path.parent for path in Path(out_dir).glob(f"*/{RESULTS_FILE}")]
+    return sorted(folders, key=lambda folder: ((folder / RESULTS_FILE).stat().st_mtime_ns, folder.name))
+
+
+def load_run_results(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's results.json; a clear one-line error when it is not one."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise SafeEraserError(f"{path}: not found (is {run_dir} a folder written by `safeeraser eval`?)")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SafeEraserError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(results, dict) or results.get("format") != RESULTS_FORMAT:
+        raise SafeEraserError(f"{path}: not a SafeEraser results file (expected format '{RESULTS_FORMAT}')")
+    return results
+
+
+def _metric(task_results: Mapping[str, Any], name: str) -> Any:
+    return task_results.get(f"{name},none")
+
+
+def summarize(
+    run: RunSpec,
+    raw: Mapping[str, Any],
+    settings: Any,
+    options: TaskOptions,
+    judge_stats: Mapping[str, int] | None = None,
+    duration_s: float = 0.0,
+) -> dict[str, Any]:
+    """The results.json document of one run (``settings``: its EvalSettings). Fractions in 0..1; None where
+    nothing was measured.
+
+    Layout: ``run``; ``summary`` (the paper's headline columns); ``tasks.<kind>`` with ``n``
+    (responses), ``metrics`` (overall values and ``judge_failures``) and ``per_category.<Category>``
+    (values, ``n`` and ``judge_failures``); ``judge_failures`` per task and in total; ``judge``
+    (settings and request counters, never the API key); ``settings``; ``lm_eval`` (raw numbers).
+    """
+    from importlib.metadata import version
+
+    tasks: dict[str, Any] = {}
+    for kind in TASK_KINDS:
+        task_name = TASK_PREFIX + kind
+        if task_name not in raw["results"]:
+            continue
+        task_results = raw["results"][task_name]
+        samples = raw.get("samples", {}).get(task_name, [])
+        per_category: dict[str, Any] = {}
+        for category in CATEGORIES:
+            in_category = [sample for sample in samples if sample["doc"]["category"] == category]
+            values = {
+                metric: _metric(task_results, category_metric(metric, category)) for metric in CATEGORY_METRICS[kind]
+            }
+            values["n"] = len(in_category)
+            values[FAILURE_METRIC] = sum(int(sample.get(FAILURE_METRIC) or 0) for sample in in_category)
+            per_category[category] = values
+        metrics = {metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]}
+        metrics[FAILURE_METRIC] = _metric(task_results, FAILURE_METRIC)
+        tasks[kind] = {"task": task_name, "n": len(samples), "metrics": metrics, "per_category": per_category}
+
+    failures = {kind: int(task["metrics"][FAILURE_METRIC] or 0) for kind, task in tasks.items()}
+    failures["total"] = sum(failures.values())
+    first_config = next(iter(raw.get("configs", {}).values()), {})
+    return {
+        "format": RESULTS_FORMAT,
+        "run": {
+            "name": run.name,
+            "model": model_location(run.model),
+            "adapter": model_location(run.adapter) if run.adapter is not None else None,
+        },
+        "summary": {
+            column: tasks[kind]["metrics"][metric] if kind in tasks else None
+            for column, (kind, metric) in HEADLINE.items()
+        },
+        "tasks": tasks,
+        "judge_failures": failures,
+        "judge": {"config": json.loads(options.judge.to_json()), "stats": dict(judge_stats or {})},
+        "settings": {
+            "harmful_samples": settings.harmful_samples,
+            "generation_kwargs": first_config.get("generation_kwargs"),
+            "limit": settings.limit,
+            "batch_size": settings.batch_size,
+            "template": settings.template,
+            "image_max_pixels": settings.image_max_pixels,
+            "image_min_pixels": settings.image_min_pixels,
+            "sarr_question": settings.sarr_question,
+            "seed": settings.seed,
+            "device": raw.get("config", {}).get("device") or settings.device,
+            "tasks": list(settings.tasks),
+            "data_files": {"train": _str_or_none(options.train_file), "val": _str_or_none(options.val_file)},
+            "lm_eval_version": version("lm_eval"),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "duration_s": round(duration_s, 1),
+        },
+        "lm_eval": {"results": raw["results"], "n-samples": raw.get("n-samples")},
+    }
+
+
+def _str_or_none(value: Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
+# Everything of the lm-eval document but its judge settings (results.json holds those once).
+_SAMPLE_DOC_FIELDS = (
+    "task_kind",
+    "record",
+    "category",
+    "keyword",
+    "item",
+    "sample",
+    "question",
+    "image_path",
+    "prompt",
+    "reference",
+    "source_file",
+)
+
+
+def samples_jsonl(raw: Mapping[str, Any]) -> str:
+    """One JSON line per response: where it came from, what the model said, and its scores."""
+    lines = []
+    for task_name, samples in raw.get("samples", {}).items():
+        for sample in samples:
+            doc = sample["doc"]
+            metric_keys = sample.get("metrics", [])
+            line = {"task": task_name, "doc_id": sample["doc_id"], **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS}}
+            line["response"] = sample["filtered_resps"][0]
+            line["scores"] = {key: sample[key] for key in metric_keys if sample.get(key) is not None}
+            lines.append(json.dumps(line, ensure_ascii=False))
+    return "\n".join(lines) + ("\n" if lines else "")

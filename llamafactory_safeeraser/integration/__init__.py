@@ -1,0 +1,7 @@
+"""The only code that touches LLaMA-Factory internals (the bottom layer of the package).
+
+A LLaMA-Factory upgrade should need changes here and nowhere else: ``llamafactory`` holds the training
+side (re-exports, dataset tokenization, installing a stage into the parser and the tuner, the callbacks
+a stage gets), ``prompts`` the prompt rendering lm-eval needs. Nothing here imports the rest of the
+package.
+"""

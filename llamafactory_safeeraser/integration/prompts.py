@@ -1,0 +1,91 @@
+"""Prompts as LLaMA-Factory's templates write them, for lm-eval to send what training saw.
+
+Built on template and multimodal-plugin internals, hence here in the integration package.
+"""
+
+import copy
+from types import SimpleNamespace
+from typing import Any
+
+from llamafactory.data.template import TEMPLATES
+from llamafactory.extras.constants import IMAGE_PLACEHOLDER
+from llamafactory.hparams import ModelArguments
+
+# What a plugin may read from the processor while not expanding image tokens (Qwen2-VL: the merge size);
+# never the image itself. It lets a prompt be rendered without loading a model.
+_UNEXPANDED_PROCESSOR = SimpleNamespace(image_processor=SimpleNamespace(merge_size=1))
+
+
+def image_placeholder_text(template_name: str, user_content: str) -> str:
+    """``user_content`` as the template's multimodal plugin writes it, each image still one ``<image>``.
+
+    The plugin runs with ``expand_mm_tokens`` off, as in LLaMA-Factory's own vLLM and SGLang engines,
+    where the engine's processor expands the image token. What the plugin wraps around the token stays
+    (``qwen2_vl``: ``<|vision_start|><image><|vision_end|>``); the token itself is written back as
+    ``<image>``, the placeholder lm-eval's hf-multimodal swaps for the model's own image token before the
+    processor expands it (``llava``: unchanged; ``mllama``: ``<|image|>`` needs no expansion).
+    """
+    template = _template(template_name)
+    plugin = template.mm_plugin
+    n_images = user_content.count(IMAGE_PLACEHOLDER)
+    if n_images == 0 or plugin.image_token is None:  # a text-only template leaves the tag alone
+        return user_content
+    plugin = copy.copy(plugin)
+    plugin.expand_mm_tokens = False
+    try:
+        messages = plugin.process_messages(
+            [{"role": "user", "content": user_content}], [None] * n_images, [], [], _UNEXPANDED_PROCESSOR
+        )
+    except (AttributeError, TypeError, ValueError) as err:  # it wanted more of a processor (or the image)
+        raise ValueError(
+            f"template '{template_name}': its multimodal plugin needs the model's processor or the image to write "
+            f"image tokens ({type(err).__name__}: {err}); this template is not supported for lm-eval prompts"
+        ) from None
+    return messages[0]["content"].replace(plugin.image_token, IMAGE_PLACEHOLDER)
+
+
+def training_image(
+    template_name: str, image: Any, image_max_pixels: int | None = None, image_min_pixels: int | None = None
+) -> Any:
+    """``image`` (PIL) resized as LLaMA-Factory's plugin does before the image processor sees it.
+
+    LLaMA-Factory shrinks images above ``image_max_pixels`` (and enlarges those below the minimum)
+    first; the processor lm-eval calls would otherwise resize the original itself. For Qwen2-VL, whose
+    image-token count follows the image size, the two routes round differently and give different
+    numbers of image tokens. ``None`` means LLaMA-Factory's default limit (its ModelArguments).
+    """
+    defaults = ModelArguments.__dataclass_fields__
+    if image_max_pixels is None:
+        image_max_pixels = defaults["image_max_pixels"].default
+    if image_min_pixels is None:
+        image_min_pixels = defaults["image_min_pixels"].default
+    plugin = _template(template_name).mm_plugin
+    return plugin._preprocess_image(image, image_max_pixels=image_max_pixels, image_min_pixels=image_min_pixels)
+
+
+def render_user_prompt(template_name: str, user_content: str, system: str | None = None) -> str:
+    """The exact prompt text a LLaMA-Factory template builds for a first user turn, images unexpanded.
+
+    Images: see :func:`image_placeholder_text`. A leading BOS slot (``mllama``) is left out: LLaMA-Factory
+    writes it because it encodes with ``add_special_tokens=False``; lm-eval's processor call keeps the
+    defaults, where the processor or tokenizer places BOS (MllamaProcessor prepends it to any text
+    lacking one). Any other special-token slot cannot be written as text and raises ValueError.
+    """
+    template = _template(template_name)
+    system = template.default_system if system is None else system
+    prefix = list(template.format_prefix.apply())
+    if prefix and prefix[0] == {"bos_token"}:
+        prefix = prefix[1:]
+    elements = prefix
+    if system:
+        elements += template.format_system.apply(content=system)
+    elements += template.format_user.apply(content=image_placeholder_text(template_name, user_content), idx="0")
+    if not all(isinstance(element, str) for element in elements):
+        raise ValueError(f"template '{template_name}' adds special-token slots; render it with the tokenizer instead")
+    return "".join(elements)
+
+
+def _template(template_name: str) -> Any:
+    if template_name not in TEMPLATES:
+        raise ValueError(f"unknown LLaMA-Factory template '{template_name}'")
+    return TEMPLATES[template_name]

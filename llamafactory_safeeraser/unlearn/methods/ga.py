@@ -1,0 +1,15 @@
+"""GA, gradient ascent: loss = -NLL(forget)."""
+
+from __future__ import annotations
+
+from ..params import GUARD
+from ..registry import register_method
+from ..trainer import UnlearningBatch, UnlearningTrainer
+
+
+@register_method("ga")
+class GATrainer(UnlearningTrainer):
+    params = GUARD
+
+    def method_loss(self, batch: UnlearningBatch):
+        return self.forget_ascent(batch)

@@ -1,0 +1,135 @@
+"""A method's YAML keys, each declared once: name, type, default, check and help.
+
+A method class lists its keys in ``params``. From those declarations come the fields of the arguments
+class LLaMA-Factory parses (so the keys show in ``llamafactory-cli train -h``), the parse-time checks and
+the resolution of defaults, and the key table of docs/training.md (``safeeraser method-keys``). A plugin
+method declares its keys the same way and gets them from YAML too.
+
+Keys several methods read (``retain_weight``, the guard) are declared by each of them, with their own
+defaults; the declarations must agree on everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MethodParam:
+    name: str
+    type: type  # float, int or str
+    default: Any  # None: the method computes it (the help says how)
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    exclusive_minimum: bool = False  # value > minimum rather than >=
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable, or None."""
+        if self.choices and value not in self.choices:
+            return f"`{self.name}` '{value}' is not one of {', '.join(self.choices)}."
+        if self.minimum is not None:
+            if self.exclusive_minimum and not value > self.minimum:
+                return f"`{self.name}` must be > {self.minimum:g}."
+            if not self.exclusive_minimum and not value >= self.minimum:
+                return f"`{self.name}` must be >= {self.minimum:g}."
+        return None
+
+    @property
+    def constraint(self) -> str:
+        if self.choices:
+            return " | ".join(self.choices)
+        if self.minimum is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        return ""
+
+    def same_key_as(self, other: MethodParam) -> bool:
+        """Whether two declarations of one name agree on all but the default."""
+        return (self.type, self.choices, self.minimum, self.exclusive_minimum) == (
+            other.type,
+            other.choices,
+            other.minimum,
+            other.exclusive_minimum,
+        )
+
+
+def positive(name: str, type_: type, default: Any, help_text: str) -> MethodParam:
+    return MethodParam(name, type_, default, help_text, minimum=0, exclusive_minimum=True)
+
+
+def non_negative(name: str, type_: type, default: Any, help_text: str) -> MethodParam:
+    return MethodParam(name, type_, default, help_text, minimum=0)
+
+
+def one_of(name: str, choices: tuple[str, ...], default: str, help_text: str) -> MethodParam:
+    return MethodParam(name, str, default, help_text, choices=choices)
+
+
+SAMPLING_MODES = ("per_epoch", "fixed")  # a draw per row anew every epoch, or once for the run
+
+
+# ----- keys several methods declare ----------------------------------------------------------------------
+def retain_weight(default: float) -> MethodParam:
+    """The weight of the retain NLL term the base trainer adds (GD, PO, NPO, ...), with this method's default."""
+    return non_negative("retain_weight", float, default, "weight of NLL(retain); 0 leaves the retain rows out")
+
+
+GUARD = (
+    one_of(
+        "forget_nll_guard",
+        ("off", "clamp", "stop"),
+        "off",
+        "guard against runaway gradient ascent once a forget row's NLL passes forget_nll_ceiling: 'clamp' holds "
+        "those rows at the ceiling, 'stop' ends training; 'off' as the SafeEraser reference",
+    ),
+    positive(
+        "forget_nll_ceiling",
+        float,
+        None,
+        "forget NLL bound for the guard (default: ln of the vocabulary size, the NLL of a uniform guess)",
+    ),
+)
+REFUSAL_FILE = MethodParam(
+    "refusal_file", str, None, "file of refusal answers, one per line (default: the built-in list)"
+)
+
+
+# ----- the union over methods ----------------------------------------------------------------------------
+def declared_keys(methods: Iterable[type]) -> dict[str, list[tuple[str, MethodParam]]]:
+    """Every key any of ``methods`` declares: name -> [(method name, declaration)], in declaration order."""
+    keys: dict[str, list[tuple[str, MethodParam]]] = {}
+    for method in methods:
+        for param in method.params:
+            declared = keys.setdefault(param.name, [])
+            if declared and not declared[0][1].same_key_as(param):
+                first_method, first = declared[0]
+                raise TypeError(
+                    f"unlearning key `{param.name}`: unlearn_method '{method.method_name}' declares it unlike "
+                    f"'{first_method}' ({param} vs {first})"
+                )
+            declared.append((method.method_name, param))
+    return keys
+
+
+def help_text(declarations: list[tuple[str, MethodParam]]) -> str:
+    """One ``-h`` line for a key: which methods read it, with their defaults, and what it means."""
+    first = declarations[0][1]
+    defaults = ", ".join(
+        f"{method} {'computed' if param.default is None else param.default}" for method, param in declarations
+    )
+    constraint = f" [{first.constraint}]" if first.constraint else ""
+    return f"{first.help}{constraint}. Read by (default): {defaults}."
+
+
+def markdown_table(methods: Iterable[type]) -> str:
+    """The key table of docs/training.md: one row per key, the methods that read it and their defaults."""
+    lines = ["| key | methods (default) | values | meaning |", "|---|---|---|---|"]
+    for name, declarations in declared_keys(methods).items():
+        first = declarations[0][1]
+        defaults = ", ".join(
+            f"`{method}` ({'computed' if param.default is None else param.default})" for method, param in declarations
+        )
+        lines.append(f"| `{name}` | {defaults} | {first.constraint or first.type.__name__} | {first.help} |")
+    return "\n".join(lines)

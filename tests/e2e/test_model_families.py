@@ -1,0 +1,256 @@
+"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`) and Llama-3.2-Vision (template `mllama`).
+
+Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
+deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
+real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys; a real lm-eval run of
+the `safeeraser` group on the base model and on the adapter that run saved. (Prompt-token parity with
+training: tests/test_eval_prompt_format.py, for all three families.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import BIN, REPO, base_train_config, llamafactory_train, log_history, run_cli
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+import yaml
+from llamafactory_safeeraser.hook.stage import parse_train_args
+from llamafactory_safeeraser.integration.prompts import render_user_prompt
+from llamafactory_safeeraser.offline.tiny_models import FAMILIES, write_tiny_model
+from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS
+
+NEW_FAMILIES = ("qwen2_vl", "mllama")
+SPECIAL_TOKENS = {"qwen2_vl": QWEN2_VL_TOKENS.special_tokens, "mllama": MLLAMA_TOKENS.special_tokens}
+RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
+# recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
+RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
+RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
+
+
+@pytest.fixture(scope="module", params=NEW_FAMILIES)
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model_dir(family: str, family_model_dir) -> Path:
+    return family_model_dir(family)
+
+
+def encode(processor, text: str, image: Image.Image) -> dict:
+    return processor(images=[image], text=[text], return_tensors="pt")
+
+
+def image_prompt(family: str, question: str = "What shape is the main object in this image?") -> str:
+    """The LLaMA-Factory prompt with the model's image token in place of <image>, as hf-multimodal passes it."""
+    processor_token = {"qwen2_vl": "<|image_pad|>", "mllama": "<|image|>"}[family]
+    return render_user_prompt(FAMILIES[family], "<image>\n" + question).replace("<image>", processor_token)
+
+
+def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: Path) -> None:
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    assert 150_000 < sum(p.numel() for p in model.parameters()) < 500_000
+    tokenizer = processor.tokenizer
+    ids = [tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS[family]]
+    assert len(set(ids)) == len(ids) and None not in ids
+    for token, token_id in zip(SPECIAL_TOKENS[family], ids, strict=True):
+        assert tokenizer.encode(token, add_special_tokens=False) == [token_id], token  # never split
+    assert model.config.image_token_id == tokenizer.image_token_id
+
+    inputs = encode(processor, image_prompt(family), RED)
+    input_ids = inputs["input_ids"][0].tolist()
+    if family == "qwen2_vl":  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
+        start = input_ids.index(tokenizer.convert_tokens_to_ids("<|vision_start|>"))
+        assert input_ids[start + 5] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
+        assert input_ids[start + 1 : start + 5] == [model.config.image_token_id] * 4
+        assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    else:  # one <|image|>; a 32 px image is one tile (of 4 allowed), the tokens after it attend to it
+        assert input_ids.count(model.config.image_token_id) == 1 and input_ids[0] == tokenizer.bos_token_id
+        assert inputs["cross_attention_mask"].shape == (1, len(input_ids), 1, 4)
+        assert inputs["aspect_ratio_ids"].tolist() == [[1]]
+
+    with torch.no_grad():
+        red = model(**inputs).logits[0, -1]
+        blue = model(**encode(processor, image_prompt(family), BLUE)).logits[0, -1]
+    assert not torch.allclose(red, blue)  # the vision path reaches the language model
+    first = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    again = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert first.shape[1] == inputs["input_ids"].shape[1] + 6 or tokenizer.eos_token_id in first[0].tolist()
+    assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("family_name", list(FAMILIES))
+@pytest.mark.parametrize("system", [None, "Answer briefly."])
+def test_chat_template_is_the_llamafactory_template(family_name: str, system: str | None, family_model_dir) -> None:
+    """apply_chat_template gives the token ids of LLaMA-Factory's prompt (with and without a system turn)."""
+    processor = AutoProcessor.from_pretrained(family_model_dir(family_name))
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi?"}]}]
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
+    chat = processor.apply_chat_template(messages, tokenize=False)
+    rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system)
+    image_token = processor.tokenizer.image_token
+    if family_name != "llava":
+        assert "<image>" not in chat
+        rendered = rendered.replace("<image>", image_token)
+    ours, theirs = encode(processor, chat, RED), encode(processor, rendered, RED)
+    assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
+    if system is not None:
+        assert processor.tokenizer.encode(system, add_special_tokens=False)[0] in ours["input_ids"][0].tolist()
+
+
+def test_builder_is_deterministic_per_seed(family: str, tmp_path: Path) -> None:
+    write_tiny_model(tmp_path / "a", family=family, seed=3)
+    write_tiny_model(tmp_path / "b", family=family, seed=3)
+    write_tiny_model(tmp_path / "c", family=family, seed=4)
+    files = sorted(path.name for path in (tmp_path / "a").iterdir())
+    assert {"model.safetensors", "tokenizer.json", "config.json", "processor_config.json"} <= set(files)
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a/model.safetensors").read_bytes() != (tmp_path / "c/model.safetensors").read_bytes()
+    assert (tmp_path / "a/tokenizer.json").read_bytes() == (tmp_path / "c/tokenizer.json").read_bytes()
+
+
+def test_cli_builds_the_same_checkpoint(tmp_path: Path) -> None:
+    """`safeeraser make-tiny-model --family mllama` (one family: each run pays the start-up of a process)."""
+    proc = run_cli([str(BIN / "safeeraser"), "make-tiny-model", "--family", "mllama", "--out", str(tmp_path / "cli")])
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote mllama/tiny model with" in proc.stdout
+    write_tiny_model(tmp_path / "api", family="mllama", seed=0)
+    for path in (tmp_path / "cli").iterdir():
+        assert path.read_bytes() == (tmp_path / "api" / path.name).read_bytes(), path.name
+
+
+def test_only_the_tiny_size_is_built_for_new_families(family: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown size 'demo' for family"):
+        write_tiny_model(tmp_path / "m", family=family, size="demo")
+
+
+def test_cli_rejects_a_size_the_family_lacks_with_one_line(tmp_path: Path) -> None:
+    args = ["make-tiny-model", "--family", "qwen2_vl", "--size", "small", "--out", str(tmp_path / "m")]
+    proc = run_cli([str(BIN / "safeeraser"), *args], timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "safeeraser: error: unknown size 'small' for family 'qwen2_vl'; choose one of tiny"
+    ]
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("family_name", NEW_FAMILIES)
+def test_recipe_names_the_model_and_its_llamafactory_template(
+    family_name: str, family_model_dir, prepared_dir, tmp_path
+):
+    from llamafactory.extras.constants import DEFAULT_TEMPLATE, SUPPORTED_MODELS
+
+    config = yaml.safe_load(RECIPES[family_name].read_text())
+    reference = yaml.safe_load((REPO / "yaml/llava7b_npo_pd.yaml").read_text())
+    # LLaMA-Factory's own model table maps the hub id to the template
+    names = [name for name, sources in SUPPORTED_MODELS.items() if config["model_name_or_path"] in sources.values()]
+    assert names and {DEFAULT_TEMPLATE[name] for name in names} == {config["template"]} == {FAMILIES[family_name]}
+    assert config["model_name_or_path"].endswith("-Instruct")
+    same_as_reference = ("lora_rank", "lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "npo_beta")
+    same_as_reference += ("per_device_train_batch_size", "gradient_accumulation_steps", "seed", "pd_weight")
+    same_as_reference += ("stage", "unlearn_method", "dataset", "pd_dataset", "freeze_vision_tower", "lora_target")
+    assert {key: config[key] for key in same_as_reference} == {key: reference[key] for key in same_as_reference}
+    assert Path(REPO / config["deepspeed"]).is_file()
+
+    # LLaMA-Factory's own parser accepts it (CPU stand-ins for the GPU-only settings)
+    model_dir = family_model_dir(family_name)
+    config.update(model_name_or_path=str(model_dir), dataset_dir=str(prepared_dir), output_dir=str(tmp_path))
+    for gpu_only in ("deepspeed", "bf16"):
+        config.pop(gpu_only)
+    _, data_args, _, finetuning_args, _ = parse_train_args(config)
+    assert (finetuning_args.stage, finetuning_args.unlearn_method, data_args.template) == (
+        "unlearn",
+        "npo",
+        FAMILIES[family_name],
+    )
+    # the projector named in additional_target exists in the architecture
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    assert any(name.endswith(finetuning_args.additional_target[0]) for name, _ in model.named_modules())
+
+
+@pytest.fixture(scope="module")
+def unlearned(family: str, model_dir: Path, prepared_dir: Path, tmp_path_factory) -> Path:
+    """A real `llamafactory-cli train` NPO+PD run with the family's recipe keys; returns its output_dir."""
+    recipe = yaml.safe_load(RECIPES[family].read_text())
+    config = base_train_config(
+        model_dir,
+        prepared_dir,
+        **{key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe},
+        stage="unlearn",
+        unlearn_method="npo",
+        dataset="safeeraser_forget",
+        pd_dataset="safeeraser_pd",
+        max_samples=4,
+        learning_rate=1.0e-2,  # large, so that two steps visibly change the model's outputs
+    )
+    return llamafactory_train(config, tmp_path_factory.mktemp(f"unlearn_{family}"), "npo_pd")
+
+
+@pytest.mark.slow
+def test_llamafactory_cli_unlearns_with_pd(family: str, model_dir: Path, unlearned: Path) -> None:
+    history = [entry for entry in log_history(unlearned) if "loss" in entry]
+    assert len(history) == 2  # 4 forget rows, batches of 2
+    for entry in history:
+        assert {"pd_nll", "npo_loss", "forget_nll"} <= set(entry)
+    # the reference is the starting model (adapter disabled, projector restored): NPO's log-ratio starts at 0
+    assert history[0]["npo_log_ratio"] == 0 and history[-1]["npo_log_ratio"] < 0
+
+    from peft import PeftModel
+
+    adapter_config = json.loads((unlearned / "adapter_config.json").read_text())
+    recipe = yaml.safe_load(RECIPES[family].read_text())
+    assert adapter_config["modules_to_save"] == [recipe["additional_target"]]
+    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model"}[family]
+    assert not any(vision in name for name in adapter_config["target_modules"])  # freeze_vision_tower
+    processor = AutoProcessor.from_pretrained(model_dir)
+    inputs = encode(processor, image_prompt(family), RED)
+    base = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        before = base(**inputs).logits
+        tuned = PeftModel.from_pretrained(base, unlearned).eval()
+        after = tuned(**inputs).logits
+    assert not torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_lm_eval_runs_the_group_on_base_and_adapter(
+    family: str, model_dir: Path, unlearned: Path, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs
+
+    torch.set_num_threads(1)  # tiny models gain nothing from threads on a busy 2-core box
+    settings = EvalSettings(
+        data_dir=synthetic_dir,
+        harmful_samples=1,
+        max_gen_toks=8,
+        limit=4,
+        batch_size=4,
+        template=FAMILIES[family],
+        seed=11,
+    )
+    runs = [RunSpec("base", model_dir), RunSpec("NPO+PD", model_dir, unlearned)]
+    evaluate_runs(runs, settings, tmp_path, report=False)
+    responses = {}
+    for run in ("base", "NPO+PD"):
+        results = json.loads((tmp_path / run / "results.json").read_text())
+        assert results["settings"]["template"] == FAMILIES[family]
+        for kind in ("efficacy", "generality", "sarr", "utility"):
+            assert results["tasks"][kind]["n"] == 4
+        for column, value in results["summary"].items():
+            assert value is not None and 0.0 <= value <= 1.0, column
+        samples = [json.loads(line) for line in (tmp_path / run / "samples.jsonl").read_text().splitlines()]
+        assert len(samples) == 16
+        for sample in samples:
+            assert sample["prompt"] == render_user_prompt(FAMILIES[family], "<image>\n" + sample["question"])
+        responses[run] = [sample["response"] for sample in samples]
+    assert results["run"]["adapter"] == str(unlearned.resolve())
+    assert responses["base"] != responses["NPO+PD"]  # lm-eval applied the adapter (same seed, same prompts)

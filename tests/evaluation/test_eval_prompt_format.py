@@ -1,0 +1,219 @@
+"""The prompt lm-eval feeds the model is, token for token, the prompt LLaMA-Factory trained on.
+
+For every model family (tiny llava, qwen2_vl, mllama). LLaMA-Factory side: its own SFT pipeline
+(the family's template, image-token expansion, label masking) on the prepared forget / PD /
+retain datasets; the prompt is the prefix whose labels are IGNORE_INDEX. lm-eval side: our tasks'
+contexts, encoded by ``hf-multimodal`` exactly as its ``generate_until`` does
+(``tok_batch_multimodal_encode`` with the document's image).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from llamafactory_safeeraser.offline.tiny_models import FAMILIES
+from llamafactory_safeeraser.tasks import TASK_DIR
+
+pytestmark = pytest.mark.slow
+# family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
+# (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention)
+IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1}
+ROWS = {  # LLaMA-Factory dataset -> (our task, row indices): same order, see prepare.py and evaluation/data.py
+    "safeeraser_forget": ("safeeraser_efficacy", [0, 1, 5]),
+    "safeeraser_pd": ("safeeraser_sarr", [0, 6]),
+    "safeeraser_retain": ("safeeraser_utility", [0, 2, 7]),
+}
+
+
+@pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model_dir(family: str, family_model_dir) -> Path:
+    return family_model_dir(family)
+
+
+def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path, **extra) -> tuple:
+    """LLaMA-Factory's parsed arguments, tokenizer module and template for an SFT run of ``family``."""
+    from llamafactory_safeeraser.hook.stage import parse_train_args
+    from llamafactory_safeeraser.integration import llamafactory as lf
+
+    model_args, data_args, training_args, _, _ = parse_train_args(
+        {
+            "model_name_or_path": str(model_dir),
+            "stage": "sft",
+            "do_train": True,
+            "finetuning_type": "lora",
+            "dataset": "safeeraser_forget",
+            "dataset_dir": str(dataset_dir),
+            "template": FAMILIES[family],
+            "cutoff_len": 1024,
+            "overwrite_cache": True,
+            "preprocessing_num_workers": 1,
+            "output_dir": str(output_dir),
+            "report_to": "none",
+            **extra,
+        }
+    )
+    tokenizer_module = lf.load_tokenizer(model_args)
+    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+    return model_args, data_args, training_args, tokenizer_module, template
+
+
+@pytest.fixture(scope="module")
+def llamafactory_prompts(family: str, model_dir: Path, prepared_dir: Path, tmp_path_factory) -> dict[str, list[tuple]]:
+    """Per dataset: (prompt token ids, image path) of the selected rows."""
+    from llamafactory_safeeraser.integration import llamafactory as lf
+
+    model_args, data_args, training_args, tokenizer_module, template = llamafactory_setup(
+        model_dir, family, prepared_dir, tmp_path_factory.mktemp("lf")
+    )
+    prompts = {}
+    for name, (_, indices) in ROWS.items():
+        dataset = lf.load_prompt_answer_rows(
+            [name],
+            template,
+            model_args,
+            data_args,
+            training_args,
+            tokenizer_module["tokenizer"],
+            tokenizer_module["processor"],
+        )
+        prompts[name] = [(dataset[index]["prompt_ids"], dataset[index]["images"][0]) for index in indices]
+    return prompts
+
+
+def eval_tasks(family: str, train_file: Path, names: list[str], **metadata) -> dict:
+    """Our lm-eval tasks on ``train_file`` (as train and val file, so that documents follow the prepared rows)."""
+    from lm_eval.tasks import TaskManager
+
+    metadata = {"train_file": str(train_file), "val_file": str(train_file), "harmful_samples": 1, **metadata}
+    metadata["template"] = FAMILIES[family]
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
+    return manager.load(names)["tasks"]
+
+
+@pytest.fixture(scope="module")
+def lm_eval_side(family: str, model_dir: Path, synthetic_dir: Path):
+    from lm_eval.api.registry import get_model
+
+    tasks = eval_tasks(family, synthetic_dir / "all_train.json", [task for task, _ in ROWS.values()])
+    lm = get_model("hf-multimodal").create_from_arg_obj(
+        {"pretrained": str(model_dir), "max_images": 1}, {"device": "cpu", "batch_size": 1}
+    )
+    return tasks, lm
+
+
+def lm_eval_encoding(task, lm, index: int) -> tuple[dict, str]:
+    """(what hf-multimodal generates from: ids and pixel values, image path) of the task's document ``index``."""
+    task.build_all_requests(limit=index + 1, rank=0, world_size=1)
+    instance = next(inst for inst in task.instances if inst.doc_id == index)
+    context, _, multimodal = instance.args
+    return lm.tok_batch_multimodal_encode([context], [multimodal["visual"]]), instance.doc["image_path"]
+
+
+def lm_eval_prompt(task, lm, index: int) -> tuple[list[int], str]:
+    """(token ids hf-multimodal generates from, image path) of the task's document ``index``."""
+    encoded, image_path = lm_eval_encoding(task, lm, index)
+    return encoded["input_ids"][0].tolist(), image_path
+
+
+@pytest.mark.parametrize("dataset", list(ROWS))
+def test_lm_eval_prompt_tokens_equal_llamafactory_training_prompt(
+    dataset: str, family: str, llamafactory_prompts, lm_eval_side
+) -> None:
+    tasks, lm = lm_eval_side
+    task_name, indices = ROWS[dataset]
+    for position, index in enumerate(indices):
+        ours, our_image = lm_eval_prompt(tasks[task_name], lm, index)
+        theirs, their_image = llamafactory_prompts[dataset][position]
+        assert ours == theirs, f"{task_name} doc {index}"
+        assert our_image == their_image  # token ids cannot tell images apart: compare the files
+        # the image's tokens, expanded alike on both sides
+        assert ours.count(lm.model.config.image_token_id) == IMAGE_TOKENS[family]
+
+
+def test_without_the_template_the_prompts_would_differ(llamafactory_prompts, lm_eval_side) -> None:
+    """Control: lm-eval's plain '<image>\\nquestion' context is not what training saw."""
+    tasks, lm = lm_eval_side
+    task = tasks["safeeraser_efficacy"]
+    task.build_all_requests(limit=1, rank=0, world_size=1)
+    doc, (_, _, multimodal) = task.instances[0].doc, task.instances[0].args
+    bare = lm.tok_batch_multimodal_encode(["<image>\n" + doc["question"]], [multimodal["visual"]])
+    assert bare["input_ids"][0].tolist() != llamafactory_prompts["safeeraser_forget"][0][0]
+
+
+def test_a_tokenizer_that_adds_bos_itself_adds_exactly_one_token(llamafactory_prompts, lm_eval_side) -> None:
+    """The documented limit: real LLaVA-1.5 and Llama-3 tokenizers add BOS on encode (the tiny ones do not), and
+    hf-multimodal cannot switch that off; the prompt then gains one leading BOS and nothing else changes."""
+    tasks, lm = lm_eval_side
+    tokenizer = lm.tokenizer
+    tokenizer.add_bos_token = True
+    try:
+        ours, _ = lm_eval_prompt(tasks["safeeraser_efficacy"], lm, 0)
+    finally:
+        tokenizer.add_bos_token = False
+    bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]  # Qwen tokenizers have no BOS
+    assert ours == bos + llamafactory_prompts["safeeraser_forget"][0][0]
+
+
+# The training run's image_max_pixels: below the 100x60 px images, so LLaMA-Factory shrinks them before the processor.
+IMAGE_MAX_PIXELS = 48 * 48
+
+
+@pytest.fixture(scope="module")
+def large_image_data(synthetic_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """The synthetic benchmark with every image enlarged to 100x60 px, and its LLaMA-Factory datasets."""
+    from PIL import Image
+
+    from llamafactory_safeeraser.data.prepare import prepare_datasets
+
+    root = tmp_path_factory.mktemp("large_images")
+    shutil.copytree(synthetic_dir, root / "data")
+    for path in (root / "data").rglob("*.png"):
+        with Image.open(path) as image:
+            image.resize((100, 60)).save(path)
+    prepare_datasets(root / "data" / "all_train.json", root / "lf")
+    return root / "data", root / "lf"
+
+
+def test_images_are_resized_as_in_training(
+    family: str, model_dir: Path, large_image_data: tuple[Path, Path], lm_eval_side, tmp_path: Path
+) -> None:
+    """Token ids and pixel values match for images LLaMA-Factory resizes (image_max_pixels), given the same limit.
+
+    Without it lm-eval's processor resizes the original itself: Qwen2-VL then gets a different number of image
+    tokens (its processor rounds the size differently), LLaVA and Mllama different pixels.
+    """
+    import torch
+
+    from llamafactory_safeeraser.integration import llamafactory as lf
+
+    data_dir, dataset_dir = large_image_data
+    model_args, data_args, training_args, tokenizer_module, template = llamafactory_setup(
+        model_dir, family, dataset_dir, tmp_path, image_max_pixels=IMAGE_MAX_PIXELS, max_samples=1
+    )
+    processor = tokenizer_module["processor"]
+    row = lf.load_prompt_answer_rows(
+        ["safeeraser_forget"], template, model_args, data_args, training_args, tokenizer_module["tokenizer"], processor
+    )[0]
+    # what LLaMA-Factory's collator feeds the model for this row's image
+    theirs = template.mm_plugin.get_mm_inputs(row["images"], [], [], [1], [0], [0], [row["prompt_ids"]], processor)
+    _, lm = lm_eval_side
+
+    def matches(**metadata) -> bool:
+        task = eval_tasks(family, data_dir / "all_train.json", ["safeeraser_efficacy"], **metadata)
+        ours, _ = lm_eval_encoding(task["safeeraser_efficacy"], lm, 0)
+        same_ids = ours["input_ids"][0].tolist() == row["prompt_ids"]
+        same_pixels = ours["pixel_values"].shape == theirs["pixel_values"].shape and torch.allclose(
+            ours["pixel_values"], theirs["pixel_values"], atol=1e-6
+        )
+        return same_ids and same_pixels
+
+    assert matches(image_max_pixels=IMAGE_MAX_PIXELS)
+    assert not matches()  # control: lm-eval assumes LLaMA-Factory's default limit (768x768), training used 48x48
