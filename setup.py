@@ -2,7 +2,7 @@
 
 Besides the package, every install (wheel, sdist, editable) puts ``llamafactory_safeeraser.pth``
 into site-packages. That start-up hook is what makes ``stage: unlearn`` exist in a plain
-``llamafactory-cli train`` and in its torchrun workers (see llamafactory_safeeraser/_startup.py).
+``llamafactory-cli train`` and in its torchrun workers (see llamafactory_safeeraser/hook/startup.py).
 """
 
 from __future__ import annotations
@@ -65,7 +65,13 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["llamafactory_safeeraser", "llamafactory_safeeraser.*"]),
     include_package_data=True,
-    package_data={"llamafactory_safeeraser": ["tasks/safeeraser/*.yaml", "tasks/safeeraser/*.md", "recipes/*"]},
+    package_data={
+        "llamafactory_safeeraser": [
+            "tasks/safeeraser/*.yaml",
+            "tasks/safeeraser/_template_yaml",
+            "tasks/safeeraser/README.md",
+        ]
+    },
     install_requires=[
         "llamafactory>=0.9.5,<0.9.6",
         "transformers>=4.55,<=5.6.0",

@@ -29,7 +29,7 @@ import common
 
 NAME = "eval_throughput"
 TARGET = 5.0
-SAMPLING = {"do_sample": True, "temperature": 1.0, "top_p": 0.9}  # SPEC section 3, as the tasks set it
+SAMPLING = {"do_sample": True, "temperature": 1.0, "top_p": 0.9}  # the SafeEraser reference's, as the tasks set it
 
 
 def run_lm_eval(evaluator: Any, model_dir: Path, out_dir: Path) -> tuple[float, list[dict[str, Any]]]:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--max-new-tokens",
         default=None,
-        help="comma-separated generation lengths (default 32,128; quick: 4; SPEC: 512)",
+        help="comma-separated generation lengths (default 32,128; quick: 4; the reference: 512)",
     )
     args = parser.parse_args(argv)
     started = time.time()
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sampling": SAMPLING,
         "target": TARGET,
         "lengths": rows,
-        "met_at_longest": rows[-1]["met"],  # the length closest to SPEC's 512
+        "met_at_longest": rows[-1]["met"],  # the length closest to the reference's 512
     }
     print(f"\nEvaluation throughput, model {options.size}, batch {batch_size}, {options.repeats} rounds (medians)\n")
     table = []

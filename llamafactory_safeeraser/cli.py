@@ -92,6 +92,13 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"report: {Path(args.out) / 'report.md'}")
 
 
+def _method_keys(args: argparse.Namespace) -> None:
+    from .unlearn.params import markdown_table
+    from .unlearn.registry import all_methods
+
+    print(markdown_table(all_methods()))
+
+
 def _report(args: argparse.Namespace) -> None:
     from .evaluation.report import write_report
 
@@ -185,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+
+    command(
+        "method-keys",
+        _method_keys,
+        "print the YAML keys the registered unlearning methods declare (a Markdown table, as in docs/training.md)",
+    )
 
     p = command("report", _report, "compare evaluated runs in one report.md (plus a PNG plot)")
     p.add_argument("--runs", nargs="+", required=True, help="run folders written by `safeeraser eval`")

@@ -131,5 +131,7 @@ def markdown_table(methods: Iterable[type]) -> str:
         defaults = ", ".join(
             f"`{method}` ({'computed' if param.default is None else param.default})" for method, param in declarations
         )
-        lines.append(f"| `{name}` | {defaults} | {first.constraint or first.type.__name__} | {first.help} |")
+        values = ", ".join(f"`{choice}`" for choice in first.choices) or first.constraint or first.type.__name__
+        meaning = first.help.replace("|", "\\|")
+        lines.append(f"| `{name}` | {defaults} | {values} | {meaning} |")
     return "\n".join(lines)

@@ -134,10 +134,10 @@ def create_unlearning_trainer(
         **tokenizer_module,
     )
     trainer.add_callback(EpochCallback(train_dataset))
+    keys = ", ".join(f"{param.name}={getattr(finetuning_args, param.name)}" for param in method.params)
     logger.info_rank0(
         f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
-        f"{', '.join(train_dataset.groups)}; pd_weight={trainer.pd_weight}, retain_weight={trainer.retain_weight}, "
-        f"forget-NLL guard={finetuning_args.guard_action} (ceiling {trainer.guard.ceiling:.3f})"
+        f"{', '.join(train_dataset.groups)}; pd_weight={trainer.pd_weight}; method keys: {keys or 'none'}"
     )
     return trainer
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +120,6 @@ def test_prepared_datasets_load_through_llamafactory_get_dataset(prepared_dir, t
 
     from llamafactory_safeeraser.hook.stage import parse_train_args
 
-    rows = json.loads((prepared_dir / "pd.json").read_text())
     for name in ("safeeraser_forget", "safeeraser_pd", "safeeraser_retain", "safeeraser_forget_refusal"):
         model_args, data_args, training_args, _, _ = parse_train_args(
             {
@@ -149,7 +147,9 @@ def test_prepared_datasets_load_through_llamafactory_get_dataset(prepared_dir, t
         assert first["input_ids"].count(image_id) == 16  # (32 px / 8 px patches)^2
         answer = tokenizer.decode([t for t in first["labels"] if t >= 0], skip_special_tokens=True)
         assert answer == source[0]["output"]
-    assert rows  # pd.json is part of the loaded set above
+        # the row's image is the file's: for PD the benign SD image
+        assert first["images"] == source[0]["images"]
+        assert ("/sd_img/" in first["images"][0]) == (name == "safeeraser_pd")
 
 
 # ----- bad input: one line naming file, record and field; exit code 2; no output folder -------
@@ -289,4 +289,5 @@ def test_prepare_refuses_to_overwrite_without_flag(synthetic_dir, tmp_path):
         [str(BIN / "safeeraser"), "prepare", "--train", str(synthetic_dir / "all_train.json"), "--out", str(out)]
     )
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
-    assert sys.executable  # the CLI ran from this venv
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("safeeraser: error: ")  # one line
+    assert json.loads((out / "forget.json").read_text())  # the first output is intact

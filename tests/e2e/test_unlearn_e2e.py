@@ -90,10 +90,8 @@ def test_method_runs_forgets_and_saves_a_loadable_adapter(method, with_pd, runs,
 
     forget_after = measured_nll(vanilla_model_dir, rows["forget"], out)  # loads the adapter with peft
     assert forget_after > vanilla_nll["forget"] + FORGET_NLL_RISE
-    if with_pd or method in NEEDS_RETAIN:
-        pd_after = measured_nll(vanilla_model_dir, rows["pd"], out)
-        if with_pd:
-            assert pd_after < vanilla_nll["pd"] + PD_NLL_BOUND
+    if with_pd:
+        assert measured_nll(vanilla_model_dir, rows["pd"], out) < vanilla_nll["pd"] + PD_NLL_BOUND
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -28,7 +28,10 @@ CASES = {
     ),
     "gd without retain set": ({"unlearn_method": "gd"}, r"unlearn_method 'gd' needs `retain_dataset`"),
     "kl without retain set": ({"unlearn_method": "kl"}, r"unlearn_method 'kl' needs `retain_dataset`"),
-    "retain weight for ga": ({"unlearn_method": "ga", "retain_weight": 1.0}, r"`retain_weight` is not used by unlearn_method 'ga'"),
+    "retain weight for ga": (
+        {"unlearn_method": "ga", "retain_weight": 1.0},
+        r"`retain_weight` is not used by unlearn_method 'ga'",
+    ),
     "retain set unused": (
         {"unlearn_method": "npo", "retain_dataset": "safeeraser_retain"},
         r"does not use `retain_dataset`",

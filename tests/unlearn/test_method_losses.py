@@ -2,7 +2,7 @@
 
 The independent side runs the model one row at a time (its own image preprocessing, its own
 log-softmax and shifting) and a freshly loaded copy of the base model as the reference, then
-applies SPEC section 2's formulas directly. The trainer side is the real LLaMA-Factory setup:
+applies the methods' formulas (docs/training.md) directly. The trainer side is the real LLaMA-Factory setup:
 parsed arguments, LLaMA-Factory's data pipeline and LoRA model, the stacked batch.
 """
 
@@ -16,6 +16,7 @@ from conftest import build_unlearning_trainer
 from PIL import Image
 
 from llamafactory_safeeraser.data.refusals import BUILTIN_REFUSALS
+from llamafactory_safeeraser.unlearn import losses
 
 WEIGHTS = {
     "pd_weight": 0.7,
@@ -86,7 +87,7 @@ def row_token_logps(model, processor, row: dict) -> torch.Tensor:
 
 
 def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], reference_model) -> float:
-    """SPEC's formulas, each term a mean over rows of a per-row quantity (the reference: one row per device)."""
+    """The formulas, each term a mean over rows of a per-row quantity (the reference: one row per device)."""
     processor = trainer.data_collator.processor
     model = trainer.model
 
@@ -209,6 +210,41 @@ def test_reference_terms_are_zero_at_step_one(fused, tiny_model_dir, prepared_di
         assert abs(terms[term].item()) < 1e-5, (method, terms)
         if method == "npo":  # (2/beta) * ln 2 exactly when the log-ratio is 0
             assert terms["npo_loss"].item() == pytest.approx(2 / WEIGHTS["npo_beta"] * math.log(2), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["kl", "npo"])
+def test_the_reference_is_the_starting_model_after_training(
+    method, tiny_model_dir, prepared_dir, tmp_path, reference_model
+):
+    """After real steps (LoRA and a fully trained projector moved), the disabled-adapter reference still gives
+    the freshly loaded base model's outputs, and the policy does not."""
+    trainer = build_trainer(
+        tiny_model_dir,
+        prepared_dir,
+        tmp_path,
+        method,
+        additional_target="multi_modal_projector",
+        max_steps=3,
+        learning_rate=5.0e-2,
+    )
+    trainer.train()
+    trainer.model.eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    view = trainer.forward_sets(trainer.model, dict(batch))
+    group = trainer.reference_groups[0]
+    with torch.no_grad():
+        outputs, inputs = trainer.reference_outputs(view, group)
+        model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+        expected = reference_model(**model_inputs).logits
+        policy = trainer.model(**model_inputs).logits
+    real = inputs["attention_mask"].bool()
+    assert torch.allclose(outputs.logits[real], expected[real], atol=1e-5)
+    assert (policy[real] - expected[real]).abs().max() > 1e-2  # the policy did move away from it
+    if method == "npo":  # the reference log-probs cached during training are the base model's too
+        assert trainer.reference_logp_cache
+        cached = trainer.reference_sequence_logps(view, "forget")
+        fresh = losses.sequence_logps(expected, inputs["labels"])
+        assert torch.allclose(cached, fresh, atol=1e-4)
 
 
 def test_fused_and_separate_passes_give_the_same_loss(tiny_model_dir, prepared_dir, tmp_path):

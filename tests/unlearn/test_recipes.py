@@ -15,7 +15,7 @@ import yaml
 from llamafactory_safeeraser.hook.stage import parse_train_args
 
 RECIPES = sorted((REPO / "yaml").glob("llava*b_*.yaml"))
-# SPEC section 2: the reference's PD weights (GD+PD also halves the retain weight)
+# the SafeEraser reference's PD weights (GD+PD also halves the retain weight)
 PAPER_PD_WEIGHTS = {"ga": 0.5, "gd": 0.5, "kl": 1.0, "po": 1.0}
 PAPER_METHODS = ("ga", "gd", "kl", "po", "npo")
 
@@ -121,11 +121,20 @@ def test_custom_method_example_installs_and_trains_with_pd(vanilla_model_dir, pr
         vanilla_model_dir,
         prepared_dir,
         max_samples=16,
-        **{k: example[k] for k in ("stage", "unlearn_method", "dataset", "pd_dataset", "pd_weight")},
+        **{k: example[k] for k in ("stage", "unlearn_method", "dataset", "pd_dataset", "pd_weight", "wga_alpha")},
     )
     out = llamafactory_train(config, tmp_path, "wga", PYTHONPATH=str(site))
     logged = {key for entry in log_history(out) for key in entry}
     assert {"wga_loss", "forget_nll", "pd_nll"} <= logged
-    assert "Unlearning with wga" in (tmp_path / "wga.log").read_text()
+    log = (tmp_path / "wga.log").read_text()
+    assert "Unlearning with wga" in log and "method keys: wga_alpha=0.5" in log  # the plugin's own YAML key
+    usage = subprocess.run(
+        [str(Path(sys.executable).parent / "llamafactory-cli"), "train", "-h"],
+        env=subprocess_env(PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "--wga_alpha" in usage and "exponent of the token weight" in usage
     forget_nll = [entry["forget_nll"] for entry in log_history(out) if "forget_nll" in entry]
     assert forget_nll[-1] > forget_nll[0]

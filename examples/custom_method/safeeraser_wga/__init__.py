@@ -2,15 +2,15 @@
 
 Tokens the model has already stopped predicting get little weight, so ascent slows down by
 itself (Wang et al., 2025, "Rethinking LLM Unlearning Objectives"). An example of a
-user-registered method: a small trainer class plus a pure loss function. Prompt decouple
-(`pd_dataset`) is added to it by the base class, like to every built-in method.
+user-registered method: a small trainer class, its own YAML key, and a pure loss function. Prompt
+decouple (`pd_dataset`) is added to it by the base class, like to every built-in method.
 """
 
 from __future__ import annotations
 
 import torch
 
-from llamafactory_safeeraser.unlearn import UnlearningBatch, UnlearningTrainer
+from llamafactory_safeeraser.unlearn import MethodParam, UnlearningBatch, UnlearningTrainer
 from llamafactory_safeeraser.unlearn.losses import row_means, token_logps
 
 
@@ -26,8 +26,10 @@ def weighted_ascent_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: floa
 
 
 class WGATrainer(UnlearningTrainer):
-    alpha = 1.0  # a subclass can change it
+    # `wga_alpha: 0.5` in a YAML file sets it; `llamafactory-cli train -h` lists it
+    params = (MethodParam("wga_alpha", float, 1.0, "WGA: exponent of the token weight p^alpha", minimum=0),)
 
     def method_loss(self, batch: UnlearningBatch):
-        loss = weighted_ascent_loss(batch.logits["forget"], batch.labels["forget"], self.alpha)
+        alpha = self.finetuning_args.wga_alpha  # resolved at parse time: the YAML's value or the default
+        loss = weighted_ascent_loss(batch.logits["forget"], batch.labels["forget"], alpha)
         return loss, {"wga_loss": loss.detach(), "forget_nll": batch.nll("forget").detach()}
