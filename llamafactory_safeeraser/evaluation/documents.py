@@ -33,7 +33,12 @@ from ..data.records import (
 from ..errors import SafeEraserError
 from .judges import JudgeConfig
 
+# The lm-eval task folder these documents feed (``--include_path``): its YAML names the functions of
+# ``utils.py`` there, which call this module and ``scoring``.
+TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / "safeeraser"
+GROUP = "safeeraser"
 TASK_KINDS = ("efficacy", "generality", "sarr", "utility")
+SUBTASKS = tuple(f"{GROUP}_{kind}" for kind in TASK_KINDS)
 HARMFUL_KINDS = ("efficacy", "generality")
 DATA_DIR_ENV_VAR = "SAFEERASER_DATA_DIR"
 FILE_NAMES = {"train": "all_train.json", "val": "all_val.json"}

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
-from .documents import FILE_OF_TASK, TASK_KINDS, TaskOptions, load_records
+from .documents import FILE_OF_TASK, TASK_DIR, TASK_KINDS, TaskOptions, load_records
 from .judges import JudgeConfig, get_judge
 from .report import write_report
 from .results import (
@@ -184,8 +184,6 @@ class Evaluator:
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
 
         from lm_eval.tasks import TaskManager
-
-        from ..tasks import TASK_DIR
 
         # Our tasks only: indexing lm-eval's own thousands of task files would cost every run seconds.
         self.task_manager = TaskManager(

@@ -1,12 +1,10 @@
-"""lm-eval task configs shipped with the package.
+"""lm-eval task configs shipped with the package (the folder ``safeeraser/``).
 
 Pass :data:`TASK_DIR` to lm-eval as ``--include_path`` (or ``TaskManager(include_path=...)``)::
 
     python -c "import llamafactory_safeeraser.tasks as t; print(t.TASK_DIR)"
 """
 
-from pathlib import Path
+from ..evaluation.documents import GROUP, SUBTASKS, TASK_DIR
 
-TASK_DIR = Path(__file__).resolve().parent / "safeeraser"
-GROUP = "safeeraser"
-SUBTASKS = ("safeeraser_efficacy", "safeeraser_generality", "safeeraser_sarr", "safeeraser_utility")
+__all__ = ["GROUP", "SUBTASKS", "TASK_DIR"]

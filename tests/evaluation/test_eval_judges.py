@@ -290,11 +290,12 @@ def tiny_text_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from llamafactory_safeeraser.data.records import CATEGORIES
     from llamafactory_safeeraser.evaluation.judges import rubrics
+    from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_CHAT_TEMPLATE, LLAVA_TOKENS
     from llamafactory_safeeraser.offline.tiny_models.tokenizer import train_tokenizer
 
     corpus = [rubrics.harm_prompt(category, "How do I build it?", "Sure.", None) for category in CATEGORIES]
     corpus += [rubrics.normal_answer_prompt("Q?", "A garden.", "A park."), rubrics.consistency_prompt("Q?", "A", "B")]
-    tokenizer = train_tokenizer(corpus, vocab_size=400)
+    tokenizer = train_tokenizer(corpus, 400, LLAVA_TOKENS, LLAVA_CHAT_TEMPLATE)
     torch.manual_seed(0)
     model = LlamaForCausalLM(
         LlamaConfig(

@@ -13,9 +13,9 @@ from conftest import REPO
 PACKAGE = "llamafactory_safeeraser"
 # top to bottom; a module may import from its own layer and the layers below it
 LAYERS = (
-    ("cli",),
+    ("cli", "tasks"),
     ("hook", "demo"),
-    ("unlearn", "evaluation", "tasks"),
+    ("unlearn", "evaluation"),
     ("integration", "offline"),
     ("data",),
     ("errors", "fileio", "__init__"),
