@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 # family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
 # (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention)
 IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1}
-ROWS = {  # LLaMA-Factory dataset -> (our task, row indices): same order, see data/prepare.py and evaluation/documents.py
+# LLaMA-Factory dataset -> (our task, row indices): same order, see data/prepare.py and evaluation/documents.py
+ROWS = {
     "safeeraser_forget": ("safeeraser_efficacy", [0, 1, 5]),
     "safeeraser_pd": ("safeeraser_sarr", [0, 6]),
     "safeeraser_retain": ("safeeraser_utility", [0, 2, 7]),
