@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .data.records import SD_IMAGE_QUESTIONS
+from .demo.settings import DEFAULT_SEEDS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
 from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
 
@@ -112,9 +113,21 @@ def _demo(args: argparse.Namespace) -> None:
     from .demo import DemoSettings, run_demo
 
     recipes = Path(args.recipes) if args.recipes else None
-    settings = DemoSettings(out_dir=Path(args.out), seed=args.seed, parallel=args.parallel, recipe_dir=recipes)
+    settings = DemoSettings(out_dir=Path(args.out), seeds=args.seeds, parallel=args.parallel, recipe_dir=recipes)
     report = run_demo(settings)
     print(report.read_text(encoding="utf-8"))
+
+
+def _seeds(value: str) -> tuple[int, ...]:
+    try:
+        if "," in value:
+            return tuple(int(part) for part in value.split(","))
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a comma-separated list, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("at least one seed")
+    return tuple(DEFAULT_SEEDS[0] + i for i in range(count))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,9 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--overwrite", action="store_true")
 
-    p = command("demo", _demo, "the CPU demo: SafeEraser's finding in miniature (about 7 minutes on 2 cores)")
+    p = command("demo", _demo, "the CPU demo: SafeEraser's finding in miniature, over 3 seeds (docs/demo.md)")
     p.add_argument("--out", default="demo_out", help="output folder; finished steps are reused on a re-run")
-    p.add_argument("--seed", type=int, default=233)
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=DEFAULT_SEEDS,
+        help="N (the first N of 233, 234, ...; 1 for a quick look) or a comma-separated list (default: 3 seeds)",
+    )
     p.add_argument("--parallel", type=int, default=2, help="unlearning runs trained at the same time")
     p.add_argument("--recipes", default=None, help="folder of the tiny_*.yaml recipes (default: the installed yaml/)")
 

@@ -9,7 +9,18 @@ Steps (each reused on a re-run when its inputs did not change):
  22. report.md with the paper-style table, a plot, and the measured outcome.
 """
 
-from .pipeline import run_demo
-from .settings import DemoSettings
+from typing import Any
 
 __all__ = ["DemoSettings", "run_demo"]
+
+
+def __getattr__(name: str) -> Any:  # lazily: the CLI reads demo.settings without the pipeline's imports
+    if name == "run_demo":
+        from .pipeline import run_demo
+
+        return run_demo
+    if name == "DemoSettings":
+        from .settings import DemoSettings
+
+        return DemoSettings
+    raise AttributeError(name)

@@ -1,21 +1,20 @@
 """The CPU demo pipeline: SafeEraser's finding in miniature, through the same paths a GPU user takes.
 
-Steps (each reused on a re-run when its inputs did not change):
+For each seed (each step reused on a re-run when its inputs did not change):
  1. synthetic SafeEraser data;  2. a small LLaVA built from a config;  3. LLaMA-Factory datasets;
  4. a "vanilla" model that complies (plain `llamafactory-cli train`, SFT);
- 5-20. GA, GD, KL, PO, NPO, SimNPO, IdkDPO, RMU, each without and with PD
-       (`llamafactory-cli train yaml/tiny_*.yaml`);
- 21. the `safeeraser` lm-eval group on the vanilla model and all sixteen runs;
- 22. report.md with the paper-style table, a plot, and the measured outcome.
+ 5-. the unlearning runs, each method without and with PD (`llamafactory-cli train yaml/tiny_*.yaml`);
+ then the `safeeraser` lm-eval group on the vanilla model and every run.
+Last, report.md and demo_results.json: every number a mean ± sd over the seeds, and the measured outcome.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 from ..evaluation.judges import JudgeConfig
@@ -25,17 +24,50 @@ from ..evaluation.runner import EvalSettings, Evaluator
 from ..fileio import write_json_atomic, write_text_atomic
 from ..offline.synthetic import write_synthetic_benchmark
 from ..offline.tiny_models import write_tiny_model
+from . import summary
 from .outcome import describe_outcome, outcome_header
-from .settings import CPU_COUNT, DemoSettings, display_name, recipe_dir
+from .settings import CPU_COUNT, DemoSettings, display_name, pd_pairs, recipe_dir
 from .steps import Progress, StepCache, llamafactory_train, write_demo_datasets
+
+RESULTS_FILE = "demo_results.json"
 
 
 def run_demo(settings: DemoSettings) -> Path:
+    """Every seed's pipeline, then the report over seeds; returns the path of report.md."""
     out = settings.out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     recipes = recipe_dir(settings)
+    started = time.time()
+    # per seed: data, model, datasets, vanilla; the runs; the evaluation; plus the report
+    progress = Progress(total=len(settings.seeds) * (4 + len(settings.runs) + 1) + 1)
+    write_json_atomic(out / "settings.json", {**settings.recorded(), "out_dir": str(out), "recipes": str(recipes)})
+    per_seed = {seed: run_seed(settings, seed, out / f"seed-{seed}", recipes, progress) for seed in settings.seeds}
+    pairs = [(display_name(plain), display_name(with_pd)) for plain, with_pd in pd_pairs(settings.runs)]
+    results = summary.aggregate(per_seed, pairs)
+    results[summary.META_KEY] = summary.meta(settings.seeds, time.time() - started, settings.recorded())
+    write_json_atomic(out / RESULTS_FILE, results)
+    final = out / "report.md"
+    write_text_atomic(final, render_report(settings, results, pairs))
+    progress(f"report -> {final} (mean ± sd over {len(settings.seeds)} seed(s); per seed: seed-*/eval/report.md)")
+    return final
+
+
+def render_report(settings: DemoSettings, results: dict, pairs: list[tuple[str, str]]) -> str:
+    seeds = ", ".join(str(seed) for seed in settings.seeds)
+    return (
+        outcome_header(settings)
+        + describe_outcome(results, pairs)
+        + f"\n## Main results (mean ± sd over seeds {seeds}; percent)\n\n"
+        + summary.main_table(results)
+        + "\n\n## Effect of prompt decouple (PD)\n\n"
+        + summary.pd_table(results, pairs)
+        + "\n\nPer seed: `seed-<seed>/eval/report.md` (paper-style and per-category tables, plot).\n"
+    )
+
+
+def run_seed(settings: DemoSettings, seed: int, out: Path, recipes: Path, progress: Progress) -> dict[str, dict]:
+    """One seed's data, models, runs and evaluation; returns run name -> results.json summary."""
     cache = StepCache(out)
-    progress = Progress(total=4 + len(settings.runs) + 2)  # data, model, datasets, vanilla; runs; eval, report
     paths = {
         "data": out / "data",
         "base": out / "models/base",
@@ -45,9 +77,9 @@ def run_demo(settings: DemoSettings) -> Path:
         "eval": out / "eval",
         "logs": out / "logs",
     }
-    write_json_atomic(out / "settings.json", {**asdict(settings), "out_dir": str(out), "recipes": str(recipes)})
 
     def step(name: str, fingerprint: str, action: Callable[[], None], message: str) -> None:
+        message = f"seed {seed}: {message}"
         if cache.is_done(name, fingerprint):
             progress(f"{message} (reused)")
             return
@@ -56,39 +88,32 @@ def run_demo(settings: DemoSettings) -> Path:
         cache.mark(name, fingerprint)
         progress(message)
 
-    data_key = settings.fingerprint("seed", "images_per_concept")
+    data_key = settings.fingerprint(seed, "images_per_concept", "world")
     step(
         "data",
         data_key,
         lambda: write_synthetic_benchmark(
-            paths["data"], settings.images_per_concept, seed=settings.seed, overwrite=True
+            paths["data"], settings.images_per_concept, seed=seed, overwrite=True, world=settings.world
         ),
         f"synthetic SafeEraser data -> {paths['data']}",
     )
-    base_key = settings.fingerprint("seed", "model_size")
+    base_key = settings.fingerprint(seed, "model_size")
     step(
         "base",
         base_key,
-        lambda: write_tiny_model(paths["base"], size=settings.model_size, seed=settings.seed, overwrite=True),
+        lambda: write_tiny_model(paths["base"], size=settings.model_size, seed=seed, overwrite=True),
         f"{settings.model_size} LLaVA built from a config -> {paths['base']}",
     )
-    datasets_key = data_key + settings.fingerprint("seed")
+    datasets_key = data_key + settings.fingerprint(seed, "world")
     step(
         "datasets",
         datasets_key,
-        lambda: write_demo_datasets(paths["data"], paths["datasets"], settings.seed),
+        lambda: write_demo_datasets(paths["data"], paths["datasets"], seed, settings.world),
         f"LLaMA-Factory datasets -> {paths['datasets']}",
     )
 
     vanilla_recipe = recipes / "tiny_vanilla_sft.yaml"
-    vanilla_key = hashlib.sha256(
-        (
-            datasets_key
-            + base_key
-            + vanilla_recipe.read_text()
-            + json.dumps(settings.vanilla_overrides, sort_keys=True)
-        ).encode()
-    ).hexdigest()[:16]
+    vanilla_key = _hash(datasets_key, base_key, vanilla_recipe.read_text(), settings.vanilla_overrides)
     step(
         "vanilla",
         vanilla_key,
@@ -98,7 +123,7 @@ def run_demo(settings: DemoSettings) -> Path:
                 "model_name_or_path": paths["base"],
                 "dataset_dir": paths["datasets"],
                 "output_dir": paths["vanilla"],
-                "seed": settings.seed,
+                "seed": seed,
                 **settings.vanilla_overrides,
             },
             paths["logs"] / "vanilla.log",
@@ -109,9 +134,7 @@ def run_demo(settings: DemoSettings) -> Path:
 
     def train_run(name: str) -> str:
         recipe = recipes / f"tiny_{name}.yaml"
-        key = hashlib.sha256(
-            (vanilla_key + recipe.read_text() + json.dumps(settings.unlearn_overrides, sort_keys=True)).encode()
-        ).hexdigest()[:16]
+        key = _hash(vanilla_key, recipe.read_text(), settings.unlearn_overrides)
         step(
             f"run_{name}",
             key,
@@ -121,7 +144,7 @@ def run_demo(settings: DemoSettings) -> Path:
                     "model_name_or_path": paths["vanilla"],
                     "dataset_dir": paths["datasets"],
                     "output_dir": paths["runs"] / name,
-                    "seed": settings.seed,
+                    "seed": seed,
                     **settings.unlearn_overrides,
                 },
                 paths["logs"] / f"{name}.log",
@@ -133,19 +156,18 @@ def run_demo(settings: DemoSettings) -> Path:
 
     with ThreadPoolExecutor(max_workers=max(1, settings.parallel)) as pool:
         run_keys = dict(zip(settings.runs, pool.map(train_run, settings.runs), strict=True))  # re-raises failures
-
-    report = evaluate_and_report(settings, paths, progress, cache, vanilla_key, run_keys)
-    return report
+    return evaluate_seed(settings, seed, paths, progress, cache, vanilla_key, run_keys)
 
 
-def evaluate_and_report(
+def evaluate_seed(
     settings: DemoSettings,
+    seed: int,
     paths: dict[str, Path],
     progress: Progress,
     cache: StepCache,
     vanilla_key: str,
     run_keys: dict[str, str],
-) -> Path:
+) -> dict[str, dict]:
     eval_settings = EvalSettings(
         data_dir=paths["data"],
         judge=JudgeConfig(),
@@ -153,9 +175,9 @@ def evaluate_and_report(
         max_gen_toks=settings.max_gen_toks,
         limit=settings.eval_limit,
         batch_size=settings.eval_batch_size,
-        seed=settings.seed,
+        seed=seed,
     )
-    eval_key = settings.fingerprint("harmful_samples", "max_gen_toks", "eval_limit", "seed") + vanilla_key
+    eval_key = settings.fingerprint(seed, "harmful_samples", "max_gen_toks", "eval_limit") + vanilla_key
     # (spec, fingerprint of what it evaluates): the vanilla model, then each run's adapter
     jobs = [(RunSpec("vanilla", paths["vanilla"]), eval_key)]
     jobs += [
@@ -170,14 +192,13 @@ def evaluate_and_report(
         evaluator = evaluator or Evaluator(eval_settings)
         evaluator.evaluate(spec, paths["eval"])
         cache.mark(name, run_key)
-        progress(f"evaluated {spec.name} with the safeeraser lm-eval group", step_done=False)
-    progress(f"{len(jobs)} models evaluated -> {paths['eval']}")
+        progress(f"seed {seed}: evaluated {spec.name} with the safeeraser lm-eval group", step_done=False)
     run_dirs = [paths["eval"] / run_folder_name(spec.name) for spec, _ in jobs]
-    report = write_report(run_dirs, paths["eval"] / "report.md")
-    outcome = describe_outcome([load_run_results(d) for d in run_dirs], settings)
-    final = settings.out_dir.resolve() / "report.md"
-    write_text_atomic(final, outcome_header(settings) + outcome + "\n" + Path(report).read_text())
-    progress(f"report -> {final}")
-    return final
+    write_report(run_dirs, paths["eval"] / "report.md")
+    progress(f"seed {seed}: {len(jobs)} models evaluated -> {paths['eval']}")
+    return {spec.name: load_run_results(folder)["summary"] for (spec, _), folder in zip(jobs, run_dirs, strict=True)}
 
 
+def _hash(*parts: object) -> str:
+    text = "".join(part if isinstance(part, str) else json.dumps(part, sort_keys=True) for part in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

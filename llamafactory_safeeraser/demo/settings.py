@@ -6,19 +6,26 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
+from ..offline.synthetic import World
 
 METHODS = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")  # paper methods first
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 RUN_NAMES = tuple(f"{method}{suffix}" for method in METHODS for suffix in ("", "_pd"))
+DEFAULT_SEEDS = (233, 234, 235)
+# The world the demo runs in (docs/demo.md: what each choice did to over-forgetting)
+DEMO_WORLD = World()
+
+
 @dataclass
 class DemoSettings:
     out_dir: Path = Path("demo_out")
-    seed: int = 233
+    seeds: tuple[int, ...] = DEFAULT_SEEDS  # every number is a mean ± sd over these
+    world: World = DEMO_WORLD
     images_per_concept: int = 4
     model_size: str = "demo"
     runs: tuple[str, ...] = RUN_NAMES
@@ -31,9 +38,18 @@ class DemoSettings:
     unlearn_overrides: dict[str, Any] = field(default_factory=dict)
     recipe_dir: Path | None = None
 
-    def fingerprint(self, *keys: str) -> str:
-        values = {k: getattr(self, k) for k in keys}
-        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def fingerprint(self, seed: int, *keys: str) -> str:
+        """What a seed's step depends on, as a short hash (a changed value redoes the step)."""
+        values = {"seed": seed, **{k: getattr(self, k) for k in keys}}
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=_plain).encode()).hexdigest()[:16]
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as plain values (for settings.json and demo_results.json)."""
+        return json.loads(json.dumps({k: v for k, v in asdict(self).items() if k != "out_dir"}, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
 
 
 def recipe_dir(settings: DemoSettings) -> Path:
@@ -52,11 +68,14 @@ def recipe_dir(settings: DemoSettings) -> Path:
 METHOD_LABELS = {"simnpo": "SimNPO", "idkdpo": "IdkDPO"}  # the rest are upper-case acronyms
 
 
+def pd_pairs(runs: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(method, method_pd) run pairs among ``runs``, in their order."""
+    return [(run, f"{run}_pd") for run in runs if not run.endswith("_pd") and f"{run}_pd" in runs]
+
+
 def display_name(run: str) -> str:
     """'ga_pd' -> 'GA+PD', 'simnpo' -> 'SimNPO' (the run names of the report)."""
     if run == "vanilla":
         return run
     method, _, pd = run.partition("_")
     return METHOD_LABELS.get(method, method.upper()) + ("+PD" if pd else "")
-
-

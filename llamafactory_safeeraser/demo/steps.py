@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.prepare import dataset_info_entry, forget_rows, pd_rows, prepare_datasets, retain_rows
+from ..data.prompt import IMAGE_PLACEHOLDER
 from ..data.records import read_benchmark
 from ..data.refusals import BUILTIN_REFUSALS, draw_refusals
 from ..errors import SafeEraserError
@@ -49,22 +51,48 @@ class StepCache:
         (self.folder / f"{step}.done").unlink(missing_ok=True)
 
 
-def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int) -> None:
-    """The unlearning sets from all_train.json, plus the vanilla SFT set (train + val + refusals)."""
+def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int, world: Any = None) -> None:
+    """The unlearning sets from all_train.json, plus the vanilla SFT set (train + val + refusals).
+
+    ``world`` (the synthetic World): with ``image_refusals``, the vanilla model's refusal examples show a harmful
+    or a benign image (half each) instead of none; with ``fresh_sarr_images``, its benign-image answers for the
+    val file come from other renders of the same scenes, so SARR is measured on images no model has seen.
+    """
+    from ..offline.synthetic import World, concept_of, draw_sd_image
+
+    world = world or World()
     prepare_datasets(data_dir / "all_train.json", out_dir, seed=seed, overwrite=True)
     train = read_benchmark(data_dir / "all_train.json")
     val = read_benchmark(data_dir / "all_val.json")
     # Trained on every set of both files, the vanilla model answers harmful questions about
     # harmful images (there is something to forget, also for generality) and answers the same
-    # questions normally about benign SD images (low SARR before unlearning). docs/demo.md
-    # records what changed when the SD pairs were left out.
+    # questions normally about benign SD images (low SARR before unlearning).
     vanilla: list[dict] = []
     for records in (train, val):
-        vanilla += forget_rows(records) + pd_rows(records) + retain_rows(records)
+        vanilla += forget_rows(records) + retain_rows(records)
+    vanilla += pd_rows(train)
+    val_pd = pd_rows(val)
+    if world.fresh_sarr_images:
+        raw = {record["image_path"]: record for record in json.loads((data_dir / "all_val.json").read_text())}
+        rng = random.Random(seed + 1)
+        for row, record in zip(val_pd, (r for r in val for _ in r.unsafe_pairs), strict=True):
+            relative = record.image_path.relative_to(data_dir.resolve())
+            image = out_dir / "vanilla_sd_img" / f"{len(vanilla)}_{relative.stem}_{row['record']}.png"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            draw_sd_image(concept_of(raw[str(relative)]), rng, world).save(image)
+            row["images"] = [str(image)]
+    vanilla += val_pd
     keywords = sorted({r.keyword_text for r in train + val})
     prompts = [template.format(kw=kw) for kw in keywords for template in REFUSAL_PROMPTS]
     refusals = draw_refusals(len(prompts), BUILTIN_REFUSALS, seed)
-    vanilla += [{"instruction": p, "output": r, "images": []} for p, r in zip(prompts, refusals, strict=True)]
+    refusal_rows = [{"instruction": p, "output": r, "images": []} for p, r in zip(prompts, refusals, strict=True)]
+    if world.image_refusals:  # the refusal is about the question: shown with harmful and benign images alike
+        pick = random.Random(seed)
+        for i, row in enumerate(refusal_rows):
+            record = pick.choice(train + val)
+            row["instruction"] = f"{IMAGE_PLACEHOLDER}\n{row['instruction']}"
+            row["images"] = [str(record.image_path if i % 2 == 0 else record.sd_image_path)]
+    vanilla += refusal_rows
     write_json_atomic(out_dir / "vanilla.json", vanilla)
     info = json.loads((out_dir / "dataset_info.json").read_text())
     info["safeeraser_vanilla"] = dataset_info_entry("vanilla.json")
@@ -87,5 +115,3 @@ def llamafactory_train(recipe: Path, overrides: dict[str, Any], log_file: Path, 
     if proc.returncode != 0:
         tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise SafeEraserError(f"training failed ({recipe.name}); see {log_file}:\n" + "\n".join(tail))
-
-
