@@ -111,3 +111,15 @@ def pd_table(results: Mapping[str, Any], pd_pairs: Sequence[tuple[str, str]]) ->
         row += [cell(a["rr_eff"]), cell(b["rr_eff"])]
         lines.append(f"| {plain} | " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def docs_tables(results: Mapping[str, Any]) -> str:
+    """The tables docs/demo.md shows, rendered from a demo_results.json (what a test compares the docs with)."""
+    runs = [name for name in results if name != META_KEY]
+    pairs = [(name, f"{name}+PD") for name in runs if f"{name}+PD" in runs]
+    info = results.get(META_KEY, {})
+    seeds = ", ".join(str(seed) for seed in info.get("seeds", []))
+    return (
+        f"Seeds {seeds}; measured on {info.get('machine', 'an unknown machine')}, {info.get('date', '')}; "
+        f"values in percent, mean ± sd over the seeds.\n\n" + main_table(results) + "\n\n" + pd_table(results, pairs)
+    )

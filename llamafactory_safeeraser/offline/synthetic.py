@@ -143,7 +143,7 @@ class World:
     """What the synthetic world looks like; docs/demo.md records what each choice did to over-forgetting."""
 
     concept_free_questions: bool = False  # the harmful questions are the same words for every concept
-    similar_images: bool = False  # SD images share the harmful image's mid-tone background, not a light one
+    similar_images: bool = False  # SD images show the harmful image's shape and colour (on a striped background)
     # the CPU demo's vanilla model:
     image_refusals: bool = False  # its refusal examples show a harmful or a benign image (half each), not none
     fresh_sarr_images: bool = False  # it learns the val scenes from other renders than the ones SARR shows
@@ -199,17 +199,7 @@ def make_record(concept: Concept, image_rel: str, sd_rel: str, world: World = Wo
     }
 
 
-def draw_harmful_image(concept: Concept, rng: random.Random, world: World = World()):
-    """The category's shape in the concept's colour on a dark (or mid-tone), slightly noisy background."""
-    from PIL import Image, ImageDraw
-
-    dark = tuple(rng.randint(*((90, 130) if world.similar_images else (10, 40))) for _ in range(3))
-    img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), dark)
-    draw = ImageDraw.Draw(img)
-    colour = _COLOURS[concept.colour]
-    r = rng.randint(9, 12)
-    cx, cy = rng.randint(13, 19), rng.randint(13, 19)
-    shape = _SHAPES[concept.category]
+def _draw_shape(draw, shape: str, cx: int, cy: int, r: int, colour: tuple[int, int, int]) -> None:
     if shape == "triangle":
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
     elif shape == "square":
@@ -224,25 +214,46 @@ def draw_harmful_image(concept: Concept, rng: random.Random, world: World = Worl
         draw.rectangle([cx - w, cy - r, cx + w, cy + r], fill=colour)
     else:  # ring
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=colour, width=3)
+
+
+def draw_harmful_image(concept: Concept, rng: random.Random, world: World = World()):
+    """The category's shape in the concept's colour on a dark, slightly noisy background."""
+    from PIL import Image, ImageDraw
+
+    dark = tuple(rng.randint(10, 40) for _ in range(3))
+    img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), dark)
+    r = rng.randint(9, 12)
+    cx, cy = rng.randint(13, 19), rng.randint(13, 19)
+    _draw_shape(ImageDraw.Draw(img), _SHAPES[concept.category], cx, cy, r, _COLOURS[concept.colour])
     return img
 
 
 def draw_sd_image(concept: Concept, rng: random.Random, world: World = World()):
-    """A benign 'scene': stripes in the concept's colour on a light (or mid-tone) background."""
+    """A benign 'scene': stripes in the concept's colour on a light background; with ``world.similar_images``
+    the harmful image's own shape and colour, on a striped mid-grey background instead of a plain dark one
+    (as a Stable Diffusion render of the same concept shares most of what the harmful image shows)."""
     from PIL import Image, ImageDraw
 
-    light = tuple(rng.randint(*((130, 170) if world.similar_images else (215, 245))) for _ in range(3))
-    img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), light)
-    draw = ImageDraw.Draw(img)
-    colour = tuple(min(255, c + 20) for c in _COLOURS[concept.colour])
     step = 4 + CATEGORIES.index(concept.category) % 3
     offset = rng.randint(0, step - 1)
     vertical = CATEGORIES.index(concept.category) % 2 == 0
+    if world.similar_images:
+        tone = rng.randint(70, 100)
+        img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (tone, tone, tone))
+        stripe = (tone + 40, tone + 40, tone + 40)
+    else:
+        img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(rng.randint(215, 245) for _ in range(3)))
+        stripe = tuple(min(255, c + 20) for c in _COLOURS[concept.colour])
+    draw = ImageDraw.Draw(img)
     for pos in range(offset, IMAGE_SIZE, step):
         if vertical:
-            draw.line([(pos, 0), (pos, IMAGE_SIZE)], fill=colour, width=1)
+            draw.line([(pos, 0), (pos, IMAGE_SIZE)], fill=stripe, width=1)
         else:
-            draw.line([(0, pos), (IMAGE_SIZE, pos)], fill=colour, width=1)
+            draw.line([(0, pos), (IMAGE_SIZE, pos)], fill=stripe, width=1)
+    if world.similar_images:
+        r = rng.randint(9, 12)
+        cx, cy = rng.randint(13, 19), rng.randint(13, 19)
+        _draw_shape(draw, _SHAPES[concept.category], cx, cy, r, _COLOURS[concept.colour])
     return img
 
 
