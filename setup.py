@@ -53,6 +53,7 @@ class EditableWheelWithPth(editable_wheel):
         return _WithPth()
 
 
+LOGGERS = ["tensorboard>=2.14", "wandb>=0.19"]
 TORCH = "torch>=2.4,<2.15"  # 2.14.1 is the newest wheel on the build machines' disk; CUDA builds welcome
 
 setup(
@@ -90,8 +91,10 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
+        # the LlamaBoard browser test (Debian's chromium and chromium-driver besides) and the logger tests
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "selenium>=4.20", *LOGGERS],
         "deepspeed": ["deepspeed>=0.15,<0.20"],
+        "logging": LOGGERS,  # `report_to: tensorboard` / `wandb`
     },
     # the recipes, so that `safeeraser demo` finds them outside a repository checkout too
     data_files=[

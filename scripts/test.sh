@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 tier="${1:-full}"
 [ $# -gt 0 ] && shift
 scripts/setup-venv.sh
+if [ "$tier" = full ]; then
+  scripts/setup-browser.sh  # the LlamaBoard browser test (slow tier) drives Debian's chromium
+fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

@@ -1,26 +1,41 @@
 """Start-up hook, run from ``llamafactory_safeeraser.pth`` in every interpreter.
 
-It only registers a post-import hook for ``llamafactory.train.tuner``; nothing else is
-imported until LLaMA-Factory itself imports that module. That keeps every other program's
-start-up free, and it makes the patch reach torchrun workers, which re-execute
-``llamafactory/launcher.py`` as a script and would lose patches applied by a wrapper command.
-Standard library only.
+It only registers a post-import hook for two LLaMA-Factory modules; nothing else is imported until
+LLaMA-Factory itself imports one of them:
+
+- ``llamafactory.train.tuner`` (every training command): ``hook/stage`` adds `stage: unlearn`;
+- ``llamafactory.webui.interface`` (``llamafactory-cli webui``): ``hook/board`` adds the `Unlearning` stage
+  to LlamaBoard.
+
+That keeps every other program's start-up free, and it makes the patch reach torchrun workers, which
+re-execute ``llamafactory/launcher.py`` as a script and would lose patches applied by a wrapper command.
+Each module is patched once, when it is first imported. Standard library only.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import os
 import sys
 import types
 
-TARGET_MODULE = "llamafactory.train.tuner"
+# module LLaMA-Factory imports -> the module of ours whose ``install(module)`` patches it
+TARGETS = {
+    "llamafactory.train.tuner": "llamafactory_safeeraser.hook.stage",
+    "llamafactory.webui.interface": "llamafactory_safeeraser.hook.board",
+}
 DISABLE_ENV = "SAFEERASER_DISABLE"
 
 
 def is_disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _patch(module: types.ModuleType) -> None:
+    installer = importlib.import_module(TARGETS[module.__name__])  # deferred: pulls in LLaMA-Factory
+    installer.install(module)
 
 
 class _PatchAfterExecLoader(importlib.abc.Loader):
@@ -34,16 +49,19 @@ class _PatchAfterExecLoader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         self._wrapped.exec_module(module)
-        from llamafactory_safeeraser.hook import stage  # deferred: pulls in LLaMA-Factory
-
-        stage.install(module)
+        _patch(module)
 
 
-class _TunerImportHook(importlib.abc.MetaPathFinder):
+class _LlamaFactoryImportHook(importlib.abc.MetaPathFinder):
+    def __init__(self, pending: set[str]) -> None:
+        self.pending = pending
+
     def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET_MODULE:
+        if fullname not in self.pending:
             return None
-        sys.meta_path.remove(self)  # one-shot; also stops recursion into ourselves
+        self.pending.discard(fullname)  # one-shot per module
+        if not self.pending:
+            sys.meta_path.remove(self)  # nothing left to watch: out of every later import's way
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.loader is None:
             return spec
@@ -53,11 +71,13 @@ class _TunerImportHook(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Register the hook unless disabled or already registered."""
-    if is_disabled() or any(isinstance(f, _TunerImportHook) for f in sys.meta_path):
+    if is_disabled() or any(isinstance(f, _LlamaFactoryImportHook) for f in sys.meta_path):
         return
-    if TARGET_MODULE in sys.modules:  # imported before us (unusual): patch right away
-        from llamafactory_safeeraser.hook import stage
-
-        stage.install(sys.modules[TARGET_MODULE])
-        return
-    sys.meta_path.insert(0, _TunerImportHook())
+    pending = set()
+    for name in TARGETS:
+        if name in sys.modules:  # imported before us (unusual): patch right away
+            _patch(sys.modules[name])
+        else:
+            pending.add(name)
+    if pending:
+        sys.meta_path.insert(0, _LlamaFactoryImportHook(pending))

@@ -2,6 +2,6 @@
 
 A LLaMA-Factory upgrade should need changes here and nowhere else: ``llamafactory`` holds the training
 side (re-exports, dataset tokenization, installing a stage into the parser and the tuner, the callbacks
-a stage gets), ``prompts`` the prompt rendering lm-eval needs. Nothing here imports the rest of the
-package.
+a stage gets), ``trainer_log`` the loss terms in LLaMA-Factory's progress file, ``llamaboard`` a stage in
+its web UI, ``prompts`` the prompt rendering lm-eval needs. Nothing here imports the rest of the package.
 """

@@ -30,7 +30,6 @@ from llamafactory.hparams import FinetuningArguments
 from llamafactory.hparams import parser as _parser
 from llamafactory.model import load_model, load_tokenizer
 from llamafactory.train.callbacks import (
-    LogCallback,
     ModuleProfilerCallback,
     PissaConvertCallback,
     ReporterCallback,
@@ -41,12 +40,14 @@ from llamafactory.train.trainer_utils import create_modelcard_and_push, create_r
 from transformers import EarlyStoppingCallback
 
 from .. import SUPPORTED_LLAMAFACTORY
+from .trainer_log import LossTermsLogCallback
 
 __all__ = [
     "IGNORE_INDEX",
     "ROW_COLUMNS",
     "CustomSeq2SeqTrainer",
     "FinetuningArguments",
+    "LossTermsLogCallback",
     "SFTDataCollatorWith4DAttentionMask",
     "UnsupportedLlamaFactory",
     "create_modelcard_and_push",
@@ -166,9 +167,10 @@ def stage_callbacks(
     """The callbacks LLaMA-Factory 0.9.5's ``_training_function`` gives every stage, appended to ``callbacks``.
 
     LLaMA-Factory builds them inline in that function, so they are mirrored here; keep this in step with
-    `llamafactory/train/tuner.py` on an upgrade.
+    `llamafactory/train/tuner.py` on an upgrade. Its LogCallback becomes ``LossTermsLogCallback``, which also
+    writes the loss terms the trainer names to trainer_log.jsonl (LlamaBoard draws them).
     """
-    callbacks.append(LogCallback())
+    callbacks.append(LossTermsLogCallback())
     if finetuning_args.pissa_convert:
         callbacks.append(PissaConvertCallback())
     if finetuning_args.use_swanlab:

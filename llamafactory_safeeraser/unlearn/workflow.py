@@ -134,6 +134,9 @@ def create_unlearning_trainer(
         **tokenizer_module,
     )
     trainer.add_callback(EpochCallback(train_dataset))
+    for callback in trainer.callback_handler.callbacks:  # trainer_log.jsonl (LlamaBoard's curve) gets the terms
+        if isinstance(callback, lf.LossTermsLogCallback):
+            callback.term_names = trainer.logged_terms  # the trainer's live set of the terms it has logged
     keys = ", ".join(f"{param.name}={getattr(finetuning_args, param.name)}" for param in method.params)
     logger.info_rank0(
         f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
