@@ -228,7 +228,9 @@ class Evaluator:
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),
                 log_samples=True,
-                bootstrap_iters=0,  # our aggregations have no stderr; skip lm-eval's bootstrap
+                # lm-eval's default; our rates aggregate with its `mean`, whose standard error is closed-form
+                # (no resampling happens)
+                bootstrap_iters=100000,
                 random_seed=settings.seed,
                 numpy_random_seed=settings.seed,
                 torch_random_seed=settings.seed,

@@ -12,6 +12,7 @@ from . import rubrics
 class Verdict:
     value: bool | float | None  # None: the judge failed on this query
     failure: str | None = None
+    reason: str = ""  # why: a model judge's reply, or the rule that decided; logged with each sample
 
     @property
     def failed(self) -> bool:
