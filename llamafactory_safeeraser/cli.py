@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from .data.records import SD_IMAGE_QUESTIONS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
-from .evaluation.config import EVAL_KEYS, REPORT_KEYS
+from .evaluation.config import EVAL_KEYS, REPORT_KEYS, SPECIFICITY_KEYS
 from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
 
 
@@ -67,6 +67,15 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"report: {job.output_dir / 'report.md'}")
 
 
+def _specificity(args: argparse.Namespace) -> None:
+    from .evaluation.config import SPECIFICITY_KEYS, specificity_job
+    from .evaluation.specificity import evaluate_specificity
+
+    run, settings, output_dir = specificity_job(_config_values(args, SPECIFICITY_KEYS))
+    path = evaluate_specificity(run, settings, output_dir)
+    print(f"wrote {path}")
+
+
 def _config_values(args: argparse.Namespace, keys) -> dict:
     """The keys' values from CONFIG.yaml, key=value overrides and flags (flags win)."""
     from .evaluation.config_keys import CONFIG_SUFFIXES, read_config
@@ -79,10 +88,10 @@ def _config_values(args: argparse.Namespace, keys) -> dict:
 
 
 def _config_keys(args: argparse.Namespace) -> None:
-    from .evaluation.config import EVAL_KEYS, REPORT_KEYS
     from .evaluation.config_keys import markdown_table
 
-    print(markdown_table({"eval": EVAL_KEYS, "report": REPORT_KEYS}[args.command_name]))
+    tables = {"eval": EVAL_KEYS, "specificity": SPECIFICITY_KEYS, "report": REPORT_KEYS}
+    print(markdown_table(tables[args.command_name]))
 
 
 def _method_keys(args: argparse.Namespace) -> None:
@@ -170,8 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arguments(p, EVAL_KEYS, "yaml/eval_llava7b.yaml")
 
-    p = command("config-keys", _config_keys, "print the YAML keys of `eval` or `report` (a Markdown table)")
-    p.add_argument("command_name", choices=["eval", "report"])
+    p = command(
+        "specificity",
+        _specificity,
+        "run the paper's seven specificity benchmarks with lmms-eval (optional extra) into the run's folder",
+    )
+    _config_arguments(p, SPECIFICITY_KEYS, "specificity.yaml")
+
+    p = command("config-keys", _config_keys, "print the YAML keys of a command (a Markdown table)")
+    p.add_argument("command_name", choices=["eval", "specificity", "report"])
 
     command(
         "method-keys",

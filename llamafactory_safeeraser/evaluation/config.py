@@ -1,11 +1,12 @@
-"""The keys of ``safeeraser eval`` and ``safeeraser report``, each declared once, and what they build.
+"""The keys of ``safeeraser eval``, ``specificity`` and ``report``, each declared once, and what they build.
 
 ``safeeraser eval CONFIG.yaml [key=value ...]`` reads :data:`EVAL_KEYS`: LLaMA-Factory's names where
 LLaMA-Factory has the setting (``model_name_or_path``, ``adapter_name_or_path``, ``template``,
 ``image_max_pixels``, ``max_new_tokens``, ``output_dir``, ``run_name``, ``seed``), lm-eval metadata names for the
 tasks' own settings (``data_dir``, ``harmful_samples``, the judge keys of :class:`JudgeConfig`). The older flag
 form (``--model``, ``--adapter``, ``--data``, ``--out`` ...) sets the same keys. ``safeeraser eval-keys`` prints
-the table of docs/evaluation.md from these declarations.
+the table of docs/evaluation.md from these declarations; ``safeeraser specificity`` shares the model and output
+keys (:data:`SPECIFICITY_KEYS`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .judges import JudgeConfig
 from .judges.config import metadata_key
 from .results import RunSpec
 from .runner import EvalSettings
+from .specificity import DEFAULT_TASKS, SpecificitySettings
 
 _DEFAULTS = EvalSettings()
 
@@ -92,7 +94,7 @@ EVAL_KEYS: tuple[ConfigKey, ...] = (
         "max_new_tokens", None, "new tokens per response (none: the tasks' 512, the reference's)", ("--max-gen-toks",)
     ),
     _positive("limit", None, "documents per category subtask, for quick runs (none: all)"),
-    _positive("batch_size", _DEFAULTS.batch_size, "lm-eval batch size"),
+    _positive("batch_size", _DEFAULTS.batch_size, "batch size of generation"),
     ConfigKey("seed", int, _DEFAULTS.seed, "seed of sampling and of lm-eval"),
     ConfigKey("device", str, None, "none: cuda when available, else cpu"),
     ConfigKey(
@@ -108,7 +110,8 @@ EVAL_KEYS: tuple[ConfigKey, ...] = (
         "output_dir",
         str,
         None,
-        "output folder: <output_dir>/<run_name>/results.json and samples.jsonl; report.md covers every run there",
+        "output folder, one folder per run: <output_dir>/<run_name>/ (results.json, samples.jsonl, specificity.json); "
+        "report.md covers every run there",
         required=True,
         flags=("--out",),
     ),
@@ -121,12 +124,60 @@ EVAL_KEYS: tuple[ConfigKey, ...] = (
     ),
 )
 
+_BY_NAME = {key.name: key for key in EVAL_KEYS}
+SPECIFICITY_KEYS: tuple[ConfigKey, ...] = (
+    *(_BY_NAME[name] for name in ("model_name_or_path", "adapter_name_or_path")),
+    ConfigKey(
+        "tasks",
+        list,
+        list(DEFAULT_TASKS),
+        "lmms-eval tasks, one per benchmark; a copy reading local files may add a suffix (pope_local)",
+    ),
+    ConfigKey("include_path", str, None, "lmms-eval --include_path: a folder of task YAMLs (local copies)"),
+    ConfigKey("lmms_model", str, "llava_hf", "lmms-eval's model class for the (merged) model"),
+    _positive("limit", None, "documents per benchmark, for quick runs (none: all)"),
+    _BY_NAME["batch_size"],
+    _BY_NAME["device"],
+    ConfigKey("grader_model", str, None, "MM-Vet and MMBench: the GPT grader (none: lmms-eval's gpt-4o-2024-11-20)"),
+    ConfigKey(
+        "grader_base_url",
+        str,
+        None,
+        "the grader's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (none: OpenAI's); key from env "
+        "SAFEERASER_JUDGE_API_KEY or OPENAI_API_KEY",
+    ),
+    *(_BY_NAME[name] for name in ("output_dir", "run_name")),
+)
+
 REPORT_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("runs", list, None, "run folders written by `safeeraser eval`", required=True),
     ConfigKey(
         "output", str, None, "report path, e.g. report.md (the plot goes beside it)", required=True, flags=("--out",)
     ),
 )
+
+
+def run_spec(values: dict[str, Any]) -> RunSpec:
+    """The run the model keys name; named after its adapter, else its model, unless run_name says."""
+    adapter = values["adapter_name_or_path"]
+    if adapter is not None and "," in adapter:
+        raise SafeEraserError(f"key 'adapter_name_or_path': one adapter folder, got {adapter!r}")
+    model = values["model_name_or_path"]
+    return RunSpec(values["run_name"] or Path(adapter or model).name, model, adapter)
+
+
+def specificity_job(values: dict[str, Any]) -> tuple[RunSpec, SpecificitySettings, Path]:
+    settings = SpecificitySettings(
+        tasks=tuple(values["tasks"]),
+        include_path=values["include_path"],
+        lmms_model=values["lmms_model"],
+        limit=values["limit"],
+        batch_size=values["batch_size"],
+        device=values["device"],
+        grader_model=values["grader_model"],
+        grader_base_url=values["grader_base_url"],
+    )
+    return run_spec(values), settings, Path(values["output_dir"])
 
 
 @dataclass(frozen=True)
@@ -138,9 +189,6 @@ class EvalJob:
 
 def eval_job(values: dict[str, Any]) -> EvalJob:
     """The run, settings and output folder that checked ``EVAL_KEYS`` values describe."""
-    adapter = values["adapter_name_or_path"]
-    if adapter is not None and "," in adapter:
-        raise SafeEraserError(f"key 'adapter_name_or_path': one adapter folder, got {adapter!r}")
     judge = JudgeConfig.from_metadata(
         {metadata_key(setting.name): values[metadata_key(setting.name)] for setting in dataclasses.fields(JudgeConfig)}
     )
@@ -161,6 +209,4 @@ def eval_job(values: dict[str, Any]) -> EvalJob:
         device=values["device"],
         tasks=tuple(values["tasks"]),
     )
-    model = values["model_name_or_path"]
-    name = values["run_name"] or Path(adapter or model).name
-    return EvalJob(RunSpec(name, model, adapter), settings, Path(values["output_dir"]))
+    return EvalJob(run_spec(values), settings, Path(values["output_dir"]))

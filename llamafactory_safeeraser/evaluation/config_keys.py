@@ -176,7 +176,8 @@ def markdown_table(keys: Sequence[ConfigKey]) -> str:
     """The key table of the docs: key, default, values, meaning."""
     lines = ["| key | default | values | meaning |", "|---|---|---|---|"]
     for key in keys:
-        default = "required" if key.required else ("-" if key.default is None else f"`{key.default}`")
+        shown = ", ".join(key.default) if isinstance(key.default, list) else key.default
+        default = "required" if key.required else ("-" if key.default is None else f"`{shown}`")
         meaning = key.help.replace("|", "\\|")
         lines.append(f"| `{key.name}` | {default} | {key.values_text} | {meaning} |")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,26 @@ def run_folder_name(name: str) -> str:
     if not cleaned:
         raise SafeEraserError(f"run name {name!r} has no usable characters")
     return cleaned
+
+
+_PD_SUFFIX = re.compile(r"^(?P<method>.+?)\s*\+\s*PD$", re.IGNORECASE)
+
+
+def pd_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(X, X+PD) name pairs among ``names``."""
+    present = set(names)
+    pairs = []
+    for name in names:
+        match = _PD_SUFFIX.match(name)
+        if match and match.group("method") in present:
+            pairs.append((match.group("method"), name))
+    return pairs
+
+
+def method_of(name: str) -> tuple[str, bool]:
+    """(method, with PD) of a run name: ``GA+PD`` -> (``GA``, True), ``vanilla`` -> (``vanilla``, False)."""
+    match = _PD_SUFFIX.match(name)
+    return (match.group("method"), True) if match else (name, False)
 
 
 def model_location(value: str | Path) -> str:
@@ -98,13 +118,30 @@ def _judge_failures(samples: list[Mapping[str, Any]]) -> int:
     )
 
 
-def _numbers(task_results: Mapping[str, Any], kind: str, samples: list[Mapping[str, Any]]) -> dict[str, Any]:
+def _category_numbers(task_results: Mapping[str, Any], kind: str, samples: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A category subtask's numbers, as lm-eval aggregated them."""
     return {
+        **{metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]},
         "n": len(samples),
-        "metrics": {metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]}
-        | {FAILURE_METRIC: _judge_failures(samples)},
+        FAILURE_METRIC: _judge_failures(samples),
         "stderr": {metric: _stderr(task_results, metric) for metric in OVERALL_METRICS[kind]},
     }
+
+
+def _pooled_numbers(kind: str, samples: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A kind's numbers over all its responses, with the estimator lm-eval applies to each subtask (``mean``
+    and its standard error). lm-eval's group row weights the categories' means by their sizes, which is the
+    same value unless a judge failed, but its standard error pools the within-category spreads only."""
+    from lm_eval.api.metrics import mean, mean_stderr
+
+    metrics: dict[str, Any] = {}
+    stderr: dict[str, float | None] = {}
+    for metric in OVERALL_METRICS[kind]:
+        values = [sample[metric] for sample in samples if sample.get(metric) is not None]
+        metrics[metric] = mean(values) if values else None
+        stderr[metric] = mean_stderr(values) if len(values) > 1 else None
+    metrics[FAILURE_METRIC] = _judge_failures(samples)
+    return {"n": len(samples), "metrics": metrics, "stderr": stderr}
 
 
 def summarize(
@@ -118,10 +155,11 @@ def summarize(
     """The results.json document of one run (``settings``: its EvalSettings), from lm-eval's raw results
     (``raw``, with logged samples). Fractions in 0..1; None where nothing was measured.
 
-    Layout: ``run``; ``summary`` (the paper's headline columns) and ``summary_stderr``; ``tasks.<kind>`` (from
-    lm-eval's group ``safeeraser_<kind>``) with ``task``, ``n`` (responses), ``metrics`` (overall values and
-    ``judge_failures``, the failed judge queries), ``stderr`` (lm-eval's standard error of each value) and
-    ``per_category.<Category>`` (the same four keys, from the subtask ``safeeraser_<kind>_<category>``);
+    Layout: ``run``; ``summary`` (the paper's headline columns) and ``summary_stderr``; ``tasks.<kind>`` (the
+    lm-eval group ``safeeraser_<kind>``) with ``task``, ``n`` (responses), ``metrics`` (overall values over every
+    rated response of the kind, and ``judge_failures``, the failed judge queries), ``stderr`` (the standard error
+    of each value) and ``per_category.<Category>`` (from lm-eval's subtask ``safeeraser_<kind>_<category>``: each
+    value, ``n``, ``judge_failures`` and ``stderr``);
     ``judge_failures`` per task and in total; ``judge`` (settings and request counters, never the API key);
     ``settings``; ``lm_eval`` (raw numbers).
     """
@@ -136,17 +174,13 @@ def summarize(
         for category in CATEGORIES:
             subtask = category_task(kind, category)
             samples = raw.get("samples", {}).get(subtask, [])
-            per_category[category] = _numbers(raw["results"].get(subtask, {}), kind, samples)
+            per_category[category] = _category_numbers(raw["results"].get(subtask, {}), kind, samples)
         all_samples = [
             sample
             for category in CATEGORIES
             for sample in raw.get("samples", {}).get(category_task(kind, category), [])
         ]
-        tasks[kind] = {
-            "task": group,
-            **_numbers(raw["results"][group], kind, all_samples),
-            "per_category": per_category,
-        }
+        tasks[kind] = {"task": group, **_pooled_numbers(kind, all_samples), "per_category": per_category}
 
     failures = {kind: task["metrics"][FAILURE_METRIC] for kind, task in tasks.items()}
     failures["total"] = sum(failures.values())

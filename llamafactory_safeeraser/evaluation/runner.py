@@ -273,5 +273,3 @@ def evaluate_runs(
     if report:
         write_report(find_run_folders(out_dir), Path(out_dir) / "report.md")
     return results
-
-

@@ -97,5 +97,3 @@ class PromptJudge(Judge):
             self._count("unparseable_replies")
             return Verdict(None, f"reply without the required verdict line: {reply[:80]!r}")
         return Verdict(value, reason=reply.strip())
-
-

@@ -70,5 +70,3 @@ def parse_reply(query: Query, reply: str) -> bool | float | None:
     if isinstance(query, NormalAnswerQuery):
         return rubrics.parse_normal_verdict(reply)
     return rubrics.parse_score(reply)
-
-

@@ -1,0 +1,104 @@
+"""The report's plot: per method, the run without PD and the run with PD side by side, in three panels
+(over-forgetting, forget efficacy, utility), every bar labelled with its value."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..fileio import write_bytes_atomic
+from .results import method_of
+
+PLOT_TITLE = "SARR, ASR and ROUGE-L per method, without and with prompt decouple (PD)"
+PANELS = (  # summary key, panel title
+    ("sarr", "Over-forgetting: SARR, benign image + harmful question (%), lower is better"),
+    ("asr_eff", "Forget efficacy: ASR on the forget set (%), lower is better"),
+    ("rouge_l_recall", "Utility: ROUGE-L on UnharmPair questions (%), higher is better"),
+)
+VARIANTS = ((False, "without PD", "#9e9e9e"), (True, "with PD", "#1f77b4"))  # (with PD, legend, colour)
+BAR_WIDTH = 0.38
+LABEL_SIZE = 7
+
+
+def method_groups(runs: Sequence[dict[str, Any]]) -> list[tuple[str, dict[bool, dict[str, Any]]]]:
+    """Runs grouped by method in order of appearance: method -> {with PD: summary}."""
+    groups: dict[str, dict[bool, dict[str, Any]]] = {}
+    for run in runs:
+        method, with_pd = method_of(run["run"]["name"])
+        groups.setdefault(method, {})[with_pd] = run["summary"]
+    return list(groups.items())
+
+
+def build_figure(runs: Sequence[dict[str, Any]]) -> Any:
+    """The matplotlib figure of :func:`plot_runs`, or None when no run has any of the plotted numbers."""
+    groups = method_groups(runs)
+    if not any(
+        summary.get(key) is not None for _, variants in groups for summary in variants.values() for key, _ in PANELS
+    ):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    names = [method for method, _ in groups]
+    long_names = max(len(name) for name in names) > 9
+    figure, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(max(6.4, 0.9 * len(groups) + 1.6), 8.0), dpi=120)
+    for ax, (key, title) in zip(axes, PANELS, strict=True):
+        for with_pd, legend, colour in VARIANTS:
+            offset = (BAR_WIDTH / 2) * (1 if with_pd else -1)
+            for index, (_, variants) in enumerate(groups):
+                if with_pd not in variants:
+                    continue
+                value = variants[with_pd].get(key)
+                x = index + offset if len(variants) == 2 else index  # a lone run sits centred
+                if value is None:
+                    ax.text(x, 1, "n/a", ha="center", va="bottom", fontsize=LABEL_SIZE, color="dimgray")
+                    continue
+                bars = ax.bar(x, 100 * value, BAR_WIDTH, color=colour, label=legend)
+                ax.bar_label(bars, labels=[f"{100 * value:.0f}"], padding=1, fontsize=LABEL_SIZE)
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_ylim(0, 112)  # room for the value labels above a 100% bar
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    axes[-1].set_xticks(range(len(names)))
+    axes[-1].set_xticklabels(
+        names, fontsize=8, rotation=30 if long_names else 0, ha="right" if long_names else "center"
+    )
+    axes[-1].set_xlim(-0.6, len(names) - 0.4)
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    figure.suptitle(PLOT_TITLE, fontsize=10, y=0.995)
+    figure.legend(
+        [handles[label] for _, label, _ in VARIANTS if label in handles],
+        [label for _, label, _ in VARIANTS if label in handles],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.97),
+        ncol=2,
+        frameon=False,
+        fontsize=8,
+    )
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    return figure
+
+
+def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> bool:
+    """Write the plot as a PNG; False (and no file) when there is nothing to plot."""
+    figure = build_figure(runs)
+    if figure is None:
+        return False
+    import matplotlib.pyplot as plt
+
+    try:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    write_bytes_atomic(path, buffer.getvalue())
+    return True
