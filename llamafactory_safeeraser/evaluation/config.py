@@ -34,7 +34,7 @@ def _judge_keys() -> tuple[ConfigKey, ...]:
     types = {"str": str, "int": int, "float": float}
     keys = []
     for setting in dataclasses.fields(JudgeConfig):
-        type_name = str(setting.type).split(" ")[0]
+        type_name = str(setting.type).split(" ")[0]  # annotations are strings here: "float", "str | None"
         keys.append(
             ConfigKey(
                 metadata_key(setting.name),

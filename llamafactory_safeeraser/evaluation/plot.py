@@ -31,12 +31,32 @@ def method_groups(runs: Sequence[dict[str, Any]]) -> list[tuple[str, dict[bool, 
     return list(groups.items())
 
 
+def _draw_panel(ax: Any, groups: list[tuple[str, dict[bool, dict[str, Any]]]], key: str, title: str) -> None:
+    """One metric: a pair of bars per method (a lone run centred), each labelled with its value; n/a if missing."""
+    for index, (_, variants) in enumerate(groups):
+        for with_pd, legend, colour in VARIANTS:
+            if with_pd not in variants:
+                continue
+            x = index + (BAR_WIDTH / 2) * (1 if with_pd else -1) if len(variants) == 2 else index
+            value = variants[with_pd].get(key)
+            if value is None:
+                ax.text(x, 1, "n/a", ha="center", va="bottom", fontsize=LABEL_SIZE, color="dimgray")
+                continue
+            bars = ax.bar(x, 100 * value, BAR_WIDTH, color=colour, label=legend)
+            ax.bar_label(bars, labels=[f"{100 * value:.0f}"], padding=1, fontsize=LABEL_SIZE)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_ylim(0, 112)  # room for the value label above a 100% bar
+    ax.set_yticks([0, 25, 50, 75, 100])
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
 def build_figure(runs: Sequence[dict[str, Any]]) -> Any:
     """The matplotlib figure of :func:`plot_runs`, or None when no run has any of the plotted numbers."""
     groups = method_groups(runs)
-    if not any(
-        summary.get(key) is not None for _, variants in groups for summary in variants.values() for key, _ in PANELS
-    ):
+    summaries = [summary for _, variants in groups for summary in variants.values()]
+    if all(summary.get(key) is None for summary in summaries for key, _ in PANELS):
         return None
     import matplotlib
 
@@ -45,26 +65,10 @@ def build_figure(runs: Sequence[dict[str, Any]]) -> Any:
 
     names = [method for method, _ in groups]
     long_names = max(len(name) for name in names) > 9
-    figure, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(max(6.4, 0.9 * len(groups) + 1.6), 8.0), dpi=120)
+    width = max(6.4, 0.9 * len(groups) + 1.6)  # about an inch per method, so labels never crowd
+    figure, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(width, 8.0), dpi=120)
     for ax, (key, title) in zip(axes, PANELS, strict=True):
-        for with_pd, legend, colour in VARIANTS:
-            offset = (BAR_WIDTH / 2) * (1 if with_pd else -1)
-            for index, (_, variants) in enumerate(groups):
-                if with_pd not in variants:
-                    continue
-                value = variants[with_pd].get(key)
-                x = index + offset if len(variants) == 2 else index  # a lone run sits centred
-                if value is None:
-                    ax.text(x, 1, "n/a", ha="center", va="bottom", fontsize=LABEL_SIZE, color="dimgray")
-                    continue
-                bars = ax.bar(x, 100 * value, BAR_WIDTH, color=colour, label=legend)
-                ax.bar_label(bars, labels=[f"{100 * value:.0f}"], padding=1, fontsize=LABEL_SIZE)
-        ax.set_title(title, fontsize=9, loc="left")
-        ax.set_ylim(0, 112)  # room for the value labels above a 100% bar
-        ax.set_yticks([0, 25, 50, 75, 100])
-        ax.tick_params(axis="y", labelsize=8)
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
+        _draw_panel(ax, groups, key, title)
     axes[-1].set_xticks(range(len(names)))
     axes[-1].set_xticklabels(
         names, fontsize=8, rotation=30 if long_names else 0, ha="right" if long_names else "center"
@@ -74,16 +78,10 @@ def build_figure(runs: Sequence[dict[str, Any]]) -> Any:
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
+    shown = [label for _, label, _ in VARIANTS if label in handles]
     figure.suptitle(PLOT_TITLE, fontsize=10, y=0.995)
-    figure.legend(
-        [handles[label] for _, label, _ in VARIANTS if label in handles],
-        [label for _, label, _ in VARIANTS if label in handles],
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.97),
-        ncol=2,
-        frameon=False,
-        fontsize=8,
-    )
+    figure.legend([handles[label] for label in shown], shown, loc="upper center", bbox_to_anchor=(0.5, 0.97),
+                  ncol=2, frameon=False, fontsize=8)  # fmt: skip
     figure.tight_layout(rect=(0, 0, 1, 0.95))
     return figure
 

@@ -77,7 +77,7 @@ class EvalSettings:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     harmful_samples: int = 3
     max_gen_toks: int | None = None  # None: the tasks' 512 (the reference's)
-    limit: int | None = None  # documents per task (after harmful-sample repetition); for quick runs
+    limit: int | None = None  # documents per category subtask (after harmful-sample repetition); quick runs
     batch_size: int = 1
     template: str = "llava"
     image_max_pixels: int | None = None  # the training run's LLaMA-Factory keys; None: its defaults
