@@ -13,7 +13,7 @@ prompts lm-eval logged; the mean generated tokens per response are reported for 
 round pays one-time lazy imports first; then the paths alternate for ``--repeats`` rounds per
 generation length and the medians are compared.
 
-    python benchmarks/eval_throughput.py [--batch-size 32] [--limit 64] [--max-new-tokens 32,128]
+    python benchmarks/eval_throughput.py [--batch-size 32] [--limit 4] [--max-new-tokens 32,128]
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def mean_tokens(model_dir: Path, texts: list[str]) -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.base_parser(NAME, __doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=None, help="lm-eval batch size (default 32; quick: 8)")
-    parser.add_argument("--limit", type=int, default=None, help="documents per subtask (default 64; quick: 2)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="documents per category subtask, 24 of them (default 4; quick: 1)"
+    )
     parser.add_argument(
         "--max-new-tokens",
         default=None,
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.time()
     options = common.run_options(args, repeats=2, warmup=1)
     batch_size = args.batch_size or (8 if options.quick else 32)
-    limit = args.limit or (2 if options.quick else 64)
+    limit = args.limit or (1 if options.quick else 4)
     lengths = [int(n) for n in (args.max_new_tokens or ("4" if options.quick else "32,128")).split(",")]
     assets = common.ensure_assets(args.work_dir, options.size)
 

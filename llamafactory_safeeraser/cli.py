@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from .data.records import SD_IMAGE_QUESTIONS
 from .demo.settings import DEFAULT_SEEDS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
+from .evaluation.config import EVAL_KEYS, REPORT_KEYS, SPECIFICITY_KEYS
 from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
 
 
@@ -53,44 +54,45 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from .evaluation.config import EVAL_KEYS, eval_job
+    from .evaluation.runner import evaluate_runs
 
-    from .evaluation.judges import JudgeConfig
-    from .evaluation.results import RunSpec
-    from .evaluation.runner import EvalSettings, evaluate_runs
-
-    model = Path(args.model)
-    name = args.name or (Path(args.adapter).name if args.adapter else model.name)
-    judge = JudgeConfig.from_metadata(
-        {
-            "judge": args.judge,
-            "judge_model": args.judge_model,
-            "judge_base_url": args.judge_base_url,
-            "judge_cache": args.judge_cache,
-        }
-    )
-    settings = EvalSettings(
-        data_dir=args.data,
-        judge=judge,
-        harmful_samples=args.harmful_samples,
-        max_gen_toks=args.max_gen_toks,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        template=args.template,
-        image_max_pixels=args.image_max_pixels,
-        image_min_pixels=args.image_min_pixels,
-        sarr_question=args.sarr_question,
-        seed=args.seed,
-        device=args.device,
-    )
+    job = eval_job(_config_values(args, EVAL_KEYS))
 
     def report_progress(result) -> None:  # a RunResult
         summary = result.summary["summary"]
         shown = ", ".join(f"{key} {'n/a' if v is None else f'{100 * v:.1f}%'}" for key, v in summary.items())
         print(f"{result.run.name}: {shown} -> {result.folder}")
 
-    evaluate_runs([RunSpec(name, model, args.adapter)], settings, args.out, progress=report_progress)
-    print(f"report: {Path(args.out) / 'report.md'}")
+    evaluate_runs([job.run], job.settings, job.output_dir, progress=report_progress)
+    print(f"report: {job.output_dir / 'report.md'}")
+
+
+def _specificity(args: argparse.Namespace) -> None:
+    from .evaluation.config import SPECIFICITY_KEYS, specificity_job
+    from .evaluation.specificity import evaluate_specificity
+
+    run, settings, output_dir = specificity_job(_config_values(args, SPECIFICITY_KEYS))
+    path = evaluate_specificity(run, settings, output_dir)
+    print(f"wrote {path}")
+
+
+def _config_values(args: argparse.Namespace, keys) -> dict:
+    """The keys' values from CONFIG.yaml, key=value overrides and flags (flags win)."""
+    from .evaluation.config_keys import CONFIG_SUFFIXES, read_config
+
+    flags = {key.name: getattr(args, key.name) for key in keys if hasattr(args, key.name)}
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not config.endswith(CONFIG_SUFFIXES):  # key=value, no YAML file
+        config, overrides = None, [config, *overrides]
+    return read_config(keys, config, overrides, flags)
+
+
+def _config_keys(args: argparse.Namespace) -> None:
+    from .evaluation.config_keys import markdown_table
+
+    tables = {"eval": EVAL_KEYS, "specificity": SPECIFICITY_KEYS, "report": REPORT_KEYS}
+    print(markdown_table(tables[args.command_name]))
 
 
 def _method_keys(args: argparse.Namespace) -> None:
@@ -101,9 +103,11 @@ def _method_keys(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from .evaluation.config import REPORT_KEYS
     from .evaluation.report import write_report
 
-    path = write_report(args.runs, args.out)
+    values = _config_values(args, REPORT_KEYS)
+    path = write_report(values["runs"], values["output"])
     print(f"wrote {path}")
 
 
@@ -185,31 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", _validate, "check SafeEraser files and report the first problem")
     p.add_argument("files", nargs="+")
 
-    p = command("eval", _eval, "evaluate a model (plus LoRA adapter) on the SafeEraser lm-eval tasks")
-    p.add_argument("--model", required=True, help="base model folder (Hugging Face format)")
-    p.add_argument("--adapter", default=None, help="PEFT/LoRA adapter folder, e.g. a LLaMA-Factory output_dir")
-    p.add_argument("--name", default=None, help="run name in the report (default: adapter or model folder name)")
-    p.add_argument("--data", required=True, help="folder holding all_train.json and all_val.json")
-    p.add_argument("--judge", default="rule", choices=["rule", "hf", "openai"])
-    p.add_argument("--judge-model", default=None, help="hf: local model folder; openai: served model name")
-    p.add_argument("--judge-base-url", default=None, help="openai: e.g. http://127.0.0.1:8000/v1 (key: env only)")
-    p.add_argument("--judge-cache", default=None, help="sqlite file of judge replies ('off' disables)")
-    p.add_argument("--out", required=True, help="output folder: OUT/<name>/results.json, samples.jsonl, report.md")
-    p.add_argument("--harmful-samples", type=int, default=3, help="responses sampled per harmful question")
-    p.add_argument("--max-gen-toks", type=int, default=None, help="new tokens per response (default 512)")
-    p.add_argument("--limit", type=int, default=None, help="documents per task, for quick runs")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--template", default="llava", help="LLaMA-Factory template the model was trained with")
-    p.add_argument("--image-max-pixels", type=int, default=None, help="the training YAML's image_max_pixels")
-    p.add_argument("--image-min-pixels", type=int, default=None, help="the training YAML's image_min_pixels")
-    p.add_argument(
-        "--sarr-question",
-        default="harmful",
-        choices=list(SD_IMAGE_QUESTIONS),
-        help="SARR asks this about the SD image: the harmful question (as the reference) or a record's sd_question",
+    p = command(
+        "eval",
+        _eval,
+        "evaluate a model (plus LoRA adapter) on the SafeEraser lm-eval tasks: "
+        "safeeraser eval CONFIG.yaml [key=value ...], or with flags",
     )
-    p.add_argument("--seed", type=int, default=233)
-    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    _config_arguments(p, EVAL_KEYS, "yaml/eval_llava7b.yaml")
+
+    p = command(
+        "specificity",
+        _specificity,
+        "run the paper's seven specificity benchmarks with lmms-eval (optional extra) into the run's folder",
+    )
+    _config_arguments(p, SPECIFICITY_KEYS, "specificity.yaml")
+
+    p = command("config-keys", _config_keys, "print the YAML keys of a command (a Markdown table)")
+    p.add_argument("command_name", choices=["eval", "specificity", "report"])
 
     command(
         "method-keys",
@@ -217,10 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
         "print the YAML keys the registered unlearning methods declare (a Markdown table, as in docs/training.md)",
     )
 
-    p = command("report", _report, "compare evaluated runs in one report.md (plus a PNG plot)")
-    p.add_argument("--runs", nargs="+", required=True, help="run folders written by `safeeraser eval`")
-    p.add_argument("--out", required=True, help="report path, e.g. report.md (the plot goes beside it)")
+    p = command(
+        "report",
+        _report,
+        "compare evaluated runs in one report.md (plus a PNG plot): safeeraser report [CONFIG.yaml] [key=value ...]",
+    )
+    _config_arguments(p, REPORT_KEYS, "report.yaml")
     return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser, keys, example: str) -> None:
+    from .evaluation.config_keys import add_flags
+
+    parser.add_argument("config", nargs="?", default=None, help=f"a YAML file of the keys below, e.g. {example}")
+    parser.add_argument("overrides", nargs="*", default=[], help="key=value pairs that override the YAML file")
+    add_flags(parser, keys)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
+EXTRAS="${EXTRAS:-test}"  # the package's extras to install, e.g. test,specificity
 TORCH_PINS=("torch==2.14.1" "torchvision==0.29.1")
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -16,7 +17,7 @@ fi
 source "$VENV/bin/activate"
 
 stamp="$VENV/.safeeraser-installed"
-want="$(cat setup.py pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$( (cat setup.py pyproject.toml; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && python -c "import llamafactory_safeeraser" 2>/dev/null; then
   echo "[setup] $VENV is up to date"
   exit 0
@@ -25,7 +26,7 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q --upgrade pip
 python -m pip install -q "${TORCH_PINS[@]}"
-python -m pip install -q -e ".[test]" "${TORCH_PINS[@]}"
+python -m pip install -q -e ".[$EXTRAS]" "${TORCH_PINS[@]}"
 python - <<'PY'
 import torch, llamafactory, lm_eval, transformers
 print(f"[setup] torch {torch.__version__}, llamafactory {llamafactory.__version__}, transformers {transformers.__version__}")

@@ -1,4 +1,7 @@
-"""The lm-eval documents of the four SafeEraser tasks, built from the benchmark files.
+"""The lm-eval documents of the SafeEraser tasks, built from the benchmark files.
+
+Four task kinds (efficacy, generality, sarr, utility), each an lm-eval group whose subtasks are the six
+harm categories: ``task_dataset(kind, metadata, category)`` is one subtask's data.
 
 Which files: lm-eval ``--metadata`` (or ``TaskManager(metadata=...)``) keys ``data_dir``
 (holding ``all_train.json`` and ``all_val.json``), or ``train_file`` / ``val_file``; else the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any
 
 from ..data.prompt import llava_prompt
 from ..data.records import (
+    CATEGORIES,
     SD_IMAGE_QUESTIONS,
     UNHARM_IMAGE_FIELDS,
     UNHARM_TEXT_FIELDS,
@@ -38,7 +43,7 @@ from .judges import JudgeConfig
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / "safeeraser"
 GROUP = "safeeraser"
 TASK_KINDS = ("efficacy", "generality", "sarr", "utility")
-SUBTASKS = tuple(f"{GROUP}_{kind}" for kind in TASK_KINDS)
+SUBTASKS = tuple(f"{GROUP}_{kind}" for kind in TASK_KINDS)  # the kinds' groups, members of GROUP
 HARMFUL_KINDS = ("efficacy", "generality")
 DATA_DIR_ENV_VAR = "SAFEERASER_DATA_DIR"
 FILE_NAMES = {"train": "all_train.json", "val": "all_val.json"}
@@ -195,16 +200,38 @@ def _cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -
     return tuple(build_docs(kind, load_records(source), source, options))
 
 
-def task_docs(kind: str, metadata: Mapping[str, Any]) -> list[dict]:
+def category_slug(category: str) -> str:
+    """The task-name form of a category: ``HateSpeech`` -> ``hate_speech``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", category).lower()
+
+
+def category_task(kind: str, category: str) -> str:
+    """The lm-eval subtask of one kind and category, e.g. ``safeeraser_efficacy_hate_speech``."""
+    return f"{GROUP}_{kind}_{category_slug(category)}"
+
+
+def task_docs(kind: str, metadata: Mapping[str, Any], category: str | None = None) -> list[dict]:
+    """The documents of a task kind, all categories or one (in file order)."""
     if kind not in TASK_KINDS:
         raise ValueError(f"unknown SafeEraser task kind '{kind}'")
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(f"unknown SafeEraser category '{category}'")
     options = TaskOptions.from_metadata(metadata)
     source = options.data_file(FILE_OF_TASK[kind])
-    return [dict(doc) for doc in _cached_docs(kind, file_stamp(source), options)]
+    docs = [dict(doc) for doc in _cached_docs(kind, file_stamp(source), options)]
+    if category is None:
+        return docs
+    chosen = [doc for doc in docs if doc["category"] == category]
+    if not chosen:  # lm-eval cannot run a task without documents
+        raise SafeEraserError(
+            f"{source}: no record of category '{category}'; the {GROUP} tasks need every category "
+            f"({', '.join(CATEGORIES)})"
+        )
+    return chosen
 
 
-def task_dataset(kind: str, metadata: Mapping[str, Any]) -> Any:
-    """What a task's ``custom_dataset`` returns: a DatasetDict with one ``test`` split."""
+def task_dataset(kind: str, metadata: Mapping[str, Any], category: str) -> Any:
+    """What a category subtask's ``custom_dataset`` returns: a DatasetDict with one ``test`` split."""
     from datasets import Dataset, DatasetDict
 
-    return DatasetDict({"test": Dataset.from_list(task_docs(kind, metadata))})
+    return DatasetDict({"test": Dataset.from_list(task_docs(kind, metadata, category))})

@@ -1,23 +1,24 @@
 """``report.md`` and a PNG plot comparing runs, from their ``results.json`` files.
 
 Rows are runs; the main table has the paper's columns (ASR/RR on efficacy and generality,
-ROUGE-L, judge score, SARR) in percent. Runs named ``X`` and ``X+PD`` are paired: the plot
-draws an arrow from each method to its prompt-decoupled variant, and a table lists the change.
+ROUGE-L, judge score, SARR) in percent, and Spec when a run folder has a specificity.json. Runs named ``X``
+and ``X+PD`` are paired: the plot (``plot.py``) puts each method's pair side by side, and a table lists the
+change.
 """
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
-from ..fileio import write_bytes_atomic, write_text_atomic
+from ..fileio import write_text_atomic
 from .documents import TASK_KINDS
-from .results import load_run_results
+from .plot import PLOT_TITLE, plot_runs
+from .results import load_run_results, pd_pairs
+from .specificity import load_specificity, specificity_columns
 
 COLUMNS = (
     ("asr_eff", "ASR eff ↓"),
@@ -37,22 +38,29 @@ CATEGORY_TABLES = (
     ("utility", "rouge_l_recall", "ROUGE-L, LCS / reference length (UnharmPair questions) ↑"),
     ("utility", "judge_score", "Judge score (UnharmPair questions) ↑"),
 )
-_PD_SUFFIX = re.compile(r"^(?P<method>.+?)\s*\+\s*PD$", re.IGNORECASE)
 
 
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def pd_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
-    """(X, X+PD) name pairs among ``names``."""
-    present = set(names)
-    pairs = []
-    for name in names:
-        match = _PD_SUFFIX.match(name)
-        if match and match.group("method") in present:
-            pairs.append((match.group("method"), name))
-    return pairs
+def _specificity_table(runs: Sequence[dict[str, Any]]) -> list[str]:
+    names = specificity_columns()
+    rows = []
+    for run in runs:
+        found = run.get("specificity") or {}
+        scores = found.get("scores", {})
+        rows.append([_escape(run["run"]["name"]), *(percent(scores.get(name)) for name in names)])
+        rows[-1].append(percent(found.get("specificity")))
+    return [
+        "",
+        "## Specificity",
+        "",
+        "General benchmarks run by lmms-eval (`safeeraser specificity`), in percent; Spec is their mean (the "
+        "paper's), n/a unless all seven were run.",
+        "",
+        *_table(["Run", *names, "Spec ↑"], rows),
+    ]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -91,12 +99,22 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
         "(LCS / response length), which a verbose correct answer lowers.",
         "",
     ]
+    with_spec = any(run.get("specificity") for run in runs)
     lines += _table(
-        ["Run", *(title for _, title in COLUMNS)],
-        [[_escape(run["run"]["name"]), *(percent(run["summary"].get(key)) for key, _ in COLUMNS)] for run in runs],
+        ["Run", *(title for _, title in COLUMNS), *(["Spec ↑"] if with_spec else [])],
+        [
+            [
+                _escape(run["run"]["name"]),
+                *(percent(run["summary"].get(key)) for key, _ in COLUMNS),
+                *([percent((run.get("specificity") or {}).get("specificity"))] if with_spec else []),
+            ]
+            for run in runs
+        ],
     )
     if plot_file:
-        lines += ["", f"![SARR against ASR on the forget set]({plot_file})"]
+        lines += ["", f"![{PLOT_TITLE}]({plot_file})"]
+    if with_spec:
+        lines += _specificity_table(runs)
 
     by_name = {run["run"]["name"]: run for run in runs}
     pairs = pd_pairs(names)
@@ -132,7 +150,7 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
     for kind, metric, title in CATEGORY_TABLES:
         rows = []
         for run in runs:
-            per_category = run.get("tasks", {}).get(kind, {}).get("per_category", {})
+            per_category = run.get("tasks", {}).get(kind, {}).get("per_category", {})  # category -> its numbers
             values = [percent(per_category.get(category, {}).get(metric)) for category in CATEGORIES]
             rows.append([_escape(run["run"]["name"]), *values])
         lines += ["", f"### {title}", ""]
@@ -174,51 +192,11 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
     return "\n".join(lines) + "\n"
 
 
-def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> bool:
-    """SARR against ASR on the forget set, one point per run, arrows X -> X+PD. False if nothing to plot."""
-    points = {
-        run["run"]["name"]: (100 * run["summary"]["asr_eff"], 100 * run["summary"]["sarr"])
-        for run in runs
-        if run["summary"].get("asr_eff") is not None and run["summary"].get("sarr") is not None
-    }
-    if not points:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    try:
-        labels: dict[tuple[int, int], list[str]] = {}
-        for name, (x, y) in points.items():
-            axes.scatter([x], [y], s=36, zorder=3)
-            labels.setdefault((round(x / 2), round(y / 2)), []).append(name)  # runs within 2 points share a label
-        for names in labels.values():
-            axes.annotate(", ".join(names), points[names[0]], textcoords="offset points", xytext=(5, 5), fontsize=8)
-        for method, with_pd in pd_pairs(list(points)):
-            axes.annotate(
-                "", xy=points[with_pd], xytext=points[method], arrowprops={"arrowstyle": "->", "color": "tab:green"}
-            )
-        axes.set_xlabel("ASR on the forget set (%) - lower is better")
-        axes.set_ylabel("SARR (%) - lower is better")
-        axes.set_title("Over-forgetting (SARR) vs forget efficacy; arrows: method -> method+PD", fontsize=9)
-        axes.set_xlim(-5, 105)
-        axes.set_ylim(-5, 105)
-        axes.grid(True, alpha=0.3)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
-    return True
-
-
 def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
     """Write ``out_path`` (Markdown) and, beside it, ``<stem>.png``; returns the report path."""
     if not run_dirs:
         raise SafeEraserError("no run folders given for the report")
-    runs = [load_run_results(run_dir) for run_dir in run_dirs]
+    runs = [{**load_run_results(run_dir), "specificity": load_specificity(run_dir)} for run_dir in run_dirs]
     out_path = Path(out_path)
     plot_path = out_path.with_suffix(".png")
     plotted = plot_runs(runs, plot_path)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
-from .documents import TASK_KINDS, TaskOptions
-from .scoring import CATEGORY_METRICS, FAILURE_METRIC, OVERALL_METRICS, category_metric
+from .documents import TASK_KINDS, TaskOptions, category_task
+from .scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY, OVERALL_METRICS
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -53,6 +53,26 @@ def run_folder_name(name: str) -> str:
     return cleaned
 
 
+_PD_SUFFIX = re.compile(r"^(?P<method>.+?)\s*\+\s*PD$", re.IGNORECASE)
+
+
+def pd_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(X, X+PD) name pairs among ``names``."""
+    present = set(names)
+    pairs = []
+    for name in names:
+        match = _PD_SUFFIX.match(name)
+        if match and match.group("method") in present:
+            pairs.append((match.group("method"), name))
+    return pairs
+
+
+def method_of(name: str) -> tuple[str, bool]:
+    """(method, with PD) of a run name: ``GA+PD`` -> (``GA``, True), ``vanilla`` -> (``vanilla``, False)."""
+    match = _PD_SUFFIX.match(name)
+    return (match.group("method"), True) if match else (name, False)
+
+
 def model_location(value: str | Path) -> str:
     """An existing local folder as an absolute path; anything else (a hub id such as
     ``llava-hf/llava-1.5-7b-hf``) unchanged."""
@@ -84,6 +104,46 @@ def _metric(task_results: Mapping[str, Any], name: str) -> Any:
     return task_results.get(f"{name},none")
 
 
+def _stderr(task_results: Mapping[str, Any], name: str) -> float | None:
+    value = task_results.get(f"{name}_stderr,none")
+    return None if value in (None, "N/A") else float(value)
+
+
+def _judge_failures(samples: list[Mapping[str, Any]]) -> int:
+    """Failed judge queries among logged samples (their documents carry the judgements)."""
+    return sum(
+        judgement["verdict"] == FAILED
+        for sample in samples
+        for judgement in (sample["doc"].get(JUDGEMENTS_KEY) or {}).values()
+    )
+
+
+def _category_numbers(task_results: Mapping[str, Any], kind: str, samples: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A category subtask's numbers, as lm-eval aggregated them."""
+    return {
+        **{metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]},
+        "n": len(samples),
+        FAILURE_METRIC: _judge_failures(samples),
+        "stderr": {metric: _stderr(task_results, metric) for metric in OVERALL_METRICS[kind]},
+    }
+
+
+def _pooled_numbers(kind: str, samples: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A kind's numbers over all its responses, with the estimator lm-eval applies to each subtask (``mean``
+    and its standard error). lm-eval's group row weights the categories' means by their sizes, which is the
+    same value unless a judge failed, but its standard error pools the within-category spreads only."""
+    from lm_eval.api.metrics import mean, mean_stderr
+
+    metrics: dict[str, Any] = {}
+    stderr: dict[str, float | None] = {}
+    for metric in OVERALL_METRICS[kind]:
+        values = [sample[metric] for sample in samples if sample.get(metric) is not None]
+        metrics[metric] = mean(values) if values else None
+        stderr[metric] = mean_stderr(values) if len(values) > 1 else None
+    metrics[FAILURE_METRIC] = _judge_failures(samples)
+    return {"n": len(samples), "metrics": metrics, "stderr": stderr}
+
+
 def summarize(
     run: RunSpec,
     raw: Mapping[str, Any],
@@ -92,37 +152,37 @@ def summarize(
     judge_stats: Mapping[str, int] | None = None,
     duration_s: float = 0.0,
 ) -> dict[str, Any]:
-    """The results.json document of one run (``settings``: its EvalSettings). Fractions in 0..1; None where
-    nothing was measured.
+    """The results.json document of one run (``settings``: its EvalSettings), from lm-eval's raw results
+    (``raw``, with logged samples). Fractions in 0..1; None where nothing was measured.
 
-    Layout: ``run``; ``summary`` (the paper's headline columns); ``tasks.<kind>`` with ``n``
-    (responses), ``metrics`` (overall values and ``judge_failures``) and ``per_category.<Category>``
-    (values, ``n`` and ``judge_failures``); ``judge_failures`` per task and in total; ``judge``
-    (settings and request counters, never the API key); ``settings``; ``lm_eval`` (raw numbers).
+    Layout: ``run``; ``summary`` (the paper's headline columns) and ``summary_stderr``; ``tasks.<kind>`` (the
+    lm-eval group ``safeeraser_<kind>``) with ``task``, ``n`` (responses), ``metrics`` (overall values over every
+    rated response of the kind, and ``judge_failures``, the failed judge queries), ``stderr`` (the standard error
+    of each value) and ``per_category.<Category>`` (from lm-eval's subtask ``safeeraser_<kind>_<category>``: each
+    value, ``n``, ``judge_failures`` and ``stderr``);
+    ``judge_failures`` per task and in total; ``judge`` (settings and request counters, never the API key);
+    ``settings``; ``lm_eval`` (raw numbers).
     """
     from importlib.metadata import version
 
     tasks: dict[str, Any] = {}
     for kind in TASK_KINDS:
-        task_name = TASK_PREFIX + kind
-        if task_name not in raw["results"]:
+        group = TASK_PREFIX + kind
+        if group not in raw["results"]:
             continue
-        task_results = raw["results"][task_name]
-        samples = raw.get("samples", {}).get(task_name, [])
-        per_category: dict[str, Any] = {}
+        per_category = {}
         for category in CATEGORIES:
-            in_category = [sample for sample in samples if sample["doc"]["category"] == category]
-            values = {
-                metric: _metric(task_results, category_metric(metric, category)) for metric in CATEGORY_METRICS[kind]
-            }
-            values["n"] = len(in_category)
-            values[FAILURE_METRIC] = sum(int(sample.get(FAILURE_METRIC) or 0) for sample in in_category)
-            per_category[category] = values
-        metrics = {metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]}
-        metrics[FAILURE_METRIC] = _metric(task_results, FAILURE_METRIC)
-        tasks[kind] = {"task": task_name, "n": len(samples), "metrics": metrics, "per_category": per_category}
+            subtask = category_task(kind, category)
+            samples = raw.get("samples", {}).get(subtask, [])
+            per_category[category] = _category_numbers(raw["results"].get(subtask, {}), kind, samples)
+        all_samples = [
+            sample
+            for category in CATEGORIES
+            for sample in raw.get("samples", {}).get(category_task(kind, category), [])
+        ]
+        tasks[kind] = {"task": group, **_pooled_numbers(kind, all_samples), "per_category": per_category}
 
-    failures = {kind: int(task["metrics"][FAILURE_METRIC] or 0) for kind, task in tasks.items()}
+    failures = {kind: task["metrics"][FAILURE_METRIC] for kind, task in tasks.items()}
     failures["total"] = sum(failures.values())
     first_config = next(iter(raw.get("configs", {}).values()), {})
     return {
@@ -134,6 +194,10 @@ def summarize(
         },
         "summary": {
             column: tasks[kind]["metrics"][metric] if kind in tasks else None
+            for column, (kind, metric) in HEADLINE.items()
+        },
+        "summary_stderr": {
+            column: tasks[kind]["stderr"][metric] if kind in tasks else None
             for column, (kind, metric) in HEADLINE.items()
         },
         "tasks": tasks,
@@ -190,5 +254,6 @@ def samples_jsonl(raw: Mapping[str, Any]) -> str:
             line = {"task": task_name, "doc_id": sample["doc_id"], **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS}}
             line["response"] = sample["filtered_resps"][0]
             line["scores"] = {key: sample[key] for key in metric_keys if sample.get(key) is not None}
+            line[JUDGEMENTS_KEY] = doc.get(JUDGEMENTS_KEY) or {}
             lines.append(json.dumps(line, ensure_ascii=False))
     return "\n".join(lines) + ("\n" if lines else "")

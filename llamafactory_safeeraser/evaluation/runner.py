@@ -77,7 +77,7 @@ class EvalSettings:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     harmful_samples: int = 3
     max_gen_toks: int | None = None  # None: the tasks' 512 (the reference's)
-    limit: int | None = None  # documents per task (after harmful-sample repetition); for quick runs
+    limit: int | None = None  # documents per category subtask (after harmful-sample repetition); quick runs
     batch_size: int = 1
     template: str = "llava"
     image_max_pixels: int | None = None  # the training run's LLaMA-Factory keys; None: its defaults
@@ -228,7 +228,9 @@ class Evaluator:
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),
                 log_samples=True,
-                bootstrap_iters=0,  # our aggregations have no stderr; skip lm-eval's bootstrap
+                # lm-eval's default; our rates aggregate with its `mean`, whose standard error is closed-form
+                # (no resampling happens)
+                bootstrap_iters=100000,
                 random_seed=settings.seed,
                 numpy_random_seed=settings.seed,
                 torch_random_seed=settings.seed,
@@ -271,5 +273,3 @@ def evaluate_runs(
     if report:
         write_report(find_run_folders(out_dir), Path(out_dir) / "report.md")
     return results
-
-

@@ -234,11 +234,14 @@ def test_prefetch_sends_requests_concurrently_and_scoring_uses_them(tmp_path: Pa
         assert not is_refusal(responses[1])
         scoring.prefetch_judgements(docs, responses)
         assert len(server.prompts) == 24 and server.max_in_flight > 1  # harm and refusal per response
-        rows = [scoring.score_response(doc, response) for doc, response in zip(docs, responses, strict=True)]
+        scored = [scoring.score_response(doc, response) for doc, response in zip(docs, responses, strict=True)]
         assert len(server.prompts) == 24  # scoring found every answer already there
-    assert [row["asr"] for row in rows] == [1.0 if i % 3 == 0 else 0.0 for i in range(12)]
-    assert [row["rr"] for row in rows] == [0.0 if i % 3 == 0 else 1.0 for i in range(12)]  # RR from the judge
-    assert scoring.mean_ignoring_none(row["asr_Weapon"] for row in rows) == pytest.approx(4 / 12)
+    assert [row.values["asr"] for row in scored] == [1.0 if i % 3 == 0 else 0.0 for i in range(12)]
+    assert [row.values["rr"] for row in scored] == [0.0 if i % 3 == 0 else 1.0 for i in range(12)]  # RR: the judge
+    # the judge's own words are each verdict's reason (what --log_samples records)
+    assert scored[0].judgements["asr"] == {"verdict": "unsafe", "reason": "VERDICT: UNSAFE"}
+    assert scored[1].judgements["rr"] == {"verdict": "refusal", "reason": "VERDICT: REFUSAL"}
+    assert all(row.metrics()["judge_failure_rate"] == 0.0 for row in scored)
 
 
 KILLED_RUN = """
@@ -355,15 +358,20 @@ def test_hf_judge_parse_failures_are_failures_not_safe(
     judge = get_judge(config)
     # one batch-generated prompt per query: harm and refusal per harmful doc; the SARR refusal needs none
     assert judge.stats()["prompts_sent"] == 9
-    rows = [scoring.score_response(doc, response) for doc, response in zip(docs, responses, strict=True)]
+    scored = [scoring.score_response(doc, response) for doc, response in zip(docs, responses, strict=True)]
+    rows = [row.values for row in scored]
 
-    assert [row["judge_failures"] for row in rows] == [2, 2, 2, 1, 1, 1, 0]
+    assert [row.failures for row in scored] == [2, 2, 2, 1, 1, 1, 0]
     assert all(row["asr"] is None and row["rr"] is None for row in rows[:3])  # never counted as safe
+    assert all("asr" not in row.metrics() and "rr" not in row.metrics() for row in scored[:3])  # in no denominator
+    assert [row.metrics()["judge_failure_rate"] for row in scored] == [1.0] * 6 + [0.0]
+    first = scored[0].judgements["asr"]
+    assert first["verdict"] == "failed" and "verdict line" in first["reason"]
     assert [row["judge_score"] for row in rows[3:5]] == [None, None]
     assert rows[3]["rouge_l_recall"] is not None
     assert rows[5]["sarr"] is None and rows[6]["sarr"] == 1.0  # refusal: settled by the rules
-    assert scoring.mean_ignoring_none(row["asr"] for row in rows[:3]) is None
-    assert scoring.total(row["judge_failures"] for row in rows) == 9
+    assert scored[6].judgements["sarr"] == {"verdict": "refusal", "reason": "opens with a refusal"}
+    assert sum(row.failures for row in scored) == 9
     assert judge.stats()["unparseable_replies"] == 9
 
     forget_judges()  # rerun: the cache answers, the model generates nothing

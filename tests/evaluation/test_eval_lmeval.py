@@ -8,11 +8,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs, scoring
+from llamafactory_safeeraser.evaluation.documents import category_task, task_docs
 from llamafactory_safeeraser.evaluation.judges import JudgeConfig
+from llamafactory_safeeraser.evaluation.plot import PLOT_TITLE
 from llamafactory_safeeraser.evaluation.results import HEADLINE, RESULTS_FORMAT
 from llamafactory_safeeraser.tasks import TASK_DIR
 
@@ -74,17 +76,21 @@ def read_samples(folder: Path) -> list[dict]:
 
 @pytest.mark.parametrize("run", ["GA", "GA+PD"])
 def test_metrics_match_the_logged_samples_rescored(evaluated: Path, run: str) -> None:
+    from lm_eval.api.metrics import mean_stderr
+
     results = json.loads((evaluated / run / "results.json").read_text())
     samples = read_samples(evaluated / run)
     assert results["format"] == RESULTS_FORMAT
     judge_json = JudgeConfig(**results["judge"]["config"]).to_json()
     by_kind: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
     for line in samples:
-        doc = {key: value for key, value in line.items() if key not in ("task", "doc_id", "response", "scores")}
+        skipped = ("task", "doc_id", "response", "scores", "judgements")
+        doc = {key: value for key, value in line.items() if key not in skipped}
         doc["judge"] = judge_json
         rescored = scoring.score_response(doc, line["response"])
-        assert {key: value for key, value in rescored.items() if value is not None} == line["scores"]
-        by_kind[line["task_kind"]].append((doc, rescored))
+        assert rescored.metrics() == line["scores"] and rescored.judgements == line["judgements"]
+        assert line["task"] == category_task(line["task_kind"], line["category"])
+        by_kind[line["task_kind"]].append((doc, rescored.values))
 
     expected_sizes = {"efficacy": 24 * 4 * 2, "generality": 12 * 4 * 2, "sarr": 12 * 4, "utility": 12 * 4}
     for kind in KINDS:
@@ -92,16 +98,25 @@ def test_metrics_match_the_logged_samples_rescored(evaluated: Path, run: str) ->
         task = results["tasks"][kind]
         assert task["n"] == len(rows) == expected_sizes[kind]
         for metric in scoring.OVERALL_METRICS[kind]:
-            assert task["metrics"][metric] == pytest.approx(scoring.mean_ignoring_none(r[metric] for _, r in rows))
+            values = [row[metric] for _, row in rows]
+            assert task["metrics"][metric] == pytest.approx(sum(values) / len(values))
+            assert task["stderr"][metric] == pytest.approx(mean_stderr(values))
+            # lm-eval's group row: the same rate (no judge failures here)
+            assert results["lm_eval"]["results"][f"safeeraser_{kind}"][f"{metric},none"] == pytest.approx(
+                task["metrics"][metric]
+            )
         assert task["metrics"]["judge_failures"] == 0
         for category in CATEGORIES:
-            in_category = [(doc, row) for doc, row in rows if doc["category"] == category]
+            in_category = [row for doc, row in rows if doc["category"] == category]
             assert task["per_category"][category]["n"] == len(in_category) > 0
-            for metric in scoring.CATEGORY_METRICS[kind]:
-                expected = scoring.mean_ignoring_none(row[metric] for _, row in in_category)
-                assert task["per_category"][category][metric] == pytest.approx(expected)
+            for metric in scoring.OVERALL_METRICS[kind]:
+                values = [row[metric] for row in in_category]
+                assert task["per_category"][category][metric] == pytest.approx(sum(values) / len(values))
+                if len(values) > 1:
+                    assert task["per_category"][category]["stderr"][metric] == pytest.approx(mean_stderr(values))
     for column, (kind, metric) in HEADLINE.items():
         assert results["summary"][column] == results["tasks"][kind]["metrics"][metric] is not None
+        assert results["summary_stderr"][column] == results["tasks"][kind]["stderr"][metric] is not None
     # The tiny random model's sampled text is gibberish: SARR must mostly see that (degenerate), not call it normal.
     # (Mostly: 8 sampled tokens of in-vocabulary word salad can pass the offline checks; docs/evaluation.md.)
     assert results["summary"]["sarr"] >= 0.75 and results["tasks"]["sarr"]["metrics"]["sarr_degenerate"] >= 0.75
@@ -155,7 +170,7 @@ def test_report_compares_runs_with_tables_and_plot(evaluated: Path) -> None:
     pd_row = f"| GA | {100 * before:.1f} | {100 * after:.1f} | {100 * (after - before) / before:+.1f}% |"
     assert "## Effect of prompt decouple (PD)" in report and pd_row in report
     assert "### ASR on the forget set (efficacy) ↓" in report and "| Run | " + " | ".join(CATEGORIES) + " |" in report
-    assert "![SARR against ASR on the forget set](report.png)" in report
+    assert f"![{PLOT_TITLE}](report.png)" in report
     assert (evaluated / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -163,41 +178,30 @@ def test_eval_and_report_commands(
     single_thread, evaluated: Path, tiny_model_dir: Path, lora_adapter: Path, synthetic_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "cli"
-    proc = run_cli(
-        [
-            "safeeraser",
-            "eval",
-            "--model",
-            str(tiny_model_dir),
-            "--adapter",
-            str(lora_adapter),
-            "--name",
-            "PO+PD",
-            "--data",
-            str(synthetic_dir),
-            "--out",
-            str(out),
-            "--harmful-samples",
-            "1",
-            "--max-gen-toks",
-            "6",
-            "--limit",
-            "3",
-            "--batch-size",
-            "3",
-            "--seed",
-            "5",
-        ],
-        timeout=600,
-    )
+    overrides = {  # yaml/eval_tiny.yaml, pointed at this test's model, adapter and data, and shortened
+        "model_name_or_path": tiny_model_dir,
+        "adapter_name_or_path": lora_adapter,
+        "data_dir": synthetic_dir,
+        "output_dir": out,
+        "run_name": "PO+PD",
+        "max_new_tokens": 6,
+        "limit": 1,
+        "batch_size": 6,
+        "seed": 5,
+    }
+    command = ["safeeraser", "eval", str(REPO / "yaml" / "eval_tiny.yaml")]
+    proc = run_cli(command + [f"{key}={value}" for key, value in overrides.items()], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"report: {out / 'report.md'}" in proc.stdout
     # lm-eval's warnings that every run of our tasks triggers are silenced (EXPECTED_LM_EVAL_WARNINGS)
     assert "Custom kwargs can be passed" not in proc.stderr and "neither marked as CausalLM" not in proc.stderr
     results = json.loads((out / "PO+PD" / "results.json").read_text())
-    assert {kind: results["tasks"][kind]["n"] for kind in KINDS} == dict.fromkeys(KINDS, 3)
-    assert results["settings"]["limit"] == 3 and results["settings"]["generation_kwargs"]["max_gen_toks"] == 6
-    assert len(read_samples(out / "PO+PD")) == 12
+    per_kind = len(CATEGORIES)  # limit 1: one document per category subtask
+    assert {kind: results["tasks"][kind]["n"] for kind in KINDS} == dict.fromkeys(KINDS, per_kind)
+    assert results["settings"]["limit"] == 1 and results["settings"]["generation_kwargs"]["max_gen_toks"] == 6
+    assert results["settings"]["harmful_samples"] == 1 and results["judge"]["config"]["name"] == "rule"  # the file's
+    assert results["run"]["adapter"] == str(lora_adapter)
+    assert len(read_samples(out / "PO+PD")) == 4 * per_kind
     assert "| PO+PD |" in (out / "report.md").read_text()
 
     combined = tmp_path / "combined" / "report.md"
@@ -234,7 +238,7 @@ def test_plain_lm_eval_cli(tiny_model_dir: Path, lora_adapter: Path, synthetic_d
             "--limit",
             "2",
             "--batch_size",
-            "2",
+            "8",
             "--output_path",
             str(tmp_path / "out"),
             "--log_samples",
@@ -243,13 +247,24 @@ def test_plain_lm_eval_cli(tiny_model_dir: Path, lora_adapter: Path, synthetic_d
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results_file = next((tmp_path / "out").glob("*/results_*.json"))
-    results = json.loads(results_file.read_text())["results"]
+    document = json.loads(results_file.read_text())
+    results = document["results"]
+    assert document["group_subtasks"]["safeeraser"] == [f"safeeraser_{kind}" for kind in KINDS]
     for kind in KINDS:
-        task = results[f"safeeraser_{kind}"]
-        for metric in scoring.metric_names(kind):
-            assert f"{metric},none" in task
-        assert task["judge_failures,none"] == 0
-    assert results["safeeraser_sarr"]["sarr,none"] == 1.0
-    samples_file = next((tmp_path / "out").glob("*/samples_safeeraser_efficacy_*.jsonl"))
+        names = [f"safeeraser_{kind}"] + [category_task(kind, category) for category in CATEGORIES]
+        assert document["group_subtasks"][names[0]] == names[1:]
+        for name in names:
+            for metric in scoring.metric_names(kind, model_judge=False):  # a value and a standard error each
+                assert isinstance(results[name][f"{metric},none"], float)
+                assert isinstance(results[name][f"{metric}_stderr,none"], float)
+            assert "judge_failure_rate,none" not in results[name]  # the rule judge cannot fail
+    # the printed table: a value and a standard error on every row
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert rows and not any("N/A" in row for row in rows)
+    samples_file = next((tmp_path / "out").glob("*/samples_safeeraser_efficacy_weapon_*.jsonl"))
     samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
-    assert [sample["doc"]["record"] for sample in samples] == [0, 0]
+    expected = task_docs("efficacy", json.loads(metadata), "Weapon")[:2]
+    assert [sample["doc"]["record"] for sample in samples] == [doc["record"] for doc in expected]
+    for sample in samples:
+        judgements = sample["doc"]["judgements"]  # the judge's verdict and reason, per judged metric
+        assert set(judgements) == {"asr", "rr"} and all(j["verdict"] and j["reason"] for j in judgements.values())

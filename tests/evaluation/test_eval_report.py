@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from llamafactory_safeeraser.errors import SafeEraserError
+from llamafactory_safeeraser.evaluation.plot import PLOT_TITLE, build_figure, method_groups
 from llamafactory_safeeraser.evaluation.report import pd_pairs, write_report
 from llamafactory_safeeraser.evaluation.results import RESULTS_FORMAT, find_run_folders, load_run_results
+from llamafactory_safeeraser.evaluation.specificity import BENCHMARKS, SPECIFICITY_FILE, summarize_specificity
 
 
 def results(
@@ -73,11 +75,14 @@ def test_report_tables_pd_effect_and_plot(tmp_path: Path) -> None:
     assert "| GA | models/llava | saves/GA | rule | 3 | 512 | - | 233 |" in report
     assert "lexical proxies" in report
     assert (tmp_path / "out" / "report.png").read_bytes()[:4] == b"\x89PNG"
-    assert "![SARR against ASR on the forget set](report.png)" in report
+    assert f"![{PLOT_TITLE}](report.png)" in report
+    assert "Spec" not in report  # no run has specificity results
 
 
 def test_report_without_plottable_runs_has_no_plot(tmp_path: Path) -> None:
-    folders = write_runs(tmp_path, [results("A", None, 0.5, judge="openai")])
+    run = results("A", None, None, judge="openai")
+    run["summary"]["rouge_l_recall"] = None  # none of the plotted numbers (SARR, ASR eff, ROUGE-L)
+    folders = write_runs(tmp_path, [run])
     report = write_report(folders, tmp_path / "r.md").read_text()
     assert "report.png" not in report and not (tmp_path / "r.png").exists()
     assert "judge: openai" in report and "openai (judge-m)" in report and "lexical proxies" not in report
@@ -107,3 +112,70 @@ def test_find_run_folders_oldest_first(tmp_path: Path) -> None:
     os.utime(folders[0] / "results.json", (1, 1))
     (tmp_path / "not_a_run").mkdir()
     assert find_run_folders(tmp_path) == [tmp_path / "b", tmp_path / "a"]
+
+
+def specificity_file(folder: Path, scores: dict[str, float], limit: int | None = None) -> None:
+    """specificity.json as summarize_specificity writes it from lmms-eval results documents."""
+    from llamafactory_safeeraser.evaluation.results import RunSpec
+    from llamafactory_safeeraser.evaluation.specificity import SpecificitySettings
+
+    raw = {}
+    for benchmark in BENCHMARKS:
+        if benchmark.name in scores:
+            value = scores[benchmark.name] * benchmark.scale
+            raw[benchmark.task] = {"results": {benchmark.task: {f"{benchmark.metric},none": value}}}
+    summary = summarize_specificity(RunSpec(folder.name, "models/llava"), raw, SpecificitySettings(limit=limit))
+    (folder / SPECIFICITY_FILE).write_text(json.dumps(summary))
+
+
+def test_report_adds_specificity_when_a_run_has_it(tmp_path: Path) -> None:
+    folders = write_runs(tmp_path, [results("GA", 0.1, 0.9), results("GA+PD", 0.1, 0.3), results("PO", 0.2, 0.8)])
+    seven = {"GQA": 0.5, "VizWiz": 0.25, "ScienceQA-IMG": 0.75, "VQAv2": 0.625, "POPE": 0.875, "MM-Vet": 0.3,
+             "MMBench": 0.6}  # fmt: skip
+    specificity_file(folders[0], seven)
+    specificity_file(folders[1], {"GQA": 0.4, "POPE": 0.8})  # two of seven: no Spec
+    report = write_report(folders, tmp_path / "report.md").read_text()
+    mean = 100 * sum(seven.values()) / 7
+    assert (
+        "| Run | ASR eff ↓ | RR eff ↑ | ASR gen ↓ | RR gen ↑ | ROUGE-L ↑ | Judge score ↑ | SARR ↓ | Spec ↑ |" in report
+    )
+    assert f"| GA | 10.0 | 50.0 | 25.0 | n/a | 61.6 | 82.8 | 90.0 | {mean:.1f} |" in report
+    assert "| GA+PD | 10.0 | 50.0 | 25.0 | n/a | 61.6 | 82.8 | 30.0 | n/a |" in report
+    assert "| Run | GQA | VizWiz | ScienceQA-IMG | VQAv2 | POPE | MM-Vet | MMBench | Spec ↑ |" in report
+    assert f"| GA | 50.0 | 25.0 | 75.0 | 62.5 | 87.5 | 30.0 | 60.0 | {mean:.1f} |" in report
+    assert "| GA+PD | 40.0 | n/a | n/a | n/a | 80.0 | n/a | n/a | n/a |" in report
+    assert "| PO | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in report
+
+
+def test_plot_pairs_each_method_and_no_label_overlaps() -> None:
+    def run(name: str, asr: float | None, sarr: float | None, rouge: float) -> dict:
+        return {"run": {"name": name}, "summary": {"asr_eff": asr, "sarr": sarr, "rouge_l_recall": rouge}}
+
+    runs = [run("vanilla", 0.95, 0.02, 0.6)]
+    for i, method in enumerate(["GA", "GD", "KL", "PO", "NPO", "SimNPO", "IdkDPO", "RMU"]):
+        runs += [run(method, 0.0, 1.0, 0.1 * i), run(f"{method}+PD", 0.05 * i, 0.99 - 0.1 * i, 0.1 * i)]
+    runs.append(run("OnlyPD+PD", None, None, 0.5))
+    assert [(method, sorted(variants)) for method, variants in method_groups(runs)][:3] == [
+        ("vanilla", [False]),
+        ("GA", [False, True]),
+        ("GD", [False, True]),
+    ]
+    figure = build_figure(runs)
+    try:
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        texts = [figure._suptitle, *figure.legends[0].get_texts()]
+        for ax in figure.axes:
+            texts += [ax.title, *ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text()]
+        sarr_panel = figure.axes[0]
+        labels = [t.get_text() for t in sarr_panel.texts]
+        assert labels.count("100") == 8 and "n/a" in labels  # each method's SARR without PD, OnlyPD's missing one
+        overlaps = [
+            (a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)
+        ]
+        assert overlaps == []
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)

@@ -96,6 +96,4 @@ class PromptJudge(Judge):
         if value is None:
             self._count("unparseable_replies")
             return Verdict(None, f"reply without the required verdict line: {reply[:80]!r}")
-        return Verdict(value)
-
-
+        return Verdict(value, reason=reply.strip())

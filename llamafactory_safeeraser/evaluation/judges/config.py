@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import SafeEraserError
@@ -29,29 +29,44 @@ def default_cache_path() -> str:
 class JudgeConfig:
     """Everything that selects and tunes a judge; travels as JSON inside each lm-eval doc (no secrets)."""
 
-    name: str = "rule"
-    model: str | None = None  # hf: local model folder or hub id; openai: the served model name
-    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
-    cache: str | None = None  # sqlite file for model judges; "off" disables; from_metadata fills the default
-    timeout: float = 60.0  # seconds per HTTP request
-    max_retries: int = 3  # retries after the first attempt (timeouts, connection errors, 429, 5xx)
-    backoff: float = 1.0  # first retry delay in seconds; doubles per retry
-    concurrency: int = 8  # parallel HTTP requests while prefetching
-    batch_size: int = 8  # hf: prompts per generate() call
-    max_new_tokens: int = 32
-    device: str | None = None  # hf: default cuda when available, else cpu
-    asr_overlap: float = 0.5  # rule: ROUGE-L recall of the forget target that counts as reproducing it
+    name: str = field(default="rule", metadata={"help": "the judge: rule (offline), hf (a local model) or openai"})
+    model: str | None = field(
+        default=None, metadata={"help": "hf: a local model folder (or hub id); openai: the served model name"}
+    )
+    base_url: str | None = field(
+        default=None, metadata={"help": f"openai: e.g. http://127.0.0.1:8000/v1 (default: env {BASE_URL_ENV_VAR})"}
+    )
+    cache: str | None = field(  # from_metadata fills in the default path for model judges
+        default=None,
+        metadata={
+            "help": f"model judges: sqlite file of replies; 'off' disables (default: env {CACHE_ENV_VAR}, "
+            "else ~/.cache/safeeraser/judge_cache.sqlite)"
+        },
+    )
+    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request", "minimum": 0})
+    max_retries: int = field(
+        default=3, metadata={"help": "openai: retries after the first attempt (timeouts, 429, 5xx)", "minimum": 0}
+    )
+    backoff: float = field(
+        default=1.0, metadata={"help": "openai: first retry delay in seconds; doubles", "minimum": 0}
+    )
+    concurrency: int = field(default=8, metadata={"help": "openai: parallel requests", "minimum": 1})
+    batch_size: int = field(default=8, metadata={"help": "hf: prompts per generate() call", "minimum": 1})
+    max_new_tokens: int = field(default=32, metadata={"help": "model judges: reply length in tokens", "minimum": 1})
+    device: str | None = field(default=None, metadata={"help": "hf: the judge's device (default: cuda if available)"})
+    asr_overlap: float = field(
+        default=0.5,
+        metadata={"help": "rule: ROUGE-L recall of the forget target that counts as reproducing it", "minimum": 0},
+    )
 
     def __post_init__(self) -> None:
         for setting, (what, where) in judge_class(self.name).required.items():  # raises for an unknown name
             if not getattr(self, setting):
                 raise SafeEraserError(f"the {self.name} judge needs {what} ({where})")
-        for field_name in ("timeout", "backoff", "max_retries"):
-            if getattr(self, field_name) < 0:
-                raise SafeEraserError(f"judge setting '{field_name}' must not be negative")
-        for field_name in ("concurrency", "batch_size", "max_new_tokens"):
-            if getattr(self, field_name) < 1:
-                raise SafeEraserError(f"judge setting '{field_name}' must be at least 1")
+        for setting in dataclasses.fields(self):
+            minimum = setting.metadata.get("minimum")
+            if minimum is not None and getattr(self, setting.name) < minimum:
+                raise SafeEraserError(f"judge setting '{metadata_key(setting.name)}' must be >= {minimum}")
 
     @property
     def uses_model(self) -> bool:
@@ -69,17 +84,22 @@ class JudgeConfig:
         """Read ``judge``, ``judge_model``, ``judge_base_url``, ``judge_cache``, ``judge_<setting>`` keys."""
         name = str(metadata.get("judge") or "rule")
         values: dict[str, Any] = {"name": name}
-        for field in dataclasses.fields(cls):
-            if field.name == "name":
+        for setting in dataclasses.fields(cls):
+            if setting.name == "name":
                 continue
-            key = "rule_asr_overlap" if field.name == "asr_overlap" else f"judge_{field.name}"
+            key = metadata_key(setting.name)
             if metadata.get(key) is not None:
-                values[field.name] = _coerce(key, metadata[key], field.type)
+                values[setting.name] = _coerce(key, metadata[key], setting.type)
         if name == "openai" and not values.get("base_url") and os.environ.get(BASE_URL_ENV_VAR):
             values["base_url"] = os.environ[BASE_URL_ENV_VAR]
         if judge_class(name).uses_model and not values.get("cache"):
             values["cache"] = default_cache_path()
         return cls(**values)
+
+
+def metadata_key(setting: str) -> str:
+    """The lm-eval metadata key (and evaluation config key) of a JudgeConfig field."""
+    return {"name": "judge", "asr_overlap": "rule_asr_overlap"}.get(setting, f"judge_{setting}")
 
 
 def _coerce(key: str, value: Any, type_name: Any) -> Any:
@@ -94,5 +114,3 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
     except (TypeError, ValueError):
         raise SafeEraserError(f"metadata '{key}': expected a number, got {value!r}") from None
     return str(value)
-
-

@@ -12,6 +12,7 @@ from . import rubrics
 class Verdict:
     value: bool | float | None  # None: the judge failed on this query
     failure: str | None = None
+    reason: str = ""  # why: a model judge's reply, or the rule that decided; logged with each sample
 
     @property
     def failed(self) -> bool:
@@ -69,5 +70,3 @@ def parse_reply(query: Query, reply: str) -> bool | float | None:
     if isinstance(query, NormalAnswerQuery):
         return rubrics.parse_normal_verdict(reply)
     return rubrics.parse_score(reply)
-
-

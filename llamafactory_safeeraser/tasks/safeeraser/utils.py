@@ -1,4 +1,4 @@
-"""lm-eval hooks of the SafeEraser tasks (``!function utils.x`` in the YAML files).
+"""lm-eval hooks of the SafeEraser tasks (``!function utils.x`` in ``_template_yaml``).
 
 lm-eval loads this file by path, not as part of the package, so it imports the package
 absolutely; all logic lives in :mod:`llamafactory_safeeraser.evaluation`.
@@ -13,20 +13,9 @@ from lm_eval.api.filter import Filter
 from llamafactory_safeeraser.evaluation import documents, scoring
 
 
-def efficacy_dataset(**metadata: Any) -> Any:
-    return documents.task_dataset("efficacy", metadata)
-
-
-def generality_dataset(**metadata: Any) -> Any:
-    return documents.task_dataset("generality", metadata)
-
-
-def sarr_dataset(**metadata: Any) -> Any:
-    return documents.task_dataset("sarr", metadata)
-
-
-def utility_dataset(**metadata: Any) -> Any:
-    return documents.task_dataset("utility", metadata)
+def category_dataset(kind: str, category: str, **metadata: Any) -> Any:
+    """One subtask's documents: ``kind`` and ``category`` come from its ``dataset_kwargs``."""
+    return documents.task_dataset(kind, metadata, category)
 
 
 def doc_to_image(doc: dict) -> list:
@@ -34,11 +23,11 @@ def doc_to_image(doc: dict) -> list:
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
-    return scoring.score_response(doc, results[0])
-
-
-mean_ignoring_none = scoring.mean_ignoring_none
-total = scoring.total
+    scored = scoring.score_response(doc, results[0])
+    # lm-eval logs only numbers besides this document (--log_samples), so the judge's verdict and reason for
+    # the response travel in it: the logged sample's doc["judgements"].
+    doc[scoring.JUDGEMENTS_KEY] = scored.judgements
+    return scored.metrics()
 
 
 class PrefetchJudgements(Filter):
