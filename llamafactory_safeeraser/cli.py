@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from .data.records import SD_IMAGE_QUESTIONS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
 from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
+from .options import add_arguments
+from .relearn.settings import RelearnCommand
+from .respond.settings import RespondSettings
 
 
 def _make_tiny_model(args: argparse.Namespace) -> None:
@@ -90,6 +93,26 @@ def _eval(args: argparse.Namespace) -> None:
 
     evaluate_runs([RunSpec(name, model, args.adapter)], settings, args.out, progress=report_progress)
     print(f"report: {Path(args.out) / 'report.md'}")
+
+
+def _respond(args: argparse.Namespace) -> None:
+    from .options import from_arguments
+    from .respond import RespondSettings, respond
+
+    result = respond(from_arguments(RespondSettings, args))
+    kept = f"; {len(result.kept_original)} empty answers kept the input's text" if result.kept_original else ""
+    print(f"wrote {result.output}: {result.generated} answers generated, {result.resumed} resumed{kept}")
+
+
+def _relearn(args: argparse.Namespace) -> None:
+    from .evaluation.results import RunSpec
+    from .options import from_arguments
+    from .relearn import relearn_runs
+
+    command = from_arguments(RelearnCommand, args)
+    run = RunSpec(command.run_name, str(command.model), command.adapter)
+    report = relearn_runs([run], command, str(command.out))
+    print(f"report: {report}")
 
 
 def _method_keys(args: argparse.Namespace) -> None:
@@ -192,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=233)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+
+    p = command("respond", _respond, "regenerate model_response (and sd_response) with your own model")
+    add_arguments(p, RespondSettings)
+
+    p = command(
+        "relearn", _relearn, "relearning attack: fine-tune an unlearned model on part of the forget set, score again"
+    )
+    add_arguments(p, RelearnCommand)
 
     command(
         "method-keys",
