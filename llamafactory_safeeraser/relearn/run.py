@@ -31,6 +31,7 @@ from .split import split_records
 from .train import checkpoint, relearn_config, run_llamafactory_train, write_relearn_dataset
 
 Progress = Callable[[str], None]
+LOG_DIR = "logs"  # training logs live outside the run folders: a failed run's log survives its folder
 
 
 def relearn_runs(
@@ -51,7 +52,7 @@ def relearn_runs(
     split_records(records, settings.relearn_share, settings.seeds[0])  # too few records fails here too
     for run, folder in zip(runs, folders, strict=True):
         with atomic_directory(folder, overwrite=settings.overwrite) as scratch:
-            document = relearn_run(run, settings, records, raw_records, scratch, say)
+            document = relearn_run(run, settings, records, raw_records, scratch, out / LOG_DIR, say)
             write_json_atomic(scratch / RELEARN_FILE, document)
         say(f"{run.name}: done -> {folder}")
     return write_relearn_report(find_relearn_folders(out), out / "report.md")
@@ -63,6 +64,7 @@ def relearn_run(
     records: Sequence[SafeEraserRecord],
     raw_records: Sequence[Any],
     folder: Path,
+    log_dir: Path,
     say: Progress,
 ) -> dict[str, Any]:
     """One run, every seed, in ``folder``; returns its relearn.json document."""
@@ -71,7 +73,9 @@ def relearn_run(
     if run.adapter is not None:
         model_dir = merge_adapter(run.model, run.adapter, folder / "merged")
         say(f"{run.name}: adapter merged into the model (what an attacker of a released model starts from)")
-    seeds = [relearn_seed(run, model_dir, settings, records, raw_records, folder, seed, say) for seed in settings.seeds]
+    seeds = [
+        relearn_seed(run, model_dir, settings, records, raw_records, folder, log_dir, seed, say) for seed in settings.seeds
+    ]
     if not settings.keep_models:
         shutil.rmtree(folder / "merged", ignore_errors=True)
     return {
@@ -95,6 +99,7 @@ def relearn_seed(
     records: Sequence[SafeEraserRecord],
     raw_records: Sequence[Any],
     folder: Path,
+    log_dir: Path,
     seed: int,
     say: Progress,
 ) -> dict[str, Any]:
@@ -107,7 +112,8 @@ def relearn_seed(
     train_dir = seed_dir / "train"
     if settings.max_steps:
         config = relearn_config(Path(model_dir), seed_dir / "dataset", train_dir, settings, seed)
-        run_llamafactory_train(config, seed_dir / "relearn.yaml", seed_dir / "train.log")
+        log_file = log_dir / f"{run_folder_name(run.name)}-seed-{seed}.train.log"
+        run_llamafactory_train(config, seed_dir / "relearn.yaml", log_file)
         say(f"{run.name}, seed {seed}: relearned {settings.max_steps} steps on {rows} rows (llamafactory-cli train)")
     evaluator = Evaluator(settings.eval_settings(scored_file, seed))
     points = []

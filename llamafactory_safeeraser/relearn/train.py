@@ -68,6 +68,7 @@ def relearn_config(model_dir: Path, dataset_dir: Path, output_dir: Path, setting
 def run_llamafactory_train(config: dict[str, Any], config_file: Path, log_file: Path) -> None:
     """``llamafactory-cli train CONFIG`` in a subprocess, its output in ``log_file``; one-line error on failure."""
     write_text_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     cli = Path(sys.executable).parent / "llamafactory-cli"
     args = [str(cli if cli.exists() else "llamafactory-cli"), "train", str(config_file)]
     env = dict(os.environ)
