@@ -74,7 +74,8 @@ def relearn_run(
         model_dir = merge_adapter(run.model, run.adapter, folder / "merged")
         say(f"{run.name}: adapter merged into the model (what an attacker of a released model starts from)")
     seeds = [
-        relearn_seed(run, model_dir, settings, records, raw_records, folder, log_dir, seed, say) for seed in settings.seeds
+        relearn_seed(run, model_dir, settings, records, raw_records, folder, log_dir, seed, say)
+        for seed in settings.seeds
     ]
     if not settings.keep_models:
         shutil.rmtree(folder / "merged", ignore_errors=True)

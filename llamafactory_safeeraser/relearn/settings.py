@@ -35,6 +35,8 @@ class RelearnSettings:
     lora_rank: int = key(8, help="rank of the attacker's new LoRA adapter", minimum=1)
     lora_target: str = key("all", help="lora_target of the attacker's adapter")
     cutoff_len: int = key(1088, help="cutoff_len of the relearning run (LLaVA: 576 image + 512 text tokens)", minimum=1)
+    image_max_pixels: int | None = key(help="image_max_pixels of relearning and scoring (the recipe's)", minimum=1)
+    image_min_pixels: int | None = key(help="image_min_pixels of relearning and scoring (the recipe's)", minimum=1)
     train_args: dict[str, Any] | None = key(
         help="more LLaMA-Factory keys for the relearning run (bf16, deepspeed, image_max_pixels, ...)",
         flag="--train-arg",
@@ -95,6 +97,8 @@ class RelearnSettings:
             limit=self.limit,
             batch_size=self.eval_batch_size,
             template=self.template,
+            image_max_pixels=self.image_max_pixels,
+            image_min_pixels=self.image_min_pixels,
             seed=seed,
             device=self.device,
             tasks=self.tasks,

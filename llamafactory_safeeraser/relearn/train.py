@@ -35,6 +35,11 @@ def write_relearn_dataset(records: Sequence[SafeEraserRecord], dataset_dir: Path
 
 def relearn_config(model_dir: Path, dataset_dir: Path, output_dir: Path, settings: RelearnSettings, seed: int) -> dict:
     """The LLaMA-Factory YAML of the relearning run (``train_args`` last: the user's keys win)."""
+    images = {
+        name: getattr(settings, name)
+        for name in ("image_max_pixels", "image_min_pixels")
+        if getattr(settings, name) is not None
+    }
     return {
         "model_name_or_path": str(model_dir),
         "stage": "sft",
@@ -61,6 +66,7 @@ def relearn_config(model_dir: Path, dataset_dir: Path, output_dir: Path, setting
         "overwrite_output_dir": True,
         "report_to": "none",
         "seed": seed,
+        **images,
         **(settings.train_args or {}),
     }
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from conftest import BIN, base_train_config, llamafactory_train, run_cli
 
+import yaml
 from llamafactory_safeeraser.data.records import read_benchmark
 from llamafactory_safeeraser.errors import SafeEraserError
 from llamafactory_safeeraser.evaluation.results import RunSpec

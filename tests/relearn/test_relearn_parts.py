@@ -75,6 +75,10 @@ def test_relearning_config_is_plain_sft_of_a_new_adapter_at_a_constant_rate(tmp_
         str(tmp_path / "merged"),
     )
     assert config["bf16"] is True and config["lora_rank"] == 16  # the user's keys win
+    assert "image_max_pixels" not in config  # LLaMA-Factory's default unless given, then in training and scoring
+    sized = RelearnSettings(data=str(tmp_path), image_max_pixels=401408)
+    assert relearn_config(tmp_path, tmp_path, tmp_path, sized, 1)["image_max_pixels"] == 401408
+    assert sized.eval_settings(tmp_path / "rest.json", 1).image_max_pixels == 401408
 
 
 # ----- the curve and the report ------------------------------------------------------------------------------
