@@ -20,33 +20,37 @@ FORMAT = "safeeraser-respond-journal/1"
 
 
 class Journal:
-    def __init__(self, path: Path, answers: dict[str, str]):
+    def __init__(self, path: Path, fingerprint: str, answers: dict[str, str]):
         self.path = path
+        self.fingerprint = fingerprint
         self.answers = answers  # key -> text, everything the journal holds
 
     @classmethod
     def open(cls, path: str | Path, fingerprint: str, discard_other: bool) -> Journal:
         """The journal at ``path``: resumed when its fingerprint matches, else started anew (``discard_other``)
-        or refused."""
+        or refused. A new journal's file is written with its first answers: a run that fails before answering
+        anything leaves no file."""
         path = Path(path)
         if path.exists():
             header, answers = _read(path)
             if header.get("fingerprint") == fingerprint:
-                return cls(path, answers)
+                return cls(path, fingerprint, answers)
             if not discard_other:
                 raise SafeEraserError(
                     f"{path}: a journal of an unfinished run with other settings ({len(answers)} answers); "
                     "run with the same settings to resume it, or pass --overwrite to discard it"
                 )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = json.dumps({"format": FORMAT, "fingerprint": fingerprint}) + "\n"
-        tmp = path.with_name(path.name + ".new")
+            path.unlink()
+        return cls(path, fingerprint, {})
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".new")
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(header)
+            handle.write(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint}) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)  # a journal exists whole, header included, or not at all
-        return cls(path, {})
+        os.replace(tmp, self.path)  # a journal exists with its header or not at all
 
     def append(self, answers: Mapping[str, str]) -> int:
         """Write the answers whose keys are new, in one write, and fsync; returns how many were written."""
@@ -54,6 +58,8 @@ class Journal:
         if not new:
             return 0
         lines = "".join(json.dumps({"key": key, "text": text}, ensure_ascii=False) + "\n" for key, text in new.items())
+        if not self.path.exists():
+            self._create()
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()

@@ -13,10 +13,10 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..data.prompt import IMAGE_PLACEHOLDER, llava_prompt
 from ..errors import SafeEraserError
-from ..integration.prompts import render_user_prompt, template_stop_words, training_image
+from ..integration.prompts import template_stop_words, training_image
 from .items import Item
+from .prompts import model_prompt
 from .settings import RespondSettings
 
 
@@ -42,10 +42,6 @@ class ResponseModel:
         self.settings = settings
         self.device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = _dtype(settings.dtype, self.device)
-        try:
-            render_user_prompt(settings.template, llava_prompt("?"))
-        except ValueError as err:
-            raise SafeEraserError(f"key 'template': {err}") from None
         self.processor = AutoProcessor.from_pretrained(settings.model)
         model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=self.dtype)
         if settings.adapter is not None:
@@ -71,8 +67,19 @@ class ResponseModel:
         return sorted(i for i in ids if i is not None)
 
     def prompt(self, question: str) -> str:
-        text = render_user_prompt(self.settings.template, llava_prompt(question))
-        return text.replace(IMAGE_PLACEHOLDER, self.processor.image_token)
+        return model_prompt(self.settings.template, question, self.image_token)
+
+    @property
+    def image_token(self) -> str:
+        """The processor's image token (what lm-eval's hf-multimodal writes for ``<image>``)."""
+        token = getattr(self.processor, "image_token", None)
+        if token is None:
+            config = self.model.config
+            token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+            if token_id is None:
+                raise SafeEraserError(f"{self.settings.model}: the model declares no image token")
+            token = self.tokenizer.decode([token_id], skip_special_tokens=False)
+        return token
 
     def encode(self, items: Sequence[Item]) -> Any:
         """The padded batch the model generates from (ids, attention mask, pixel values, ...)."""

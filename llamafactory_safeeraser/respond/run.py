@@ -16,9 +16,12 @@ from pathlib import Path
 from ..data.records import load_raw_records, read_benchmark
 from ..data.relocate import relocated
 from ..errors import SafeEraserError
+from ..evaluation.results import RunSpec
+from ..evaluation.runner import check_runs
 from ..fileio import write_json_atomic
 from .items import batches, build_items
 from .journal import Journal
+from .prompts import check_template
 from .settings import RespondSettings
 
 JOURNAL_SUFFIX = ".journal.jsonl"
@@ -56,6 +59,8 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
         raise SafeEraserError(f"{output}: the output would replace the input; choose another --out folder")
     if output.exists() and not settings.overwrite:
         raise SafeEraserError(f"{output}: output file exists (pass --overwrite to replace it)")
+    check_runs([RunSpec("respond", str(settings.model), settings.adapter)])  # one line for a missing folder
+    check_template(settings.template)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     journal = Journal.open(journal_path(output), settings.fingerprint(digest), discard_other=settings.overwrite)
 
@@ -78,10 +83,8 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
                 generated += written
                 bar.update(written)
 
-    answered, kept = [], []
-    for record in records:
-        copy = relocated(raw_records[record.index], record, output.parent)
-        answered.append(copy)
+    answered = {record.index: relocated(raw_records[record.index], record, output.parent) for record in records}
+    kept = []
     for item in items:
         text = journal.answers[item.key]
         if text.strip():
@@ -99,6 +102,6 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
             "duration_s": round(time.time() - started, 1),
         },
     )
-    write_json_atomic(output, answered)
+    write_json_atomic(output, list(answered.values()))
     journal.remove()
     return RespondResult(output, generated, resumed, kept)

@@ -148,3 +148,19 @@ def test_a_journal_left_by_an_interrupted_run_is_resumed(tiny_model_dir, synthet
     original = read_benchmark(source)[0].unsafe_pairs[3]
     assert pairs[3]["sd_response"] == original.sd_response  # an empty answer keeps the input's text
     assert result.kept_original == ["0:3:sd_response"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"template": "no_such_template"}, r"key 'template': unknown LLaMA-Factory template 'no_such_template'"),
+        ({"template": "qwen3_vl"}, r"key 'template': template 'qwen3_vl': its multimodal plugin needs"),
+        ({"model": "missing/model/dir"}, r"missing/model/dir: run 'respond': model folder not found"),
+        ({"adapter": "missing_adapter"}, r"missing_adapter: run 'respond': PEFT adapter folder not found"),
+    ],
+)
+def test_bad_settings_fail_in_one_line_before_any_model_loads(tiny_model_dir, synthetic_dir, tmp_path, change, message):
+    values = {"model": str(tiny_model_dir), "input": str(synthetic_dir / "all_train.json"), "out": str(tmp_path / "o")}
+    with pytest.raises(SafeEraserError, match=message) as caught:
+        respond(RespondSettings(**{**values, **change}), show_progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "o").exists()  # no journal, no output
