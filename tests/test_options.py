@@ -106,3 +106,16 @@ def test_cli_reports_a_bad_config_in_one_line_with_exit_code_2(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert err == f"safeeraser: error: {config}: key 'batch_size': must be >= 1, got -1"
     assert not (tmp_path / "out").exists()
+
+
+def test_building_the_command_line_loads_neither_llamafactory_nor_torch():
+    """The parser of every command (respond and relearn included) must come up at once: -h, one-line errors."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llamafactory_safeeraser.cli as c; c.build_parser(); "
+        "print(sorted({'llamafactory', 'torch'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

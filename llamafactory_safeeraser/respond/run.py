@@ -21,7 +21,6 @@ from ..evaluation.runner import check_runs
 from ..fileio import write_json_atomic
 from .items import batches, build_items
 from .journal import Journal
-from .prompts import check_template
 from .settings import RespondSettings
 
 JOURNAL_SUFFIX = ".journal.jsonl"
@@ -47,6 +46,8 @@ def provenance_path(output: Path) -> Path:
 def respond(settings: RespondSettings, show_progress: bool = True) -> RespondResult:
     """Answer ``settings.input`` with ``settings.model`` into ``settings.out`` (see the module docstring)."""
     from tqdm import tqdm
+
+    from .prompts import check_template  # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
 
     started = time.time()
     source = Path(str(settings.input))
