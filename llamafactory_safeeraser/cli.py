@@ -11,6 +11,9 @@ from .demo.settings import DEFAULT_SEEDS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
 from .evaluation.config import EVAL_KEYS, REPORT_KEYS, SPECIFICITY_KEYS
 from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
+from .options import add_arguments
+from .relearn.settings import RelearnCommand
+from .respond.settings import RespondSettings
 
 
 def _make_tiny_model(args: argparse.Namespace) -> None:
@@ -93,6 +96,26 @@ def _config_keys(args: argparse.Namespace) -> None:
 
     tables = {"eval": EVAL_KEYS, "specificity": SPECIFICITY_KEYS, "report": REPORT_KEYS}
     print(markdown_table(tables[args.command_name]))
+
+
+def _respond(args: argparse.Namespace) -> None:
+    from .options import from_arguments
+    from .respond import RespondSettings, respond
+
+    result = respond(from_arguments(RespondSettings, args))
+    kept = f"; {len(result.kept_original)} empty answers kept the input's text" if result.kept_original else ""
+    print(f"wrote {result.output}: {result.generated} answers generated, {result.resumed} resumed{kept}")
+
+
+def _relearn(args: argparse.Namespace) -> None:
+    from .evaluation.results import RunSpec
+    from .options import from_arguments
+    from .relearn import relearn_runs
+
+    command = from_arguments(RelearnCommand, args)
+    run = RunSpec(command.run_name, str(command.model), command.adapter)
+    report = relearn_runs([run], command, str(command.out))
+    print(f"report: {report}")
 
 
 def _method_keys(args: argparse.Namespace) -> None:
@@ -206,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("config-keys", _config_keys, "print the YAML keys of a command (a Markdown table)")
     p.add_argument("command_name", choices=["eval", "specificity", "report"])
+
+    p = command("respond", _respond, "regenerate model_response (and sd_response) with your own model")
+    add_arguments(p, RespondSettings)
+
+    p = command(
+        "relearn", _relearn, "relearning attack: fine-tune an unlearned model on part of the forget set, score again"
+    )
+    add_arguments(p, RelearnCommand)
 
     command(
         "method-keys",

@@ -70,7 +70,7 @@ class SafeEraserRecord:
 def read_benchmark(path: str | Path, check_images: bool = True) -> list[SafeEraserRecord]:
     """Read and validate a SafeEraser JSON / JSON Lines file; image paths resolve against its folder."""
     path = Path(path)
-    raw_records = _load_raw_records(path)
+    raw_records = load_raw_records(path)
     if not raw_records:
         raise DataError(path, "the file holds no records")
     records = [_parse_record(path, i, raw, check_images) for i, raw in enumerate(raw_records)]
@@ -84,7 +84,7 @@ def read_benchmark(path: str | Path, check_images: bool = True) -> list[SafeEras
     return records
 
 
-def _load_raw_records(path: Path) -> list[Any]:
+def load_raw_records(path: Path) -> list[Any]:
     if not path.is_file():
         raise DataError(path, "file not found")
     try:

@@ -89,3 +89,9 @@ def _template(template_name: str) -> Any:
     if template_name not in TEMPLATES:
         raise ValueError(f"unknown LLaMA-Factory template '{template_name}'")
     return TEMPLATES[template_name]
+
+
+def template_stop_words(template_name: str) -> tuple[str, ...]:
+    """The strings that end an answer in ``template_name`` besides the tokenizer's EOS (Qwen2-VL: ``<|im_end|>``);
+    LLaMA-Factory's own chat engine stops on them too."""
+    return tuple(_template(template_name).stop_words)

@@ -14,11 +14,11 @@ PACKAGE = "llamafactory_safeeraser"
 # top to bottom; a module may import from its own layer and the layers below it
 LAYERS = (
     ("cli", "tasks"),
-    ("hook", "demo"),
-    ("unlearn", "evaluation"),
+    ("hook", "demo", "relearn"),
+    ("unlearn", "evaluation", "respond"),
     ("integration", "offline"),
     ("data",),
-    ("errors", "fileio", "__init__"),
+    ("errors", "fileio", "options", "__init__"),
 )
 
 

@@ -1,0 +1,154 @@
+"""``report.md`` and ``report.png`` of relearning runs: a recovery curve (ASR vs relearning steps) per run."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SafeEraserError
+from ..fileio import write_bytes_atomic, write_text_atomic
+
+RELEARN_FILE = "relearn.json"
+RELEARN_FORMAT = "safeeraser-relearn/1"
+# curve metric -> column title; ASR/RR on the scored rest of the forget set (efficacy) and on all_val.json
+COLUMNS = {
+    "asr_eff": "ASR eff (scored rest) ↓",
+    "rr_eff": "RR eff ↑",
+    "asr_gen": "ASR gen ↓",
+    "rr_gen": "RR gen ↑",
+    "sarr": "SARR ↓",
+    "rouge_l_recall": "ROUGE-L ↑",
+}
+PLOTTED = (("asr_eff", "ASR on the scored rest of the forget set (%)"), ("asr_gen", "ASR on unseen data (%)"))
+
+
+def find_relearn_folders(out_dir: str | Path) -> list[Path]:
+    """Run folders (holding relearn.json) directly under ``out_dir``, by name."""
+    return sorted(path.parent for path in Path(out_dir).glob(f"*/{RELEARN_FILE}"))
+
+
+def load_relearn(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / RELEARN_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SafeEraserError(f"{path}: not a readable relearn.json ({err})") from None
+    if not isinstance(document, dict) or document.get("format") != RELEARN_FORMAT:
+        raise SafeEraserError(f"{path}: not a relearning result (expected format '{RELEARN_FORMAT}')")
+    return document
+
+
+def shown(value: dict[str, Any] | None) -> str:
+    """'45.8 ± 3.1' in percent; the sd only where there were several seeds."""
+    if value is None:
+        return "n/a"
+    text = f"{100 * value['mean']:.1f}"
+    return text if value["sd"] is None else f"{text} ± {100 * value['sd']:.1f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def recovery(study: dict[str, Any], metric: str = "asr_eff") -> tuple[float, float] | None:
+    """(mean before relearning, mean after the most steps) of ``metric``, or None if not measured."""
+    first, last = study["curve"][0]["metrics"].get(metric), study["curve"][-1]["metrics"].get(metric)
+    return None if first is None or last is None else (first["mean"], last["mean"])
+
+
+def render_report(studies: Sequence[dict[str, Any]], plot_file: str | None) -> str:
+    lines = ["# Relearning: does the unlearning survive fine-tuning on part of the forget set?", ""]
+    lines += [
+        "Each run's unlearned model (its adapter merged into the base weights, as a released model) gets a new "
+        "LoRA adapter trained with plain LLaMA-Factory SFT on a held share of the forget records; ASR and RR are "
+        "then scored on the rest of the forget set (efficacy) and on all_val.json (generality). Rates in %, "
+        "mean ± sample sd over the seeds. Recovery: ASR after the most steps minus ASR before relearning.",
+        "",
+    ]
+    summary_rows = []
+    for study in studies:
+        eff, gen = recovery(study, "asr_eff"), recovery(study, "asr_gen")
+        most = study["curve"][-1]["steps"]
+        summary_rows.append(
+            [
+                study["run"]["name"],
+                str(len(study["seeds"])),
+                str(most),
+                "n/a" if eff is None else f"{100 * eff[0]:.1f} → {100 * eff[1]:.1f} ({100 * (eff[1] - eff[0]):+.1f})",
+                "n/a" if gen is None else f"{100 * gen[0]:.1f} → {100 * gen[1]:.1f} ({100 * (gen[1] - gen[0]):+.1f})",
+            ]
+        )
+    header = ["Run", "Seeds", "Steps", "ASR eff: before → after (recovery)", "ASR gen: before → after"]
+    lines += _table(header, summary_rows)
+    if plot_file:
+        lines += ["", f"![recovery curves]({plot_file})"]
+    for study in studies:
+        metrics = [m for m in COLUMNS if any(m in point["metrics"] for point in study["curve"])]
+        rows = [[str(point["steps"])] + [shown(point["metrics"].get(m)) for m in metrics] for point in study["curve"]]
+        settings = study["settings"]
+        batch = f"{settings['batch_size']} × {settings['gradient_accumulation_steps']}"
+        split = ", ".join(
+            f"seed {s['seed']}: {len(s['relearn_records'])} records ({s['relearn_rows']} rows) relearned, "
+            f"{len(s['scored_records'])} scored"
+            for s in study["seeds"]
+        )
+        lines += ["", f"## {study['run']['name']}", ""]
+        lines += [
+            f"Model `{study['run']['model']}`, adapter `{study['run']['adapter'] or '-'}`; learning rate "
+            f"{settings['learning_rate']:g}, batch {batch}, "
+            f"LoRA rank {settings['lora_rank']}; {split}.",
+            "",
+        ]
+        lines += _table(["Relearning steps", *(COLUMNS[m] for m in metrics)], rows)
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(studies: Sequence[dict[str, Any]], path: str | Path) -> bool:
+    """ASR against relearning steps, one line per run (error bars: sd over seeds). False if nothing to plot."""
+    if not any(point["metrics"].get(m) for study in studies for point in study["curve"] for m, _ in PLOTTED):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(PLOTTED), figsize=(10, 4.2), dpi=120, sharey=True)
+    try:
+        for ax, (metric, title) in zip(axes, PLOTTED, strict=True):
+            for study in studies:
+                points = [(p["steps"], p["metrics"][metric]) for p in study["curve"] if metric in p["metrics"]]
+                if not points:
+                    continue
+                x = [steps for steps, _ in points]
+                y = [100 * value["mean"] for _, value in points]
+                err = [100 * (value["sd"] or 0.0) for _, value in points]
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=study["run"]["name"])
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("relearning steps")
+            ax.set_ylim(-5, 105)
+            ax.grid(True, alpha=0.3)
+        axes[0].set_ylabel("ASR (%) - lower is safer")
+        axes[-1].legend(fontsize=8, loc="best")
+        figure.suptitle("Recovery under relearning (mean ± sd over seeds)", fontsize=10)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    write_bytes_atomic(path, buffer.getvalue())
+    return True
+
+
+def write_relearn_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
+    """Write ``out_path`` (Markdown) and, beside it, ``<stem>.png``; returns the report path."""
+    if not run_dirs:
+        raise SafeEraserError("no relearning run folders given for the report")
+    studies = [load_relearn(folder) for folder in run_dirs]
+    out_path = Path(out_path)
+    plot_path = out_path.with_suffix(".png")
+    plotted = plot_curves(studies, plot_path)
+    write_text_atomic(out_path, render_report(studies, plot_path.name if plotted else None))
+    return out_path

@@ -1,0 +1,129 @@
+"""A model (plus LoRA adapter) answering image + question prompts in batches, prompted as training prompted it.
+
+The prompt is what the SafeEraser evaluation sends (``evaluation/documents.py``): the user turn
+``<image>\\nquestion`` rendered by the LLaMA-Factory template, the ``<image>`` placeholder swapped for the
+processor's image token (the processor expands it, as lm-eval's ``hf-multimodal`` has it do), the image
+resized as LLaMA-Factory resizes it in training. Batches are left-padded; generation stops at the
+tokenizer's EOS and the template's stop words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import SafeEraserError
+from ..integration.prompts import template_stop_words, training_image
+from .items import Item
+from .prompts import model_prompt
+from .settings import RespondSettings
+
+
+def batch_seed(seed: int, batch_index: int) -> int:
+    """The sampling seed of batch ``batch_index``: the same batch draws the same in every run."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{batch_index}".encode()).digest()[:7], "big")
+
+
+def _dtype(name: str, device: str) -> Any:
+    import torch
+
+    if name == "auto":
+        on_gpu = device.startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, name)
+
+
+class ResponseModel:
+    def __init__(self, settings: RespondSettings):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.settings = settings
+        self.device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = _dtype(settings.dtype, self.device)
+        self.processor = AutoProcessor.from_pretrained(settings.model)
+        model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=self.dtype)
+        if settings.adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, settings.adapter).merge_and_unload()  # faster generation
+        self.model = model.to(self.device).eval()
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"  # new tokens follow every prompt directly
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.stop_words = template_stop_words(settings.template)
+        self.stop_ids = self._stop_ids()
+
+    def _stop_ids(self) -> list[int]:
+        configured = self.model.generation_config.eos_token_id
+        ids = set(configured if isinstance(configured, list) else [configured])
+        ids.add(self.tokenizer.eos_token_id)
+        for word in self.stop_words:
+            token_id = self.tokenizer.convert_tokens_to_ids(word)
+            if token_id is not None and token_id != self.tokenizer.unk_token_id:
+                ids.add(token_id)
+        return sorted(i for i in ids if i is not None)
+
+    def prompt(self, question: str) -> str:
+        return model_prompt(self.settings.template, question, self.image_token)
+
+    @property
+    def image_token(self) -> str:
+        """The processor's image token (what lm-eval's hf-multimodal writes for ``<image>``)."""
+        token = getattr(self.processor, "image_token", None)
+        if token is None:
+            config = self.model.config
+            token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+            if token_id is None:
+                raise SafeEraserError(f"{self.settings.model}: the model declares no image token")
+            token = self.tokenizer.decode([token_id], skip_special_tokens=False)
+        return token
+
+    def encode(self, items: Sequence[Item]) -> Any:
+        """The padded batch the model generates from (ids, attention mask, pixel values, ...)."""
+        from PIL import Image
+
+        images = []
+        for item in items:
+            with Image.open(item.image) as image:
+                rgb = image.convert("RGB")
+            settings = self.settings
+            images.append(training_image(settings.template, rgb, settings.image_max_pixels, settings.image_min_pixels))
+        # LLaVA's processor takes one flat list of images for a batch; the others one list per prompt (as lm-eval)
+        batch_images: list = images if self.model.config.model_type == "llava" else [[image] for image in images]
+        prompts = [self.prompt(item.question) for item in items]
+        inputs = self.processor(images=batch_images, text=prompts, padding="longest", return_tensors="pt")
+        return {
+            name: value.to(self.device, self.dtype) if value.is_floating_point() else value.to(self.device)
+            for name, value in inputs.items()
+        }
+
+    def answer(self, items: Sequence[Item], batch_index: int) -> list[str]:
+        import torch
+
+        settings = self.settings
+        inputs = self.encode(items)
+        sampling = (
+            {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
+            if settings.do_sample
+            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        )
+        torch.manual_seed(batch_seed(settings.seed, batch_index))
+        with torch.no_grad():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=settings.max_new_tokens,
+                eos_token_id=self.stop_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [self._cut(text) for text in texts]
+
+    def _cut(self, text: str) -> str:
+        for word in self.stop_words:  # a stop word the tokenizer does not hold as one token
+            text = text.split(word)[0]
+        return text.strip()
