@@ -144,6 +144,7 @@ class World:
 
     concept_free_questions: bool = False  # the harmful questions are the same words for every concept
     similar_images: bool = False  # SD images show the harmful image's shape and colour (on a striped background)
+    sd_grey: int = 100  # with similar_images: the SD background's grey level (the harmful one is ~25)
     # the CPU demo's vanilla model:
     image_refusals: bool = False  # its refusal examples show a harmful or a benign image (half each), not none
     fresh_sarr_images: bool = False  # it learns the val scenes from other renders than the ones SARR shows
@@ -238,9 +239,9 @@ def draw_sd_image(concept: Concept, rng: random.Random, world: World = World()):
     offset = rng.randint(0, step - 1)
     vertical = CATEGORIES.index(concept.category) % 2 == 0
     if world.similar_images:
-        tone = rng.randint(70, 100)
+        tone = world.sd_grey + rng.randint(-15, 15)
         img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (tone, tone, tone))
-        stripe = (tone + 40, tone + 40, tone + 40)
+        stripe = (tone + 45, tone + 45, tone + 45)
     else:
         img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(rng.randint(215, 245) for _ in range(3)))
         stripe = tuple(min(255, c + 20) for c in _COLOURS[concept.colour])
