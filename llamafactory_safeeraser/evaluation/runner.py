@@ -183,12 +183,14 @@ class Evaluator:
         self.settings = settings
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
 
+    def task_manager(self, run: RunSpec) -> Any:
+        """lm-eval's task index for ``run``: the settings' metadata plus the run's model as ``tokenizer``,
+        so that the prompts are written for the tokenizer that encodes them (documents.py)."""
         from lm_eval.tasks import TaskManager
 
+        metadata = {**self.settings.metadata(), "tokenizer": model_location(run.model)}
         # Our tasks only: indexing lm-eval's own thousands of task files would cost every run seconds.
-        self.task_manager = TaskManager(
-            include_path=str(TASK_DIR), include_defaults=False, metadata=settings.metadata()
-        )
+        return TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
 
     def _device(self) -> str:
         if self.settings.device:
@@ -203,9 +205,11 @@ class Evaluator:
         model_args: dict[str, Any] = {"pretrained": model_location(run.model), "max_images": 1}
         if run.adapter is not None:
             model_args["peft"] = model_location(run.adapter)
-        return get_model("hf-multimodal").create_from_arg_obj(
+        lm = get_model("hf-multimodal").create_from_arg_obj(
             model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
         )
+        encode_without_special_tokens(lm.tokenizer)
+        return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
         from lm_eval import simple_evaluate
@@ -224,7 +228,7 @@ class Evaluator:
             raw = simple_evaluate(
                 model=lm,
                 tasks=list(settings.tasks),
-                task_manager=self.task_manager,
+                task_manager=self.task_manager(run),
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),
                 log_samples=True,
@@ -246,6 +250,25 @@ class Evaluator:
         write_json_atomic(folder / RESULTS_FILE, summary)
         write_text_atomic(folder / SAMPLES_FILE, samples_jsonl(raw))
         return RunResult(run, folder, summary)
+
+
+def encode_without_special_tokens(tokenizer: Any) -> None:
+    """Make ``tokenizer`` add no BOS/EOS of its own, as LLaMA-Factory encodes (``add_special_tokens=False``).
+
+    hf-multimodal calls the processor with the defaults, and cannot pass ``add_special_tokens=False``:
+    a tokenizer that adds BOS (LLaVA-1.5's, Llama 3's) would give lm-eval's prompt a BOS that training
+    never saw, or, for Mllama, whose processor writes the BOS itself, a second one. Where the template
+    has a BOS, the processor writes it (MllamaProcessor), so the prompt keeps exactly training's.
+    """
+    for switch in ("add_bos_token", "add_eos_token"):
+        if hasattr(tokenizer, switch):
+            setattr(tokenizer, switch, False)  # also rewrites a fast tokenizer's post-processor
+    probe = "A"
+    if tokenizer(probe)["input_ids"] != tokenizer(probe, add_special_tokens=False)["input_ids"]:
+        logger.warning(
+            "the model's tokenizer still adds special tokens on encode; lm-eval's prompts will differ from "
+            "the training prompts by those tokens"
+        )
 
 
 def evaluate_runs(
