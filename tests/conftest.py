@@ -201,15 +201,13 @@ def answer_nll(model_dir: Path, rows: list[dict], adapter_dir: Path | None = Non
 
 
 # ----- shape models (the `shape` tier: scripts/test.sh shape) ------------------------------------------
-# CPU autocast cannot mix LLaVA-1.5's released float16 weights into bf16 operations; bf16 is what the
-# recipes train in, so every shape model is written in bfloat16 for CPU runs.
-SHAPE_CPU_DTYPE = "bfloat16"
 SHAPE_IMAGE_SIZE = 336  # the synthetic images enlarged to LLaVA-1.5's input size (Qwen2-VL: 144 image tokens)
 
 
 @pytest.fixture(scope="session")
 def shape_model_dir(tmp_path_factory: pytest.TempPathFactory):
     """``shape_model_dir(family, size)``: a shape checkpoint with the fewest layers, built on first use."""
+    from llamafactory_safeeraser.offline.cpu_recipe import CPU_DTYPE
     from llamafactory_safeeraser.offline.tiny_models import write_tiny_model
 
     built: dict[tuple[str, str], Path] = {}
@@ -217,7 +215,7 @@ def shape_model_dir(tmp_path_factory: pytest.TempPathFactory):
     def get(family: str, size: str) -> Path:
         if (family, size) not in built:
             out = tmp_path_factory.mktemp("shape_models") / f"{family}-{size}"
-            write_tiny_model(out, family=family, size=size, seed=0, dtype=SHAPE_CPU_DTYPE)
+            write_tiny_model(out, family=family, size=size, seed=0, dtype=CPU_DTYPE)
             built[(family, size)] = out
         return built[(family, size)]
 
@@ -225,19 +223,13 @@ def shape_model_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def shape_data(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(benchmark folder, LLaMA-Factory datasets): the synthetic benchmark with 336 x 336 px images."""
-    import shutil
-
-    from PIL import Image
-
+def shape_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(benchmark folder, LLaMA-Factory datasets): the synthetic benchmark of ``synthetic_dir`` at 336 x 336 px."""
     from llamafactory_safeeraser.data.prepare import prepare_datasets
+    from llamafactory_safeeraser.offline.synthetic import write_synthetic_benchmark
 
     root = tmp_path_factory.mktemp("shape_data")
-    shutil.copytree(synthetic_dir, root / "data")
-    for path in (root / "data").rglob("*.png"):
-        with Image.open(path) as image:
-            image.resize((SHAPE_IMAGE_SIZE, SHAPE_IMAGE_SIZE), Image.Resampling.NEAREST).save(path)
+    write_synthetic_benchmark(root / "data", images_per_concept=2, seed=233, image_size=SHAPE_IMAGE_SIZE)
     prepare_datasets(root / "data" / "all_train.json", root / "lf")
     return root / "data", root / "lf"
 
@@ -246,24 +238,15 @@ def shape_data(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def shape_processor_dir(tmp_path_factory: pytest.TempPathFactory):
     """``shape_processor_dir(family)``: a shape model's config, tokenizer and processor without weights (seconds to
     build): enough for LLaMA-Factory's tokenization and for the processor lm-eval calls."""
-    from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_TOKENS
-    from llamafactory_safeeraser.offline.tiny_models.shapes import FAMILY_MODULES, released_model, shape_config
-    from llamafactory_safeeraser.offline.tiny_models.shapes.chat_templates import CHAT_TEMPLATES
-    from llamafactory_safeeraser.offline.tiny_models.shapes.tokenizers import build_tokenizer
-    from llamafactory_safeeraser.offline.tiny_models.tokenizer import default_corpus
+    from llamafactory_safeeraser.offline.tiny_models.shapes import write_shape_skeleton
 
     sizes = {"llava": "shape7b", "qwen2_vl": "shape7b", "mllama": "shape11b"}
     built: dict[str, Path] = {}
 
     def get(family: str) -> Path:
         if family not in built:
-            released = released_model(family, sizes[family])
-            tokenizer = build_tokenizer(released.tokenizer, default_corpus(LLAVA_TOKENS))
-            processor = FAMILY_MODULES[family].make_processor(released, tokenizer, CHAT_TEMPLATES[family])
             out = tmp_path_factory.mktemp("shape_processors") / family
-            processor.save_pretrained(out)
-            shape_config(family, sizes[family]).save_pretrained(out)
-            built[family] = out
+            built[family] = write_shape_skeleton(out, family, sizes[family])
         return built[family]
 
     return get

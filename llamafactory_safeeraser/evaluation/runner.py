@@ -208,7 +208,7 @@ class Evaluator:
         lm = get_model("hf-multimodal").create_from_arg_obj(
             model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
         )
-        encode_without_special_tokens(lm.tokenizer)
+        one_bos_like_training(lm.processor)
         return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
@@ -252,23 +252,31 @@ class Evaluator:
         return RunResult(run, folder, summary)
 
 
-def encode_without_special_tokens(tokenizer: Any) -> None:
-    """Make ``tokenizer`` add no BOS/EOS of its own, as LLaMA-Factory encodes (``add_special_tokens=False``).
+def one_bos_like_training(processor: Any) -> None:
+    """Make the processor lm-eval calls write one BOS at most, as the training prompts have (and no EOS).
 
-    hf-multimodal calls the processor with the defaults, and cannot pass ``add_special_tokens=False``:
-    a tokenizer that adds BOS (LLaVA-1.5's, Llama 3's) would give lm-eval's prompt a BOS that training
-    never saw, or, for Mllama, whose processor writes the BOS itself, a second one. Where the template
-    has a BOS, the processor writes it (MllamaProcessor), so the prompt keeps exactly training's.
+    hf-multimodal calls the processor with the defaults and cannot pass ``add_special_tokens=False``. Where
+    the tokenizer writes the BOS (LLaVA-1.5's ``<s>``), training has it too (``integration.prompts.missing_bos``).
+    Where the processor writes one itself (MllamaProcessor prepends ``<|begin_of_text|>``) a tokenizer that
+    also adds one (Llama 3's) would make two: its own is switched off.
     """
-    for switch in ("add_bos_token", "add_eos_token"):
-        if hasattr(tokenizer, switch):
-            setattr(tokenizer, switch, False)  # also rewrites a fast tokenizer's post-processor
-    probe = "A"
-    if tokenizer(probe)["input_ids"] != tokenizer(probe, add_special_tokens=False)["input_ids"]:
-        logger.warning(
-            "the model's tokenizer still adds special tokens on encode; lm-eval's prompts will differ from "
-            "the training prompts by those tokens"
-        )
+    tokenizer = processor.tokenizer
+    if getattr(tokenizer, "add_eos_token", False):
+        tokenizer.add_eos_token = False
+    if leading_bos(processor) > 1 and hasattr(tokenizer, "add_bos_token"):
+        tokenizer.add_bos_token = False  # also rewrites a fast tokenizer's post-processor
+    if leading_bos(processor) > 1:
+        logger.warning("the model's processor writes two BOS tokens; lm-eval's prompts will differ from training's")
+
+
+def leading_bos(processor: Any) -> int:
+    """How many BOS tokens the processor writes before a text."""
+    bos = processor.tokenizer.bos_token_id
+    ids = processor(text=["A"])["input_ids"][0]
+    count = 0
+    while bos is not None and count < len(ids) and ids[count] == bos:
+        count += 1
+    return count
 
 
 def evaluate_runs(

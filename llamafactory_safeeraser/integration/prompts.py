@@ -117,6 +117,20 @@ def text_encoding_like_template(template_name: str, elements: list[str], tokeniz
     return text.replace(image_token, IMAGE_PLACEHOLDER)
 
 
+def missing_bos(tokenizer: Any, prompt_ids: list[int]) -> list[int]:
+    """``[BOS]`` when the model's tokenizer writes a BOS on a default encode and ``prompt_ids`` lack it; else ``[]``.
+
+    LLaMA-Factory encodes with ``add_special_tokens=False`` and writes a BOS only where its template has a
+    BOS slot (``mllama``); its ``llava`` template has none. LLaVA-1.5's Llama tokenizer puts ``<s>`` first,
+    the model was trained with it, the SafeEraser reference trains with it, and lm-eval's processor call
+    writes it: the `unlearn` stage's prompts get it too (``integration.llamafactory``).
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None or prompt_ids[:1] == [bos]:
+        return []
+    return [bos] if tokenizer("A")["input_ids"][:1] == [bos] else []
+
+
 def _template(template_name: str) -> Any:
     if template_name not in TEMPLATES:
         raise ValueError(f"unknown LLaMA-Factory template '{template_name}'")

@@ -2,13 +2,14 @@
 processors): LLaVA-1.5's SentencePiece-style Llama tokenizer that adds ``<s>`` and marks word starts, Llama 3's
 that adds ``<|begin_of_text|>``, Qwen2's that adds nothing.
 
-The ids lm-eval's processor call produces for our tasks' prompts equal LLaMA-Factory's training prompts
+Training rows start with exactly one BOS where the model has one: LLaMA-Factory's ``mllama`` template writes
+it, its ``llava`` template does not and the `unlearn` stage adds the tokenizer's ``<s>`` (as LLaVA-1.5 and the
+SafeEraser reference train). The ids lm-eval's processor call produces for our tasks' prompts equal those rows
 token for token once (1) the prompt is written for the model's tokenizer (metadata ``tokenizer``, set by
-``safeeraser eval``) and (2) the runner has switched the tokenizer's own BOS off (hf-multimodal cannot pass
-``add_special_tokens=False``). Controls show what each of the two prevents: a prompt joined as written
-splits ``...questions.USER:`` differently from training's ``...questions.`` + ``▁USER:``, and a
-tokenizer left as released adds a BOS that LLaMA-Factory's ``llava`` template never writes, or for Mllama a
-second one after the processor's.
+``safeeraser eval``) and (2) the runner has made the processor write one BOS (``one_bos_like_training``).
+Controls show what each prevents: a prompt joined as written splits ``...questions.USER:`` differently from
+training's ``...questions.`` + ``▁USER:``, and Mllama's processor left as released writes ``<|begin_of_text|>``
+and its tokenizer a second one.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from lm_eval.models.utils import replace_placeholders
 from prompt_parity import ROWS, eval_tasks, task_request, training_prompts
 
 from llamafactory_safeeraser.evaluation import documents
-from llamafactory_safeeraser.evaluation.runner import encode_without_special_tokens
+from llamafactory_safeeraser.evaluation.runner import one_bos_like_training
 
 FAMILIES = ("llava", "qwen2_vl", "mllama")
 IMAGE_TOKEN_IDS = {"llava": 32000, "qwen2_vl": 151655, "mllama": 128256}
+BOS = {"llava": 1, "qwen2_vl": None, "mllama": 128000}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -39,12 +41,12 @@ def training(family: str, shape_processor_dir, prepared_dir: Path, tmp_path_fact
 
 @functools.cache
 def processor_for(model_dir: Path, fixed: bool):
-    """The processor hf-multimodal loads; ``fixed``: after the runner's ``encode_without_special_tokens``."""
+    """The processor hf-multimodal loads; ``fixed``: after the runner's ``one_bos_like_training``."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_dir)
     if fixed:
-        encode_without_special_tokens(processor.tokenizer)
+        one_bos_like_training(processor)
     return processor
 
 
@@ -75,10 +77,10 @@ def test_prompt_tokens_equal_training_with_the_released_tokenizer(
         theirs, _ = training[dataset][position]
         ours = eval_ids(family, model_dir, synthetic_dir, task_name, index)
         assert ours == theirs, f"{task_name} doc {index}"
-    bos = {"llava": None, "qwen2_vl": None, "mllama": 128000}[family]  # LLaMA-Factory's templates: mllama only
-    assert theirs.count(128000 if family == "mllama" else 1) == (1 if bos else 0)
-    if bos is not None:
-        assert theirs[0] == bos
+        bos = BOS[family]
+        assert ours[:2] != [bos, bos]  # no doubled BOS
+        assert (ours[0] == bos) == (bos is not None)  # and none missing
+        assert ours.count(IMAGE_TOKEN_IDS[family]) == {"llava": 576, "qwen2_vl": 4, "mllama": 1}[family]
 
 
 def test_prompt_joined_as_written_differs_only_for_the_sentencepiece_tokenizer(
@@ -99,15 +101,29 @@ def test_prompt_joined_as_written_differs_only_for_the_sentencepiece_tokenizer(
     assert not tokenizer.convert_ids_to_tokens(joined[first]).startswith("▁")
 
 
-def test_a_tokenizer_left_as_released_adds_its_bos(
+def test_processor_left_as_released_doubles_only_mllamas_bos(
     training: dict, family: str, shape_processor_dir, synthetic_dir: Path
 ) -> None:
     model_dir = shape_processor_dir(family)
     theirs, _ = training["safeeraser_forget"][0]
     released = eval_ids(family, model_dir, synthetic_dir, "safeeraser_efficacy", 0, fixed=False)
-    # mllama: the processor's BOS, then the tokenizer's
-    extra = {"llava": [1], "qwen2_vl": [], "mllama": [128000]}[family]
+    # MllamaProcessor writes <|begin_of_text|> and Llama 3's tokenizer adds another; LLaVA's <s> is training's
+    extra = [128000] if family == "mllama" else []
     assert released == extra + theirs
+
+
+def test_the_unlearn_stage_adds_bos_only_where_the_tokenizer_writes_one(shape_processor_dir, tiny_model_dir) -> None:
+    from transformers import AutoTokenizer
+
+    from llamafactory_safeeraser.integration.prompts import missing_bos
+
+    prompt = [5, 6, 7]
+    tokenizers = {name: AutoTokenizer.from_pretrained(shape_processor_dir(name)) for name in FAMILIES}
+    assert missing_bos(tokenizers["llava"], prompt) == [1]  # LLaMA-Factory's llava template writes none
+    assert missing_bos(tokenizers["llava"], [1, *prompt]) == []
+    assert missing_bos(tokenizers["qwen2_vl"], prompt) == []  # no BOS in Qwen2
+    assert missing_bos(tokenizers["mllama"], [128000, *prompt]) == []  # the mllama template wrote it
+    assert missing_bos(AutoTokenizer.from_pretrained(tiny_model_dir), prompt) == []  # tiny tokenizers add none
 
 
 def test_documents_render_the_prompt_for_the_tokenizer_given(shape_processor_dir) -> None:

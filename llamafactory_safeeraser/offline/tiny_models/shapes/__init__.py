@@ -13,6 +13,7 @@ whose float16 weights CPU autocast cannot mix into bf16 operations (CUDA autocas
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from ..sizes import ModelSpecError
@@ -69,6 +70,17 @@ def shape_config(family: str, size: str, text_layers: int | str | None = None, v
     return FAMILY_MODULES[family].make_config(released, *resolve_layers(family, size, text_layers, vision_layers))
 
 
+def build_processor(family: str, size: str) -> Any:
+    """The shape model's processor, its tokenizer inside (built offline, released ids and behaviour)."""
+    from ..llava import LLAVA_TOKENS
+    from ..tokenizer import default_corpus
+    from .tokenizers import build_tokenizer
+
+    released = released_model(family, size)
+    tokenizer = build_tokenizer(released.tokenizer, default_corpus(LLAVA_TOKENS))
+    return FAMILY_MODULES[family].make_processor(released, tokenizer, CHAT_TEMPLATES[family])
+
+
 def build_shape(
     family: str,
     size: str,
@@ -82,23 +94,44 @@ def build_shape(
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from ..llava import LLAVA_TOKENS
-    from ..tokenizer import default_corpus, set_generation_tokens
-    from .tokenizers import build_tokenizer
+    from ..tokenizer import set_generation_tokens
 
     released = released_model(family, size)
-    module = FAMILY_MODULES[family]
-    config = module.make_config(released, *resolve_layers(family, size, text_layers, vision_layers))
-    tokenizer = build_tokenizer(released.tokenizer, default_corpus(LLAVA_TOKENS))
-    processor = module.make_processor(released, tokenizer, CHAT_TEMPLATES[family])
+    config = shape_config(family, size, text_layers, vision_layers)
+    processor = build_processor(family, size)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=getattr(torch, dtype or released.dtype))
     if family == "mllama":
         open_tanh_gates(model)
-    set_generation_tokens(model, tokenizer)
+    set_generation_tokens(model, processor.tokenizer)
     for key, value in released.generation.items():
         setattr(model.generation_config, key, value)
     return model, processor
+
+
+def write_shape_skeleton(
+    out_dir: str | Path,
+    family: str,
+    size: str,
+    text_layers: int | str | None = None,
+    vision_layers: int | str | None = None,
+    dtype: str | None = None,
+) -> Path:
+    """A shape model's config, tokenizer and processor without weights, in ``out_dir`` (replaced if present).
+
+    Enough for LLaMA-Factory to tokenize, and to build the randomly initialised model itself with
+    ``train_from_scratch: true`` (it then uses the config's ``dtype``): how the benchmarks get full-size
+    models without writing their weights.
+    """
+    from ....fileio import atomic_directory
+
+    config = shape_config(family, size, text_layers, vision_layers)
+    config.dtype = check_dtype(dtype) or released_model(family, size).dtype
+    processor = build_processor(family, size)
+    with atomic_directory(out_dir, overwrite=True) as scratch:
+        config.save_pretrained(scratch)
+        processor.save_pretrained(scratch)
+    return Path(out_dir)
 
 
 def open_tanh_gates(model: Any) -> None:
