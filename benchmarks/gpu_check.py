@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import eval_throughput
 import recipe_steps
 
 NAME = "gpu_check"
@@ -74,7 +75,7 @@ def training_part(
     from llamafactory_safeeraser.offline.cpu_recipe import cpu_recipe
 
     results: list[dict[str, Any]] = []
-    with recipe_steps.shared_model(), tempfile.TemporaryDirectory() as out_dir:
+    with recipe_steps.shared_model(device), tempfile.TemporaryDirectory() as out_dir:
         for config in configs:
             if time.time() > deadline:
                 results.append({"label": config.label, "skipped": "time budget spent"})
@@ -86,6 +87,7 @@ def training_part(
             step = recipe_steps.RecipeStep(config, train)
             for _ in range(warmup):
                 step.step()
+            flops = recipe_steps.count_flops(step.step)
             runs = [recipe_steps.measure(step.step, device) for _ in range(repeats)]
             static = step.static_bytes()
             results.append(
@@ -98,7 +100,7 @@ def training_part(
                     "peak_above_start_bytes": max(run["peak_bytes"] for run in runs),
                     "static_bytes": static,
                     "peak_bytes": sum(static.values()) + max(run["peak_bytes"] for run in runs),
-                    "flops": runs[0]["flops"],
+                    "flops": flops,
                 }
             )
             step.close()
@@ -114,7 +116,6 @@ def training_part(
 
 def evaluation_part(model: Any, folder: Path, data: common.Assets, device: str, options: dict, deadline: float) -> dict:
     """lm-eval's batched path vs the per-sample loop on the same prompts, the in-memory model."""
-    import eval_throughput
     import torch
 
     from llamafactory_safeeraser.evaluation import EvalSettings, Evaluator, RunSpec

@@ -96,8 +96,8 @@ def measure_layers(
             train.update(output_dir=out_dir, train_from_scratch=True, disable_gradient_checkpointing=not gc)
             train.update(report_to="none", save_strategy="no", disable_tqdm=True)
             step = recipe_steps.RecipeStep(config, train)
-            step.step()  # warm-up: AdamW's states, lazy initialisation
-            measured = recipe_steps.measure(step.step, "cpu")
+            flops = recipe_steps.count_flops(step.step)  # also the warm-up: AdamW's states, lazy initialisation
+            measured = recipe_steps.measure(step.step, "cpu") | {"flops": flops}
             run = {"label": config.label, "text_layers": text_layers, "gc": gc, "rows": step.rows}
             run |= {"tokens": step.tokens, "reference_rows": step.reference_rows, "static": step.static_bytes()}
             results.append(run | measured)
@@ -128,8 +128,9 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
         with Image.open(next((data.data_dir / "img").rglob("*.png"))) as image:
             inputs = processor(images=[image.convert("RGB")], text=[text], return_tensors="pt")
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            model(**inputs)  # warm-up
-            runs.append(recipe_steps.measure(lambda inputs=inputs, model=model: model(**inputs), "cpu"))
+            forward = lambda inputs=inputs, model=model: model(**inputs)  # noqa: E731
+            flops = recipe_steps.count_flops(forward)  # also the warm-up
+            runs.append(recipe_steps.measure(forward, "cpu") | {"flops": flops})
         del model
     return {key: runs[1][key] - runs[0][key] for key in ("seconds", "flops")}
 

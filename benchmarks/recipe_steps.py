@@ -60,9 +60,12 @@ _SHARED: list[Any] = []  # the model shared_model() built last
 
 
 @contextlib.contextmanager
-def shared_model() -> Iterator[None]:
-    """While active, LLaMA-Factory's model loader (as the unlearn workflow calls it) builds the model once and
-    returns that same model to every later trainer."""
+def shared_model(device: str = "cpu") -> Iterator[None]:
+    """While active, LLaMA-Factory's model loader (as the unlearn workflow calls it) builds the model once, on
+    ``device`` (a GPU initialises 7B random weights in seconds, a CPU in minutes), and returns that same model
+    to every later trainer."""
+    import torch
+
     from llamafactory_safeeraser.integration import llamafactory as lf
 
     load = lf.load_model
@@ -70,7 +73,8 @@ def shared_model() -> Iterator[None]:
 
     def load_once(*args: Any, **kwargs: Any) -> Any:
         if not _SHARED:
-            _SHARED.append(load(*args, **kwargs))
+            with torch.device(device):
+                _SHARED.append(load(*args, **kwargs))
         return _SHARED[0]
 
     lf.load_model = load_once
@@ -133,32 +137,36 @@ class RecipeStep:
 
 
 def measure(step: Callable[[], None], device: str) -> dict[str, float]:
-    """Seconds, peak bytes above the start (tensors allocated during the step) and executed FLOPs of one step.
+    """Seconds and peak bytes above the start (tensors allocated during the step) of one step.
 
     GPU: ``torch.cuda.max_memory_allocated``; CPU: the torch profiler's allocator accounting, its CPU
-    counterpart. FLOPs: torch's FlopCounterMode (matrix products and convolutions; CPU attention kernels
-    are not counted). Timing is of the same call, so it carries the two counters' overhead (small next to
-    the matrix products of a shape model).
+    counterpart, which the timing then includes (small next to a shape model's matrix products).
     """
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         start_bytes = torch.cuda.memory_allocated()
-        with FlopCounterMode(display=False) as counter:
-            seconds = timed(step, synchronize=torch.cuda.synchronize)
+        seconds = timed(step, synchronize=torch.cuda.synchronize)
         peak = torch.cuda.max_memory_allocated() - start_bytes
     else:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof, FlopCounterMode(
-            display=False
-        ) as counter:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             seconds = timed(step)
         peak = cpu_peak_bytes(prof)
-    return {"seconds": seconds, "peak_bytes": float(peak), "flops": float(counter.get_total_flops())}
+    return {"seconds": seconds, "peak_bytes": float(peak)}
+
+
+def count_flops(step: Callable[[], None]) -> float:
+    """FLOPs one step executes (torch's FlopCounterMode: matrix products and convolutions, recomputation
+    included; CPU attention kernels are not counted). A separate step: the counter slows a GPU step down."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
 
 
 def timed(fn: Callable[[], None], synchronize: Callable[[], None] | None = None) -> float:

@@ -189,8 +189,9 @@ def test_memory_model_quick_on_the_llava_7b_shape(tmp_path: Path):
     for label, config in configs.items():
         assert config["rows"] == ROWS[label]
         small, large = config["runs"]
-        # one more layer: its bf16 weights (exactly one Llama-7B decoder layer) and its LoRA adapters in fp32
-        layer = 4 * 4096 * 4096 + 3 * 4096 * 11008
+        # one more layer: its bf16 weights (exactly one Llama-7B decoder layer: attention, MLP, two RMSNorms)
+        # and its LoRA adapters in fp32
+        layer = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096
         assert large["static"]["frozen"] - small["static"]["frozen"] == 2 * layer
         lora = 32 * (4 * (4096 + 4096) + 2 * (4096 + 11008) + (11008 + 4096))
         assert large["static"]["trainable"] - small["static"]["trainable"] == 4 * lora
@@ -215,11 +216,11 @@ def test_gpu_check_quick_runs_every_configuration_and_both_evaluation_paths(tmp_
     for label, config in configs.items():
         assert config["rows"] == ROWS[label], label
         assert positive(config["step_s"]) and positive(config["flops"])
-    # exact accounting: the peak follows the stacked rows; a reference forward (KL, NPO) adds FLOPs, not memory
-    for label, config in configs.items():
-        same_rows = [c["peak_above_start_bytes"] for c in configs.values() if c["rows"] == config["rows"]]
-        assert config["peak_above_start_bytes"] <= 1.05 * min(same_rows), label
-    assert configs["GD+PD"]["peak_bytes"] > configs["GD"]["peak_bytes"] > configs["GA"]["peak_bytes"]
+    # exact accounting: the peak grows with the stacked rows; a reference forward (KL, NPO) adds FLOPs and
+    # its transient logits on top of the same rows without one (GD, GA)
+    peak = {label: config["peak_above_start_bytes"] for label, config in configs.items()}
+    assert peak["GD+PD"] > peak["GD"] > peak["GA"] and peak["KL+PD"] > peak["KL"] > peak["NPO"]
+    assert peak["KL"] >= peak["GD"] and peak["NPO"] >= peak["GA"]
     assert configs["KL"]["flops"] > configs["GD"]["flops"] and configs["NPO"]["flops"] > configs["GA"]["flops"]
     evaluation = document["evaluation"]
     assert evaluation["responses"] == 4 * 2  # four subtasks, two documents each
