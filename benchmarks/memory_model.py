@@ -11,12 +11,14 @@ checkpointing on (LLaMA-Factory's default) and off. Measured per configuration:
 - static bytes, counted from the tensors: frozen and trainable parameters, AdamW's states;
 - step peak: the highest total of tensor bytes allocated during the measured step above its start
   (activations, gradients, temporaries), by the torch profiler's allocator accounting;
-- step seconds and executed FLOPs (FlopCounterMode) of the measured step.
+- executed FLOPs (FlopCounterMode, the warm-up step) and seconds of the measured step.
 
 Per layer = value(n+1) - value(n). The full model = value(n) + (L - n) x per layer, plus the frozen
 weights of the layers the shape model lacks, counted exactly from the released config (a meta-device
-build), and, for time and FLOPs, the vision layers it lacks: a no-grad forward is measured with v and v+1
-vision layers, once per image the step encodes. Per GPU under data parallelism over N GPUs (``--gpus``,
+build), and, for FLOPs, the vision layers it lacks: a no-grad forward is measured with v and v+1 vision
+layers, once per image the step encodes. Time on this CPU = FLOPs at the median FLOP/s the runs achieved
+(``summarize``: single step times on a shared machine are too noisy to difference). ``--recompute`` redoes
+the model from an earlier JSON's measurements. Per GPU under data parallelism over N GPUs (``--gpus``,
 the recipes' 2): DDP keeps everything; ZeRO-2 shards AdamW's states and the gradients; ZeRO-3 also the
 parameters, plus one gathered decoder layer (the largest module it gathers besides the embeddings).
 
@@ -25,7 +27,10 @@ parameters, plus one gathered decoder layer (the largest module it gathers besid
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -50,7 +55,7 @@ class Shape:
     missing_vision_layers: int  # vision layers the shape model lacks (Mllama: local and global ones)
 
 
-def shape_of(prefix: str) -> Shape:
+def shape_of(prefix: str, base_layers: int | None = None) -> Shape:
     from llamafactory_safeeraser.offline.cpu_recipe import RECIPE_SHAPES
     from llamafactory_safeeraser.offline.tiny_models.shapes import (
         FAMILY_MODULES,
@@ -60,7 +65,7 @@ def shape_of(prefix: str) -> Shape:
     )
 
     family, size = RECIPE_SHAPES[prefix]
-    text, vision = resolve_layers(family, size, None, None)
+    text, vision = resolve_layers(family, size, base_layers, None)
     full_text, full_vision = FAMILY_MODULES[family].layer_counts(released_model(family, size))
     cut, full = shape_config(family, size).vision_config, shape_config(family, size, "full", "full").vision_config
     missing_global = getattr(full, "num_global_layers", 0) - getattr(cut, "num_global_layers", 0)
@@ -135,11 +140,15 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
     return {key: runs[1][key] - runs[0][key] for key in ("seconds", "flops")}
 
 
-def extrapolate(shape: Shape, small: dict, large: dict, vision: dict, frozen_full_bytes: float, gpus: int) -> dict:
-    """Full-model figures of one configuration from its runs with n and n+1 layers (see the module docstring)."""
+def extrapolate(
+    shape: Shape, small: dict, large: dict, vision: dict, frozen_full_bytes: float, gpus: int, rate: float
+) -> dict[str, Any]:
+    """Full-model figures of one configuration from its runs with n and n+1 layers (see the module docstring);
+    seconds on this CPU are FLOPs at ``rate`` (FLOP/s)."""
     extra_layers = shape.full_text_layers - shape.text_layers
     vision_forwards = small["rows"] + small["reference_rows"]  # a reference forward encodes its images again
-    per_layer = {key: large[key] - small[key] for key in ("seconds", "peak_bytes", "flops")}
+    per_layer = {key: large[key] - small[key] for key in ("peak_bytes", "flops")}
+    per_layer["seconds"] = per_layer["flops"] / rate
     trainable_per_layer = large["static"]["trainable"] - small["static"]["trainable"]
     adam_per_layer = large["static"]["adam"] - small["static"]["adam"]
     trainable = small["static"]["trainable"] + extra_layers * trainable_per_layer
@@ -155,13 +164,14 @@ def extrapolate(shape: Shape, small: dict, large: dict, vision: dict, frozen_ful
         "zero2": frozen + trainable + (adam + gradients) / gpus + activations,
         "zero3": (frozen + trainable + adam + gradients) / gpus + activations + layer_weights,
     }
+    flops = small["flops"] + extra_layers * per_layer["flops"] + extra_vision * vision["flops"]
     return {
         "per_layer": per_layer | {"trainable_bytes": trainable_per_layer, "adam_bytes": adam_per_layer},
         "static_bytes": {"frozen": frozen, "trainable": trainable, "adam": adam},
         "step_peak_bytes": peak,
         "per_gpu_bytes": per_gpu,
-        "cpu_step_seconds": small["seconds"] + extra_layers * per_layer["seconds"] + extra_vision * vision["seconds"],
-        "step_flops": small["flops"] + extra_layers * per_layer["flops"] + extra_vision * vision["flops"],
+        "step_flops": flops,
+        "cpu_step_seconds": flops / rate,
     }
 
 
@@ -174,7 +184,9 @@ def print_tables(models: dict[str, Any], gpus: int) -> None:
     for prefix, result in models.items():
         shape = result["shape"]
         layers = f"measured with {shape['text_layers']} and {shape['text_layers'] + 1}"
-        print(f"\n{prefix}: {shape['full_text_layers']} language layers, {layers}; full model per GPU, {gpus} GPUs\n")
+        rate = result["achieved_gflops"]
+        print(f"\n{prefix}: {shape['full_text_layers']} language layers, {layers}; full model per GPU, {gpus} GPUs")
+        print(f"achieved {rate['median']:.1f} GFLOP/s (median; {rate['min']:.1f}-{rate['max']:.1f})\n")
         headers = ["config", "GC", "rows", "tokens", "per layer: step peak MiB", "per layer: s (this CPU)"]
         headers += ["full: static GiB", "full: step peak GiB", "DDP GiB", "ZeRO-2 GiB", "ZeRO-3 GiB"]
         headers += ["full: TFLOP/step", "full: s/step (this CPU)"]
@@ -190,6 +202,30 @@ def print_tables(models: dict[str, Any], gpus: int) -> None:
         print(common.format_table(headers, rows))
 
 
+def summarize(shape: Shape, vision: dict, pairs: list[tuple[dict, dict]], gpus: int) -> dict[str, Any]:
+    """Every configuration's full-model figures from its two runs; time from the FLOPs at this CPU's rate.
+
+    The rate is the median achieved FLOP/s over all the model's runs: single step times on a shared 2-core
+    machine swing with its neighbours' load, so their differences (per layer) are noise, while a step's
+    FLOPs are exact and its rate is a matrix-product rate that varies little between configurations.
+    """
+    frozen_full = 2 * parameter_count(shape, "full", "full")  # bf16 weights of the whole model
+    frozen_small = 2 * parameter_count(shape, shape.text_layers, None)
+    rates = [run["flops"] / run["seconds"] for pair in pairs for run in pair]
+    rate = statistics.median(rates)
+    configs = []
+    for small, large in pairs:
+        # the full model's bf16 weights in place of the shape model's (the projector's frozen copy kept)
+        frozen = frozen_full + small["static"]["frozen"] - frozen_small
+        full = extrapolate(shape, small, large, vision, frozen, gpus, rate)
+        configs.append({"label": small["label"], "gc": small["gc"], "rows": small["rows"], "tokens": small["tokens"]})
+        configs[-1] |= {"runs": [small, large], "full": full}
+    achieved = {"median": rate / 1e9, "min": min(rates) / 1e9, "max": max(rates) / 1e9}
+    return {"shape": dataclasses.asdict(shape), "vision_per_layer": vision, "achieved_gflops": achieved} | {
+        "configs": configs
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.base_parser(NAME, __doc__.split("\n")[0])
     parser.add_argument("--models", default=None, help=f"comma-separated, of {','.join(MODELS)} (quick: llava7b)")
@@ -199,10 +235,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="labels also measured without gradient checkpointing (default SFT,GD+PD,KL+PD,NPO+PD; quick: none)",
     )
+    parser.add_argument("--base-layers", type=int, default=None, help="n (default: the fewest the model allows)")
     parser.add_argument("--gpus", type=int, default=2, help="GPUs the ZeRO figures shard over (the recipes': 2)")
+    parser.add_argument("--recompute", type=Path, default=None, help="redo the model from an earlier JSON's runs")
     args = parser.parse_args(argv)
     started = time.time()
     options = common.run_options(args, repeats=1, warmup=1)
+    if args.recompute is not None:
+        earlier = json.loads(args.recompute.read_text())["models"]
+        models = {
+            prefix: summarize(
+                Shape(**model["shape"]),
+                model["vision_per_layer"],
+                [tuple(config["runs"]) for config in model["configs"]],
+                args.gpus,
+            )
+            for prefix, model in earlier.items()
+        }
+    else:
+        models = measure_models(args, options)
+    print_tables(models, args.gpus)
+    output = {"models": models, "gpus": args.gpus, "dtype": "bfloat16 (autocast; weights bf16, trainable fp32)"}
+    common.write_results(args.out, NAME, dataclasses.replace(options, size="shape"), output, started)
+    return output
+
+
+def measure_models(args: argparse.Namespace, options: common.RunOptions) -> dict[str, Any]:
     prefixes = (args.models or ("llava7b" if options.quick else ",".join(MODELS))).split(",")
     every_config = ",".join(config.label for config in recipe_steps.CONFIGS)
     with_gc = (args.configs or ("SFT,GA+PD" if options.quick else every_config)).split(",")
@@ -212,30 +270,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for gc, labels in ((True, with_gc), (False, without_gc))
     }
     data = common.ensure_shape_data(args.work_dir)
-
     models: dict[str, Any] = {}
     for prefix in prefixes:
-        shape = shape_of(prefix)
-        frozen_full = 2 * parameter_count(shape, "full", "full")  # bf16 weights of the whole model
-        frozen_cut = 2 * parameter_count(shape, None, None)
+        shape = shape_of(prefix, args.base_layers)
         vision = measure_vision_layer(shape, args.work_dir, data)
-        results = []
+        pairs: list[tuple[dict, dict]] = []
         for gc, configs in configs_by_gc.items():
-            if not configs:
-                continue
-            small = measure_layers(shape, shape.text_layers, gc, configs, args.work_dir, data)
-            large = measure_layers(shape, shape.text_layers + 1, gc, configs, args.work_dir, data)
-            for a, b in zip(small, large, strict=True):
-                # the full model's bf16 weights in place of the shape model's (the projector's frozen copy kept)
-                frozen = frozen_full + a["static"]["frozen"] - frozen_cut
-                full = extrapolate(shape, a, b, vision, frozen, args.gpus)
-                results.append({"label": a["label"], "gc": gc, "rows": a["rows"], "tokens": a["tokens"]})
-                results[-1] |= {"runs": [a, b], "full": full}
-        models[prefix] = {"shape": dataclasses.asdict(shape), "vision_per_layer": vision, "configs": results}
-    print_tables(models, args.gpus)
-    output = {"models": models, "gpus": args.gpus, "dtype": "bfloat16 (autocast; weights bf16, trainable fp32)"}
-    common.write_results(args.out, NAME, dataclasses.replace(options, size="shape"), output, started)
-    return output
+            if configs:
+                small = measure_layers(shape, shape.text_layers, gc, configs, args.work_dir, data)
+                large = measure_layers(shape, shape.text_layers + 1, gc, configs, args.work_dir, data)
+                pairs += list(zip(small, large, strict=True))
+        models[prefix] = summarize(shape, vision, pairs, args.gpus)
+    return models
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def test_memory_model_extrapolates_per_layer_and_shards_as_documented():
     small["static"] = {"frozen": 1000, "trainable": 50, "adam": 100}
     large = {"seconds": 12.0, "peak_bytes": 110.0, "flops": 1100.0}
     large["static"] = {"frozen": 1400, "trainable": 60, "adam": 120}
-    full = memory_model.extrapolate(shape, small, large, {"seconds": 0.5, "flops": 7.0}, 20000.0, gpus=2)
+    full = memory_model.extrapolate(shape, small, large, {"seconds": 0.5, "flops": 7.0}, 20000.0, gpus=2, rate=2.0)
     # 31 more layers: trainable 50 + 31*10, AdamW 100 + 31*20, step peak 100 + 31*10 (gradients 360 of it)
     assert full["static_bytes"] == {"frozen": 20000.0, "trainable": 360, "adam": 720}
     assert full["step_peak_bytes"] == 410.0
@@ -163,9 +163,10 @@ def test_memory_model_extrapolates_per_layer_and_shards_as_documented():
         "zero2": 20000 + 360 + (720 + 360) / 2 + (410 - 360),
         "zero3": (20000 + 360 + 720 + 360) / 2 + (410 - 360) + 400,  # + one gathered layer (1400 - 1000)
     }
-    # 3 images encoded (2 rows + the reference's row), 22 vision layers each
-    assert full["cpu_step_seconds"] == 10 + 31 * 2 + 66 * 0.5
+    # 3 images encoded (2 rows + the reference's row), 22 vision layers each; time: FLOPs at the rate
     assert full["step_flops"] == 1000 + 31 * 100 + 66 * 7
+    assert full["cpu_step_seconds"] == full["step_flops"] / 2.0
+    assert full["per_layer"]["seconds"] == 100 / 2.0
 
 
 # rows each configuration stacks (batch 1): forget, and retain/refusal and PD rows where the method has them
