@@ -22,9 +22,7 @@ from .chat_templates import CHAT_TEMPLATES
 from .released import RELEASED, ReleasedModel
 
 FAMILY_MODULES = {"llava": llava, "qwen2_vl": qwen2_vl, "mllama": mllama}
-FULL = "full"
-
-
+FULL = "full"  # a layer count meaning "as released"
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -34,7 +32,9 @@ def released_model(family: str, size: str) -> ReleasedModel:
     return RELEASED[(family, size)]
 
 
-def resolve_layers(family: str, size: str, text_layers: int | str | None, vision_layers: int | str | None) -> tuple:
+def resolve_layers(
+    family: str, size: str, text_layers: int | str | None, vision_layers: int | str | None
+) -> tuple[int, int]:
     """(text, vision) layer counts: None means the family's minimum, "full" the released count."""
     module = FAMILY_MODULES[family]
     released_counts = module.layer_counts(released_model(family, size))
@@ -64,7 +64,9 @@ def _as_int(name: str, value: int | str) -> int:
         raise ModelSpecError(f"{name} layers must be a number or '{FULL}', got '{value}'") from None
 
 
-def shape_config(family: str, size: str, text_layers: int | str | None = None, vision_layers: int | str | None = None):
+def shape_config(
+    family: str, size: str, text_layers: int | str | None = None, vision_layers: int | str | None = None
+) -> Any:
     """The transformers config of a shape model (no weights, no tokenizer)."""
     released = released_model(family, size)
     return FAMILY_MODULES[family].make_config(released, *resolve_layers(family, size, text_layers, vision_layers))
