@@ -101,6 +101,23 @@ def ensure_assets(work_dir: Path, size: str) -> Assets:
     return Assets(model_dir, data_dir, dataset_dir)
 
 
+SHAPE_IMAGE_SIZE = 336  # LLaVA-1.5's input size; Qwen2-VL then writes 144 image tokens
+
+
+def ensure_shape_data(work_dir: Path) -> Assets:
+    """Build (once) the synthetic benchmark with 336 px images and its LLaMA-Factory sets, for shape models.
+    (``model_dir`` is unused: shape models are built per layer count.)"""
+    from llamafactory_safeeraser.data.prepare import prepare_datasets
+    from llamafactory_safeeraser.offline.synthetic import write_synthetic_benchmark
+
+    data_dir, dataset_dir = work_dir / "shape-data", work_dir / "shape-datasets"
+    if not (data_dir / "all_train.json").is_file():
+        write_synthetic_benchmark(data_dir, images_per_concept=1, seed=233, overwrite=True, image_size=SHAPE_IMAGE_SIZE)
+    if not (dataset_dir / "dataset_info.json").is_file():
+        prepare_datasets(data_dir / "all_train.json", dataset_dir, overwrite=True)
+    return Assets(work_dir, data_dir, dataset_dir)
+
+
 def text_config(model_dir: Path) -> dict[str, Any]:
     """The language model's config (hidden size, layers, ...) of a LLaVA checkpoint folder."""
     return json.loads((model_dir / "config.json").read_text())["text_config"]

@@ -46,25 +46,35 @@ def run_lm_eval(evaluator: Any, model_dir: Path, out_dir: Path) -> tuple[float, 
 def run_per_sample_loop(
     model_dir: Path, samples: list[dict[str, Any]], max_new_tokens: int, seed: int
 ) -> tuple[float, list[str]]:
-    """The reference's way: one ``generate`` call per (prompt, image), batch size 1."""
+    """The reference's way: load model and processor, then one ``generate`` call per (prompt, image)."""
     import torch
-    from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     start = time.perf_counter()
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()
+    responses = generate_each(model, processor, samples, max_new_tokens)
+    return time.perf_counter() - start, responses
+
+
+def generate_each(model: Any, processor: Any, samples: list[dict[str, Any]], max_new_tokens: int) -> list[str]:
+    """Batch size 1: per sample open the image, run the processor, ``generate`` and decode."""
+    import torch
+    from PIL import Image
+
     responses = []
     with torch.inference_mode():
         for sample in samples:
             with Image.open(sample["image_path"]) as image:
                 rgb = image.convert("RGB")
-            inputs = processor(images=[rgb], text=[sample["prompt"]], return_tensors="pt")
+            inputs = processor(images=[rgb], text=[sample["prompt"]], return_tensors="pt").to(model.device)
+            if "pixel_values" in inputs:
+                inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, **SAMPLING)
             new_tokens = output[0, inputs["input_ids"].shape[1] :]
             responses.append(processor.tokenizer.decode(new_tokens, skip_special_tokens=True))
-    return time.perf_counter() - start, responses
+    return responses
 
 
 def mean_tokens(model_dir: Path, texts: list[str]) -> float:

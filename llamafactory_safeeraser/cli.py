@@ -10,7 +10,7 @@ from .data.records import SD_IMAGE_QUESTIONS
 from .demo.settings import DEFAULT_SEEDS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
 from .evaluation.config import EVAL_KEYS, REPORT_KEYS, SPECIFICITY_KEYS
-from .offline.tiny_models.sizes import FAMILY_SIZES, SIZES
+from .offline.tiny_models.sizes import ALL_SIZES, FAMILY_SIZES
 from .options import add_arguments
 from .relearn.settings import RelearnCommand
 from .respond.settings import RespondSettings
@@ -19,7 +19,16 @@ from .respond.settings import RespondSettings
 def _make_tiny_model(args: argparse.Namespace) -> None:
     from .offline.tiny_models import write_tiny_model
 
-    count = write_tiny_model(args.out, family=args.family, size=args.size, seed=args.seed, overwrite=args.overwrite)
+    count = write_tiny_model(
+        args.out,
+        family=args.family,
+        size=args.size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        text_layers=args.text_layers,
+        vision_layers=args.vision_layers,
+        dtype=args.dtype,
+    )
     print(f"wrote {args.family}/{args.size} model with {count:,} parameters to {args.out}")
 
 
@@ -167,8 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("make-tiny-model", _make_tiny_model, "write a randomly initialised checkpoint built offline")
-    p.add_argument("--family", default="llava", choices=list(FAMILY_SIZES), help="demo/small: llava only")
-    p.add_argument("--size", default="tiny", choices=list(SIZES))
+    sizes = "; ".join(f"{family}: {', '.join(sizes)}" for family, sizes in FAMILY_SIZES.items())
+    p.add_argument("--family", default="llava", choices=list(FAMILY_SIZES))
+    p.add_argument(
+        "--size", default="tiny", choices=list(ALL_SIZES), help=f"{sizes} (shape*: a released model's exact shape)"
+    )
+    layers_help = "shape sizes: {} layers to keep, a number or 'full' (default: the fewest the architecture allows)"
+    p.add_argument("--text-layers", default=None, help=layers_help.format("language-model"))
+    p.add_argument("--vision-layers", default=None, help=layers_help.format("vision-encoder"))
+    p.add_argument(
+        "--dtype",
+        default=None,
+        help="shape sizes: weight dtype (default: the released checkpoint's; CPU runs of llava need bfloat16)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|specificity] [pytest args...]
-#   fast: unit and in-process tests only (a few minutes)
-#   full: everything, including end-to-end llamafactory-cli / torchrun / lm-eval runs (default)
+# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|specificity] [pytest args...]
+#   fast:  unit and in-process tests only (a few minutes)
+#   full:  everything but the shape and specificity tiers, including end-to-end llamafactory-cli / torchrun /
+#          lm-eval runs and the LlamaBoard browser test (default)
+#   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, about an hour)
 #   specificity: the lmms-eval specificity runs, in their own ./.venv-specificity with the [specificity] extra
 #                (lmms-eval pins av<16 and filelock<4 and downgrades wandb and protobuf: kept out of ./.venv)
 set -euo pipefail
@@ -20,8 +22,9 @@ source "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check llamafactory_safeeraser tests benchmarks examples
 case "$tier" in
-  fast) exec python -m pytest -m "not slow and not specificity" "$@" ;;
-  full) exec python -m pytest -m "not specificity" "$@" ;;
+  fast) exec python -m pytest -m "not slow and not shape and not specificity" "$@" ;;
+  full) exec python -m pytest -m "not shape and not specificity" "$@" ;;
+  shape) exec python -m pytest -m shape "$@" ;;
   specificity) exec python -m pytest -m specificity "$@" ;;
-  *) echo "usage: scripts/test.sh [fast|full|specificity] [pytest args...]" >&2; exit 2 ;;
+  *) echo "usage: scripts/test.sh [fast|full|shape|specificity] [pytest args...]" >&2; exit 2 ;;
 esac

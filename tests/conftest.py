@@ -198,3 +198,55 @@ def answer_nll(model_dir: Path, rows: list[dict], adapter_dir: Path | None = Non
             total -= float(logps[torch.arange(len(answer_ids)), torch.tensor(answer_ids)].sum())
             count += len(answer_ids)
     return total / count
+
+
+# ----- shape models (the `shape` tier: scripts/test.sh shape) ------------------------------------------
+SHAPE_IMAGE_SIZE = 336  # the synthetic images enlarged to LLaVA-1.5's input size (Qwen2-VL: 144 image tokens)
+
+
+@pytest.fixture(scope="session")
+def shape_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """``shape_model_dir(family, size)``: a shape checkpoint with the fewest layers, built on first use."""
+    from llamafactory_safeeraser.offline.cpu_recipe import CPU_DTYPE
+    from llamafactory_safeeraser.offline.tiny_models import write_tiny_model
+
+    built: dict[tuple[str, str], Path] = {}
+
+    def get(family: str, size: str) -> Path:
+        if (family, size) not in built:
+            out = tmp_path_factory.mktemp("shape_models") / f"{family}-{size}"
+            write_tiny_model(out, family=family, size=size, seed=0, dtype=CPU_DTYPE)
+            built[(family, size)] = out
+        return built[(family, size)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def shape_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(benchmark folder, LLaMA-Factory datasets): the synthetic benchmark of ``synthetic_dir`` at 336 x 336 px."""
+    from llamafactory_safeeraser.data.prepare import prepare_datasets
+    from llamafactory_safeeraser.offline.synthetic import write_synthetic_benchmark
+
+    root = tmp_path_factory.mktemp("shape_data")
+    write_synthetic_benchmark(root / "data", images_per_concept=2, seed=233, image_size=SHAPE_IMAGE_SIZE)
+    prepare_datasets(root / "data" / "all_train.json", root / "lf")
+    return root / "data", root / "lf"
+
+
+@pytest.fixture(scope="session")
+def shape_processor_dir(tmp_path_factory: pytest.TempPathFactory):
+    """``shape_processor_dir(family)``: a shape model's config, tokenizer and processor without weights (seconds to
+    build): enough for LLaMA-Factory's tokenization and for the processor lm-eval calls."""
+    from llamafactory_safeeraser.offline.tiny_models.shapes import write_shape_skeleton
+
+    sizes = {"llava": "shape7b", "qwen2_vl": "shape7b", "mllama": "shape11b"}
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            out = tmp_path_factory.mktemp("shape_processors") / family
+            built[family] = write_shape_skeleton(out, family, sizes[family])
+        return built[family]
+
+    return get

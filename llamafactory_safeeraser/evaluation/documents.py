@@ -10,7 +10,10 @@ sampled per harmful question, default 3, implemented by repeating the document),
 (LLaMA-Factory template that renders the prompt, default ``llava``), ``sarr_question`` (``harmful``, the
 default and the reference's: SARR asks the harmful question about the SD image; or ``sd_question``),
 ``image_max_pixels`` / ``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images
-are resized as training resized them) and the judge keys of :meth:`JudgeConfig.from_metadata`.
+are resized as training resized them), ``tokenizer`` (the evaluated model's folder or hub id: prompts are
+written so that its tokenizer encodes them into the ids training saw, see
+``integration.prompts.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model) and
+the judge keys of :meth:`JudgeConfig.from_metadata`.
 
 Every document carries its rendered prompt, its image path and its judge settings, so scoring
 needs nothing but the document and the response.
@@ -62,6 +65,7 @@ class TaskOptions:
     image_max_pixels: int | None = None  # None: LLaMA-Factory's default
     image_min_pixels: int | None = None
     sarr_question: str = "harmful"  # the question asked about the SD image: see SD_IMAGE_QUESTIONS
+    tokenizer: str | None = None  # the evaluated model's tokenizer; None: prompt parts joined as they are
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -96,6 +100,7 @@ class TaskOptions:
             _positive_int(metadata, "image_max_pixels", None),
             _positive_int(metadata, "image_min_pixels", None),
             sarr_question,
+            str(metadata["tokenizer"]) if metadata.get("tokenizer") else None,
         )
 
 
@@ -108,15 +113,28 @@ def _positive_int(metadata: Mapping[str, Any], key: str, default: int | None) ->
     return int(value)
 
 
-@functools.lru_cache(maxsize=64)
-def render_prompt(template: str, question: str) -> str:
+@functools.lru_cache(maxsize=256)
+def render_prompt(template: str, question: str, tokenizer: str | None = None) -> str:
     """The prompt text LLaMA-Factory's template builds for (image, question): what training saw."""
     from ..integration.prompts import render_user_prompt
 
     try:
-        return render_user_prompt(template, llava_prompt(question))
+        return render_user_prompt(template, llava_prompt(question), tokenizer=load_tokenizer(tokenizer))
     except ValueError as err:
         raise SafeEraserError(f"metadata 'template': {err}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(location: str | None) -> Any:
+    """The tokenizer of a model folder or hub id (metadata ``tokenizer``); None for None."""
+    if location is None:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        raise SafeEraserError(f"metadata 'tokenizer': cannot load a tokenizer from {location}: {err}") from None
 
 
 def load_image(doc: Mapping[str, Any]) -> Any:
@@ -160,7 +178,7 @@ def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Pa
             "question": question,
             "reference": reference,
             "image_path": str(image),
-            "prompt": render_prompt(options.template, question),
+            "prompt": render_prompt(options.template, question, options.tokenizer),
             "template": options.template,
             "image_max_pixels": options.image_max_pixels,
             "image_min_pixels": options.image_min_pixels,

@@ -183,12 +183,14 @@ class Evaluator:
         self.settings = settings
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
 
+    def task_manager(self, run: RunSpec) -> Any:
+        """lm-eval's task index for ``run``: the settings' metadata plus the run's model as ``tokenizer``,
+        so that the prompts are written for the tokenizer that encodes them (documents.py)."""
         from lm_eval.tasks import TaskManager
 
+        metadata = {**self.settings.metadata(), "tokenizer": model_location(run.model)}
         # Our tasks only: indexing lm-eval's own thousands of task files would cost every run seconds.
-        self.task_manager = TaskManager(
-            include_path=str(TASK_DIR), include_defaults=False, metadata=settings.metadata()
-        )
+        return TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
 
     def _device(self) -> str:
         if self.settings.device:
@@ -203,9 +205,11 @@ class Evaluator:
         model_args: dict[str, Any] = {"pretrained": model_location(run.model), "max_images": 1}
         if run.adapter is not None:
             model_args["peft"] = model_location(run.adapter)
-        return get_model("hf-multimodal").create_from_arg_obj(
+        lm = get_model("hf-multimodal").create_from_arg_obj(
             model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
         )
+        one_bos_like_training(lm.processor)
+        return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
         from lm_eval import simple_evaluate
@@ -224,7 +228,7 @@ class Evaluator:
             raw = simple_evaluate(
                 model=lm,
                 tasks=list(settings.tasks),
-                task_manager=self.task_manager,
+                task_manager=self.task_manager(run),
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),
                 log_samples=True,
@@ -248,6 +252,33 @@ class Evaluator:
         write_json_atomic(folder / RESULTS_FILE, summary)
         write_text_atomic(folder / SAMPLES_FILE, samples_jsonl(raw))
         return RunResult(run, folder, summary)
+
+
+def one_bos_like_training(processor: Any) -> None:
+    """Make the processor lm-eval calls write one BOS at most, as the training prompts have (and no EOS).
+
+    hf-multimodal calls the processor with the defaults and cannot pass ``add_special_tokens=False``. Where
+    the tokenizer writes the BOS (LLaVA-1.5's ``<s>``), training has it too (``integration.prompts.missing_bos``).
+    Where the processor writes one itself (MllamaProcessor prepends ``<|begin_of_text|>``) a tokenizer that
+    also adds one (Llama 3's) would make two: its own is switched off.
+    """
+    tokenizer = processor.tokenizer
+    if getattr(tokenizer, "add_eos_token", False):
+        tokenizer.add_eos_token = False
+    if leading_bos(processor) > 1 and hasattr(tokenizer, "add_bos_token"):
+        tokenizer.add_bos_token = False  # also rewrites a fast tokenizer's post-processor
+    if leading_bos(processor) > 1:
+        logger.warning("the model's processor writes two BOS tokens; lm-eval's prompts will differ from training's")
+
+
+def leading_bos(processor: Any) -> int:
+    """How many BOS tokens the processor writes before a text."""
+    bos = processor.tokenizer.bos_token_id
+    ids = processor(text=["A"])["input_ids"][0]
+    count = 0
+    while bos is not None and count < len(ids) and ids[count] == bos:
+        count += 1
+    return count
 
 
 def evaluate_runs(

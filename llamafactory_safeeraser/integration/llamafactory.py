@@ -40,6 +40,7 @@ from llamafactory.train.trainer_utils import create_modelcard_and_push, create_r
 from transformers import EarlyStoppingCallback
 
 from .. import SUPPORTED_LLAMAFACTORY
+from .prompts import missing_bos
 from .trainer_log import LossTermsLogCallback
 
 __all__ = [
@@ -199,8 +200,10 @@ def teardown_process_group() -> None:
 class _PromptAnswerProcessor(SupervisedDatasetProcessor):
     """LLaMA-Factory's SFT tokenization (template, image-token expansion), kept as prompt and answer ids.
 
-    Nothing is truncated or dropped here: rows are assembled per step (``unlearn.rows``), and a row that
-    cannot be encoded keeps its place with a ``problem`` so that the loader can name it.
+    One addition: the prompt starts with the tokenizer's BOS where the tokenizer writes one and the template
+    does not (LLaVA-1.5's ``<s>``; see ``prompts.missing_bos``). Nothing is truncated or dropped here: rows
+    are assembled per step (``unlearn.rows``), and a row that cannot be encoded keeps its place with a
+    ``problem`` so that the loader can name it.
     """
 
     def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -234,7 +237,8 @@ class _PromptAnswerProcessor(SupervisedDatasetProcessor):
         ((source_ids, target_ids),) = self.template.encode_multiturn(self.tokenizer, messages, system, None)
         if self.template.efficient_eos:
             target_ids = [*target_ids, self.tokenizer.eos_token_id]
-        return prefix_ids + source_ids, target_ids
+        prompt_ids = prefix_ids + source_ids
+        return missing_bos(self.tokenizer, prompt_ids) + prompt_ids, target_ids
 
 
 # Columns of a tokenized unlearning set: see `_PromptAnswerProcessor`.

@@ -63,13 +63,19 @@ def training_image(
     return plugin._preprocess_image(image, image_max_pixels=image_max_pixels, image_min_pixels=image_min_pixels)
 
 
-def render_user_prompt(template_name: str, user_content: str, system: str | None = None) -> str:
+def render_user_prompt(
+    template_name: str, user_content: str, system: str | None = None, tokenizer: Any = None
+) -> str:
     """The exact prompt text a LLaMA-Factory template builds for a first user turn, images unexpanded.
 
     Images: see :func:`image_placeholder_text`. A leading BOS slot (``mllama``) is left out: LLaMA-Factory
     writes it because it encodes with ``add_special_tokens=False``; lm-eval's processor call keeps the
     defaults, where the processor or tokenizer places BOS (MllamaProcessor prepends it to any text
     lacking one). Any other special-token slot cannot be written as text and raises ValueError.
+
+    With ``tokenizer`` (the model's), the text is the one whose encoding in one pass gives the ids
+    LLaMA-Factory's template encodes part by part (see :func:`text_encoding_like_template`); without it,
+    the parts are joined as they are, which is the same text for byte-level tokenizers.
     """
     template = _template(template_name)
     system = template.default_system if system is None else system
@@ -82,7 +88,47 @@ def render_user_prompt(template_name: str, user_content: str, system: str | None
     elements += template.format_user.apply(content=image_placeholder_text(template_name, user_content), idx="0")
     if not all(isinstance(element, str) for element in elements):
         raise ValueError(f"template '{template_name}' adds special-token slots; render it with the tokenizer instead")
-    return "".join(elements)
+    if tokenizer is None:
+        return "".join(elements)
+    return text_encoding_like_template(template_name, elements, tokenizer)
+
+
+def text_encoding_like_template(template_name: str, elements: list[str], tokenizer: Any) -> str:
+    """Text that ``tokenizer`` encodes in one pass into the ids LLaMA-Factory encodes ``elements`` into.
+
+    LLaMA-Factory encodes a prompt part by part (system turn, user turn), each with
+    ``add_special_tokens=False``, while lm-eval encodes the whole prompt at once. For SentencePiece-style
+    tokenizers that start every encode call with a word marker (LLaVA-1.5's Llama tokenizer) the two
+    differ where the parts meet: LLaMA-Factory's ``...questions.`` + ``USER:`` gives ``▁USER``, the
+    joined ``...questions.USER:`` gives ``USER``. Decoding LLaMA-Factory's ids gives the text that
+    encodes back to them (``...questions. USER:``); it is checked by encoding it again. Images stay one
+    ``<image>`` each.
+    """
+    template = _template(template_name)
+    image_token = template.mm_plugin.image_token or IMAGE_PLACEHOLDER
+    parts = [element.replace(IMAGE_PLACEHOLDER, image_token) for element in elements]
+    ids = template._convert_elements_to_ids(tokenizer, parts)  # part by part, as training encodes
+    text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if tokenizer.encode(text, add_special_tokens=False) != ids:
+        raise ValueError(
+            f"template '{template_name}': no prompt text encodes into the ids LLaMA-Factory trains on "
+            "with this tokenizer (decoding and encoding them again does not round-trip)"
+        )
+    return text.replace(image_token, IMAGE_PLACEHOLDER)
+
+
+def missing_bos(tokenizer: Any, prompt_ids: list[int]) -> list[int]:
+    """``[BOS]`` when the model's tokenizer writes a BOS on a default encode and ``prompt_ids`` lack it; else ``[]``.
+
+    LLaMA-Factory encodes with ``add_special_tokens=False`` and writes a BOS only where its template has a
+    BOS slot (``mllama``); its ``llava`` template has none. LLaVA-1.5's Llama tokenizer puts ``<s>`` first,
+    the model was trained with it, the SafeEraser reference trains with it, and lm-eval's processor call
+    writes it: the `unlearn` stage's prompts get it too (``integration.llamafactory``).
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None or prompt_ids[:1] == [bos]:
+        return []
+    return [bos] if tokenizer("A")["input_ids"][:1] == [bos] else []
 
 
 def _template(template_name: str) -> Any:

@@ -287,8 +287,15 @@ def write_synthetic_benchmark(
     seed: int = 233,
     overwrite: bool = False,
     world: World = World(),
+    image_size: int = IMAGE_SIZE,
 ) -> dict[str, int]:
-    """Write ``all_train.json`` / ``all_val.json`` and their images; returns record counts."""
+    """Write ``all_train.json`` / ``all_val.json`` and their images; returns record counts.
+
+    Images are drawn at 32 px; a larger ``image_size`` enlarges them (nearest neighbour, the same content),
+    for models whose image-token count follows the image size (Qwen2-VL: 144 tokens at 336 px).
+    """
+    from PIL import Image
+
     rng = random.Random(seed)
     splits: dict[str, list[dict]] = {"all_train.json": [], "all_val.json": []}
     with atomic_directory(out_dir, overwrite=overwrite) as scratch:
@@ -302,7 +309,10 @@ def write_synthetic_benchmark(
                 sd_rel = f"sd_img/{concept.category}/{n}.png"
                 for rel, draw in ((image_rel, draw_harmful_image), (sd_rel, draw_sd_image)):
                     (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
-                    draw(concept, rng, world).save(scratch / rel)
+                    image = draw(concept, rng, world)
+                    if image_size != IMAGE_SIZE:
+                        image = image.resize((image_size, image_size), Image.Resampling.NEAREST)
+                    image.save(scratch / rel)
                 split = "all_val.json" if held_out else "all_train.json"
                 splits[split].append(make_record(concept, image_rel, sd_rel, world))
         for name, records in splits.items():

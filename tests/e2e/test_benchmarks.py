@@ -2,7 +2,8 @@
 
 The scripts run in this process (their imports are already paid for) on the session's tiny
 model and synthetic data. Only the structure and the sanity of the numbers are checked, never a
-timing: on a shared 2-core machine timings say nothing about correctness.
+timing: on a shared 2-core machine timings say nothing about correctness. memory_model.py and
+gpu_check.py run on the LLaVA-1.5-7B shape model, in the `shape` tier (their arithmetic: fast tier).
 """
 
 from __future__ import annotations
@@ -134,3 +135,94 @@ def test_eval_throughput(run_script):
         assert all(positive(v) for v in row["responses_per_s"].values())
         assert all(positive(v) for v in row["mean_generated_tokens"].values())
         assert positive(row["speedup"]) and isinstance(row["met"], bool)
+
+
+# ----- the memory model and the GPU check (shape models) ----------------------------------------------
+def load_benchmark(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_memory_model_extrapolates_per_layer_and_shards_as_documented():
+    """The arithmetic of docs/performance.md's memory model, on hand-made measurements."""
+    memory_model = load_benchmark("memory_model")
+    shape = memory_model.Shape("x", "llava", "shape7b", 1, 2, 32, missing_vision_layers=22)
+    small = {"seconds": 10.0, "peak_bytes": 100.0, "flops": 1000.0, "rows": 2, "reference_rows": 1}
+    small["static"] = {"frozen": 1000, "trainable": 50, "adam": 100}
+    large = {"seconds": 12.0, "peak_bytes": 110.0, "flops": 1100.0}
+    large["static"] = {"frozen": 1400, "trainable": 60, "adam": 120}
+    full = memory_model.extrapolate(shape, small, large, {"seconds": 0.5, "flops": 7.0}, 20000.0, gpus=2, rate=2.0)
+    # 31 more layers: trainable 50 + 31*10, AdamW 100 + 31*20, step peak 100 + 31*10 (gradients 360 of it)
+    assert full["static_bytes"] == {"frozen": 20000.0, "trainable": 360, "adam": 720}
+    assert full["step_peak_bytes"] == 410.0
+    assert full["per_gpu_bytes"] == {
+        "ddp": 20000 + 360 + 720 + 410,
+        "zero2": 20000 + 360 + (720 + 360) / 2 + (410 - 360),
+        "zero3": (20000 + 360 + 720 + 360) / 2 + (410 - 360) + 400,  # + one gathered layer (1400 - 1000)
+    }
+    # 3 images encoded (2 rows + the reference's row), 22 vision layers each; time: FLOPs at the rate
+    assert full["step_flops"] == 1000 + 31 * 100 + 66 * 7
+    assert full["cpu_step_seconds"] == full["step_flops"] / 2.0
+    assert full["per_layer"]["seconds"] == 100 / 2.0
+
+
+# rows each configuration stacks (batch 1): forget, and retain/refusal and PD rows where the method has them
+ROWS = {"SFT": 1, "GA": 1, "GA+PD": 2, "GD": 2, "GD+PD": 3, "KL": 2, "KL+PD": 3, "PO": 2, "PO+PD": 3, "NPO": 1}
+ROWS["NPO+PD"] = 2
+
+
+@pytest.mark.shape
+@pytest.mark.slow
+def test_memory_model_quick_on_the_llava_7b_shape(tmp_path: Path):
+    memory_model = load_benchmark("memory_model")
+    out = tmp_path / "memory_model.json"
+    memory_model.main(["--quick", "--work-dir", str(tmp_path / "work"), "--out", str(out)])
+    document = json.loads(out.read_text())
+    assert document["benchmark"] == "memory_model" and document["quick"] is True
+    model = document["models"]["llava7b"]
+    assert model["shape"]["text_layers"] == 1 and model["shape"]["full_text_layers"] == 32
+    assert positive(model["vision_per_layer"]["flops"])
+    configs = {config["label"]: config for config in model["configs"]}
+    assert set(configs) == {"SFT", "GA+PD"}
+    for label, config in configs.items():
+        assert config["rows"] == ROWS[label]
+        small, large = config["runs"]
+        # one more layer: its bf16 weights (exactly one Llama-7B decoder layer: attention, MLP, two RMSNorms)
+        # and its LoRA adapters in fp32
+        layer = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096
+        assert large["static"]["frozen"] - small["static"]["frozen"] == 2 * layer
+        lora = 32 * (4 * (4096 + 4096) + 2 * (4096 + 11008) + (11008 + 4096))
+        assert large["static"]["trainable"] - small["static"]["trainable"] == 4 * lora
+        full = config["full"]
+        assert all(positive(v) for v in full["per_gpu_bytes"].values())
+        assert full["per_gpu_bytes"]["zero3"] < full["per_gpu_bytes"]["zero2"] <= full["per_gpu_bytes"]["ddp"]
+    # PD stacks a second row: more activation memory, the same weights
+    assert configs["GA+PD"]["full"]["step_peak_bytes"] > configs["SFT"]["full"]["step_peak_bytes"]
+    assert configs["GA+PD"]["full"]["static_bytes"] == configs["SFT"]["full"]["static_bytes"]
+
+
+@pytest.mark.shape
+@pytest.mark.slow
+def test_gpu_check_quick_runs_every_configuration_and_both_evaluation_paths(tmp_path: Path):
+    gpu_check = load_benchmark("gpu_check")
+    out = tmp_path / "gpu_check.json"
+    gpu_check.main(["--quick", "--work-dir", str(tmp_path / "work"), "--out", str(out)])
+    document = json.loads(out.read_text())
+    assert document["preflight"]["missing_modules"] == []
+    configs = {config["label"]: config for config in document["training"]["configs"]}
+    assert set(configs) == set(ROWS)
+    for label, config in configs.items():
+        assert config["rows"] == ROWS[label], label
+        assert positive(config["step_s"]) and positive(config["flops"])
+    # exact accounting: the peak grows with the stacked rows; a reference forward (KL, NPO) adds FLOPs and
+    # its transient logits on top of the same rows without one (GD, GA)
+    peak = {label: config["peak_above_start_bytes"] for label, config in configs.items()}
+    assert peak["GD+PD"] > peak["GD"] > peak["GA"] and peak["KL+PD"] > peak["KL"] > peak["NPO"]
+    assert peak["KL"] >= peak["GD"] and peak["NPO"] >= peak["GA"]
+    assert configs["KL"]["flops"] > configs["GD"]["flops"] and configs["NPO"]["flops"] > configs["GA"]["flops"]
+    evaluation = document["evaluation"]
+    assert evaluation["responses"] == 4 * 2  # four subtasks, two documents each
+    assert all(positive(v) for v in evaluation["responses_per_s"].values())

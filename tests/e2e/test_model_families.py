@@ -128,7 +128,7 @@ def test_cli_builds_the_same_checkpoint(tmp_path: Path) -> None:
         assert path.read_bytes() == (tmp_path / "api" / path.name).read_bytes(), path.name
 
 
-def test_only_the_tiny_size_is_built_for_new_families(family: str, tmp_path: Path) -> None:
+def test_only_the_tiny_and_shape_sizes_are_built_for_new_families(family: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown size 'demo' for family"):
         write_tiny_model(tmp_path / "m", family=family, size="demo")
 
@@ -138,7 +138,7 @@ def test_cli_rejects_a_size_the_family_lacks_with_one_line(tmp_path: Path) -> No
     proc = run_cli([str(BIN / "safeeraser"), *args], timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "safeeraser: error: unknown size 'small' for family 'qwen2_vl'; choose one of tiny"
+        "safeeraser: error: unknown size 'small' for family 'qwen2_vl'; choose one of tiny, shape7b"
     ]
     assert not (tmp_path / "m").exists()
 

@@ -1,10 +1,7 @@
 """The prompt lm-eval feeds the model is, token for token, the prompt LLaMA-Factory trained on.
 
-For every model family (tiny llava, qwen2_vl, mllama). LLaMA-Factory side: its own SFT pipeline
-(the family's template, image-token expansion, label masking) on the prepared forget / PD /
-retain datasets; the prompt is the prefix whose labels are IGNORE_INDEX. lm-eval side: our tasks'
-contexts, encoded by ``hf-multimodal`` exactly as its ``generate_until`` does
-(``tok_batch_multimodal_encode`` with the document's image).
+For every model family (tiny llava, qwen2_vl, mllama); how each side is encoded: prompt_parity.py. The
+released shapes and tokenizers: test_prompt_tokenization.py (fast) and test_shape_prompt_format.py (shape tier).
 """
 
 from __future__ import annotations
@@ -13,20 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from llamafactory_safeeraser.offline.tiny_models import FAMILIES
-from llamafactory_safeeraser.tasks import TASK_DIR
+from prompt_parity import ROWS, eval_tasks, llamafactory_setup, lm_eval_encoding, lm_eval_prompt, training_prompts
 
 pytestmark = pytest.mark.slow
 # family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
 # (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention)
 IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1}
-# LLaMA-Factory dataset -> (our task, row indices): same order, see data/prepare.py and evaluation/documents.py
-ROWS = {
-    "safeeraser_forget": ("safeeraser_efficacy", [0, 1, 5]),
-    "safeeraser_pd": ("safeeraser_sarr", [0, 6]),
-    "safeeraser_retain": ("safeeraser_utility", [0, 2, 7]),
-}
 
 
 @pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
@@ -39,64 +28,10 @@ def model_dir(family: str, family_model_dir) -> Path:
     return family_model_dir(family)
 
 
-def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path, **extra) -> tuple:
-    """LLaMA-Factory's parsed arguments, tokenizer module and template for an SFT run of ``family``."""
-    from llamafactory_safeeraser.hook.stage import parse_train_args
-    from llamafactory_safeeraser.integration import llamafactory as lf
-
-    model_args, data_args, training_args, _, _ = parse_train_args(
-        {
-            "model_name_or_path": str(model_dir),
-            "stage": "sft",
-            "do_train": True,
-            "finetuning_type": "lora",
-            "dataset": "safeeraser_forget",
-            "dataset_dir": str(dataset_dir),
-            "template": FAMILIES[family],
-            "cutoff_len": 1024,
-            "overwrite_cache": True,
-            "preprocessing_num_workers": 1,
-            "output_dir": str(output_dir),
-            "report_to": "none",
-            **extra,
-        }
-    )
-    tokenizer_module = lf.load_tokenizer(model_args)
-    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
-    return model_args, data_args, training_args, tokenizer_module, template
-
-
 @pytest.fixture(scope="module")
 def llamafactory_prompts(family: str, model_dir: Path, prepared_dir: Path, tmp_path_factory) -> dict[str, list[tuple]]:
     """Per dataset: (prompt token ids, image path) of the selected rows."""
-    from llamafactory_safeeraser.integration import llamafactory as lf
-
-    model_args, data_args, training_args, tokenizer_module, template = llamafactory_setup(
-        model_dir, family, prepared_dir, tmp_path_factory.mktemp("lf")
-    )
-    prompts = {}
-    for name, (_, indices) in ROWS.items():
-        dataset = lf.load_prompt_answer_rows(
-            [name],
-            template,
-            model_args,
-            data_args,
-            training_args,
-            tokenizer_module["tokenizer"],
-            tokenizer_module["processor"],
-        )
-        prompts[name] = [(dataset[index]["prompt_ids"], dataset[index]["images"][0]) for index in indices]
-    return prompts
-
-
-def eval_tasks(family: str, train_file: Path, names: list[str], **metadata) -> dict:
-    """Our lm-eval tasks on ``train_file`` (as train and val file, so that documents follow the prepared rows)."""
-    from lm_eval.tasks import TaskManager
-
-    metadata = {"train_file": str(train_file), "val_file": str(train_file), "harmful_samples": 1, **metadata}
-    metadata["template"] = FAMILIES[family]
-    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
-    return manager.load(names)["tasks"]
+    return training_prompts(model_dir, family, prepared_dir, tmp_path_factory.mktemp("lf"))
 
 
 @pytest.fixture(scope="module")
@@ -108,20 +43,6 @@ def lm_eval_side(family: str, model_dir: Path, synthetic_dir: Path):
         {"pretrained": str(model_dir), "max_images": 1}, {"device": "cpu", "batch_size": 1}
     )
     return tasks, lm
-
-
-def lm_eval_encoding(task, lm, index: int) -> tuple[dict, str]:
-    """(what hf-multimodal generates from: ids and pixel values, image path) of the task's document ``index``."""
-    task.build_all_requests(limit=index + 1, rank=0, world_size=1)
-    instance = next(inst for inst in task.instances if inst.doc_id == index)
-    context, _, multimodal = instance.args
-    return lm.tok_batch_multimodal_encode([context], [multimodal["visual"]]), instance.doc["image_path"]
-
-
-def lm_eval_prompt(task, lm, index: int) -> tuple[list[int], str]:
-    """(token ids hf-multimodal generates from, image path) of the task's document ``index``."""
-    encoded, image_path = lm_eval_encoding(task, lm, index)
-    return encoded["input_ids"][0].tolist(), image_path
 
 
 @pytest.mark.parametrize("dataset", list(ROWS))
@@ -150,8 +71,9 @@ def test_without_the_template_the_prompts_would_differ(llamafactory_prompts, lm_
 
 
 def test_a_tokenizer_that_adds_bos_itself_adds_exactly_one_token(llamafactory_prompts, lm_eval_side) -> None:
-    """The documented limit: real LLaVA-1.5 and Llama-3 tokenizers add BOS on encode (the tiny ones do not), and
-    hf-multimodal cannot switch that off; the prompt then gains one leading BOS and nothing else changes."""
+    """hf-multimodal keeps the BOS a tokenizer writes on encode (LLaVA-1.5's and Llama 3's do, the tiny ones do
+    not): one leading token, nothing else changes. Hence training rows get the tokenizer's BOS too
+    (``integration.prompts.missing_bos``; released tokenizers: test_prompt_tokenization.py)."""
     tasks, lm = lm_eval_side
     tokenizer = lm.tokenizer
     tokenizer.add_bos_token = True

@@ -30,20 +30,39 @@ SIZES = {
 }
 
 
-# Sizes each family is built in: the new families only for tests, LLaVA also for the demo and benchmarks.
-FAMILY_SIZES = {"llava": tuple(SIZES), "qwen2_vl": ("tiny",), "mllama": ("tiny",)}
+# Shape sizes: a released checkpoint's exact configuration with fewer layers (``shapes/released.py``).
+SHAPE_SIZES = {"llava": ("shape7b", "shape13b"), "qwen2_vl": ("shape7b",), "mllama": ("shape11b",)}
+
+# Sizes each family is built in: the new families tiny only for tests, LLaVA also for the demo and
+# benchmarks; every family at its released shapes.
+FAMILY_SIZES = {
+    "llava": (*SIZES, *SHAPE_SIZES["llava"]),
+    "qwen2_vl": ("tiny", *SHAPE_SIZES["qwen2_vl"]),
+    "mllama": ("tiny", *SHAPE_SIZES["mllama"]),
+}
+ALL_SIZES = tuple(dict.fromkeys(size for sizes in FAMILY_SIZES.values() for size in sizes))
 
 
 class ModelSpecError(SafeEraserError, ValueError):
     """An unknown family, or a size that family is not built in."""
 
 
-def tiny_size(size: str, family: str) -> TinySize:
+def check_size(size: str, family: str) -> None:
     if family not in FAMILY_SIZES:
         raise ModelSpecError(f"unknown model family '{family}'; choose one of {', '.join(FAMILY_SIZES)}")
     allowed = FAMILY_SIZES[family]
     if size not in allowed:
         raise ModelSpecError(f"unknown size '{size}' for family '{family}'; choose one of {', '.join(allowed)}")
+
+
+def is_shape(size: str) -> bool:
+    return any(size in sizes for sizes in SHAPE_SIZES.values())
+
+
+def tiny_size(size: str, family: str) -> TinySize:
+    check_size(size, family)
+    if size not in SIZES:
+        raise ModelSpecError(f"size '{size}' is a released shape, not a tiny size")
     return SIZES[size]
 
 

@@ -1,0 +1,337 @@
+"""The released checkpoints the shape models copy: config, tokenizer and processor facts (standard library only).
+
+Written from each model's published ``config.json``, tokenizer and processor files, in transformers 5's key
+names (``rope_parameters`` holds what the files call ``rope_theta`` / ``rope_scaling``). The shape builders
+take every value from here and change only the layer counts; ``tests/offline/test_shape_models.py`` checks the
+built configs field by field against its own table of the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# CLIP's image normalisation, used by all three image processors
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ReleasedTokenizer:
+    """What a released tokenizer does with special tokens.
+
+    ``kind`` names the tokenization scheme the offline twin reproduces: ``llama2`` (SentencePiece-style BPE
+    with byte fallback; a ``▁`` word marker written before the first word of every encode call), ``qwen2`` and
+    ``llama3`` (byte-level BPE after a regex split, nothing prepended). ``tokens`` maps every id the model's
+    configs or templates name to its token; the learned pieces fill ``base_vocab_size`` ids below the first
+    added token.
+    """
+
+    kind: str
+    base_vocab_size: int
+    tokens: dict[int, str]
+    bos_token: str | None
+    eos_token: str
+    pad_token: str | None
+    unk_token: str | None
+    adds_bos: bool  # whether encoding a text (default arguments) puts the BOS first
+    image_token: str
+    extra: dict[str, Any] = field(default_factory=dict)  # tokenizer_config keys the twin copies as released
+
+    def id_of(self, token: str) -> int:
+        return next(token_id for token_id, text in self.tokens.items() if text == token)
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    hub_id: str
+    family: str
+    dtype: str  # the checkpoint's dtype (config.json "torch_dtype")
+    config: dict[str, Any]  # top-level config keys besides the two sub-configs
+    text_config: dict[str, Any]
+    vision_config: dict[str, Any]
+    tokenizer: ReleasedTokenizer
+    processor: dict[str, Any]  # processor_config.json / preprocessor_config.json
+    generation: dict[str, Any]  # generation_config.json's token ids
+
+
+LLAVA_TOKENIZER = ReleasedTokenizer(
+    kind="llama2",
+    base_vocab_size=32000,
+    tokens={0: "<unk>", 1: "<s>", 2: "</s>", 32000: "<image>", 32001: "<pad>"},
+    bos_token="<s>",
+    eos_token="</s>",
+    pad_token="<pad>",
+    unk_token="<unk>",
+    adds_bos=True,
+    image_token="<image>",
+    extra={"legacy": False, "add_bos_token": True, "add_eos_token": False},
+)
+
+_LLAVA_VISION = {  # CLIP ViT-L/14 at 336 px (openai/clip-vit-large-patch14-336)
+    "model_type": "clip_vision_model",
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 24,
+    "image_size": 336,
+    "patch_size": 14,
+    "projection_dim": 768,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+}
+_LLAVA_TOP = {
+    "image_token_index": 32000,
+    "pad_token_id": 32001,
+    "projector_hidden_act": "gelu",
+    "vision_feature_layer": -2,
+    "vision_feature_select_strategy": "default",
+    "tie_word_embeddings": False,
+}
+_LLAVA_GENERATION = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 32001}
+_LLAVA_PROCESSOR = {
+    "patch_size": 14,
+    "vision_feature_select_strategy": "default",
+    "num_additional_image_tokens": 1,  # CLIP's CLS token, dropped by the "default" strategy
+    "image_token": "<image>",
+    "image_processor": {
+        "size": {"shortest_edge": 336},
+        "crop_size": {"height": 336, "width": 336},
+        "do_center_crop": True,
+        "do_convert_rgb": True,
+        "resample": 3,  # bicubic
+        "image_mean": CLIP_MEAN,
+        "image_std": CLIP_STD,
+    },
+}
+
+
+def _llama2_text(hidden: int, intermediate: int, heads: int, layers: int) -> dict[str, Any]:
+    """Vicuna-1.5 (Llama-2) as LLaVA-1.5 ships it: 32,064 embedding rows for a 32,002-token tokenizer."""
+    return {
+        "model_type": "llama",
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,
+        "num_hidden_layers": layers,
+        "vocab_size": 32064,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        "hidden_act": "silu",
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": False,
+    }
+
+
+LLAVA_1_5_7B = ReleasedModel(
+    hub_id="llava-hf/llava-1.5-7b-hf",
+    family="llava",
+    dtype="float16",
+    config=_LLAVA_TOP,
+    text_config=_llama2_text(4096, 11008, 32, 32),
+    vision_config=_LLAVA_VISION,
+    tokenizer=LLAVA_TOKENIZER,
+    processor=_LLAVA_PROCESSOR,
+    generation=_LLAVA_GENERATION,
+)
+LLAVA_1_5_13B = ReleasedModel(
+    hub_id="llava-hf/llava-1.5-13b-hf",
+    family="llava",
+    dtype="float16",
+    config=_LLAVA_TOP,
+    text_config=_llama2_text(5120, 13824, 40, 40),
+    vision_config=_LLAVA_VISION,
+    tokenizer=LLAVA_TOKENIZER,
+    processor=_LLAVA_PROCESSOR,
+    generation=_LLAVA_GENERATION,
+)
+
+QWEN2_VL_TOKENIZER = ReleasedTokenizer(
+    kind="qwen2",
+    base_vocab_size=151643,
+    tokens={
+        151643: "<|endoftext|>",
+        151644: "<|im_start|>",
+        151645: "<|im_end|>",
+        151646: "<|object_ref_start|>",
+        151647: "<|object_ref_end|>",
+        151648: "<|box_start|>",
+        151649: "<|box_end|>",
+        151650: "<|quad_start|>",
+        151651: "<|quad_end|>",
+        151652: "<|vision_start|>",
+        151653: "<|vision_end|>",
+        151654: "<|vision_pad|>",
+        151655: "<|image_pad|>",
+        151656: "<|video_pad|>",
+    },
+    bos_token=None,
+    eos_token="<|im_end|>",
+    pad_token="<|endoftext|>",
+    unk_token=None,
+    adds_bos=False,
+    image_token="<|image_pad|>",
+    extra={"model_max_length": 32768, "errors": "replace"},
+)
+
+QWEN2_VL_7B = ReleasedModel(
+    hub_id="Qwen/Qwen2-VL-7B-Instruct",
+    family="qwen2_vl",
+    dtype="bfloat16",
+    config={
+        "image_token_id": 151655,
+        "video_token_id": 151656,
+        "vision_start_token_id": 151652,
+        "vision_end_token_id": 151653,
+        "tie_word_embeddings": False,
+    },
+    text_config={
+        "model_type": "qwen2_vl_text",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "num_hidden_layers": 28,
+        "vocab_size": 152064,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        "hidden_act": "silu",
+        "sliding_window": 32768,
+        "use_sliding_window": False,
+        "max_window_layers": 28,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+    },
+    vision_config={
+        "depth": 32,
+        "embed_dim": 1280,
+        "hidden_size": 3584,  # the merger's output: the language model's width
+        "mlp_ratio": 4,
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "hidden_act": "quick_gelu",
+    },
+    tokenizer=QWEN2_VL_TOKENIZER,
+    processor={
+        "image_processor": {
+            "min_pixels": 3136,  # 56 x 56
+            "max_pixels": 12845056,  # 14 x 14 x 4 x 16384
+            "patch_size": 14,
+            "temporal_patch_size": 2,
+            "merge_size": 2,
+            "image_mean": CLIP_MEAN,
+            "image_std": CLIP_STD,
+        },
+    },
+    generation={"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643},
+)
+
+# Llama 3's 256 reserved special tokens (128000-128255); the ones with a role are named, as released
+_LLAMA3_NAMED = {
+    128000: "<|begin_of_text|>",
+    128001: "<|end_of_text|>",
+    128004: "<|finetune_right_pad_id|>",
+    128006: "<|start_header_id|>",
+    128007: "<|end_header_id|>",
+    128008: "<|eom_id|>",
+    128009: "<|eot_id|>",
+    128010: "<|python_tag|>",
+    128256: "<|image|>",
+}
+
+
+def _llama3_tokens() -> dict[int, str]:
+    reserved = (token_id for token_id in range(128000, 128256) if token_id not in _LLAMA3_NAMED)
+    tokens = {token_id: f"<|reserved_special_token_{n}|>" for n, token_id in enumerate(reserved)}
+    return dict(sorted({**tokens, **_LLAMA3_NAMED}.items()))
+
+
+MLLAMA_TOKENIZER = ReleasedTokenizer(
+    kind="llama3",
+    base_vocab_size=128000,
+    tokens=_llama3_tokens(),
+    bos_token="<|begin_of_text|>",
+    eos_token="<|eot_id|>",
+    pad_token="<|finetune_right_pad_id|>",
+    unk_token=None,
+    adds_bos=True,
+    image_token="<|image|>",
+    extra={"model_max_length": 131072},
+)
+
+LLAMA_3_2_11B_VISION = ReleasedModel(
+    hub_id="meta-llama/Llama-3.2-11B-Vision-Instruct",
+    family="mllama",
+    dtype="bfloat16",
+    config={"image_token_index": 128256},
+    text_config={
+        "model_type": "mllama_text_model",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_hidden_layers": 40,  # 32 self-attention + 8 cross-attention layers
+        "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+        "vocab_size": 128256,  # the input embedding has 8 more rows (transformers adds them)
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5,
+        "rope_parameters": {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        "hidden_act": "silu",
+        "bos_token_id": 128000,
+        "eos_token_id": [128001, 128008, 128009],
+        "pad_token_id": 128004,
+        "tie_word_embeddings": False,
+    },
+    vision_config={
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_hidden_layers": 32,
+        "num_global_layers": 8,
+        "attention_heads": 16,
+        "image_size": 560,  # one tile
+        "patch_size": 14,
+        "max_num_tiles": 4,
+        "intermediate_layers_indices": [3, 7, 15, 23, 30],
+        "vision_output_dim": 7680,  # 1280 x (1 + 5 intermediate layers)
+        "norm_eps": 1e-5,
+        "num_channels": 3,
+        "hidden_act": "gelu",
+        "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
+    },
+    tokenizer=MLLAMA_TOKENIZER,
+    processor={
+        "image_processor": {
+            "size": {"height": 560, "width": 560},
+            "max_image_tiles": 4,
+            "resample": 2,  # bilinear
+            "do_pad": True,
+            "do_convert_rgb": True,
+            "image_mean": CLIP_MEAN,
+            "image_std": CLIP_STD,
+        },
+    },
+    generation={"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "pad_token_id": 128004},
+)
+
+# (family, size) -> the released model that size copies
+RELEASED = {
+    ("llava", "shape7b"): LLAVA_1_5_7B,
+    ("llava", "shape13b"): LLAVA_1_5_13B,
+    ("qwen2_vl", "shape7b"): QWEN2_VL_7B,
+    ("mllama", "shape11b"): LLAMA_3_2_11B_VISION,
+}

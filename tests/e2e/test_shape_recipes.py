@@ -1,0 +1,126 @@
+"""Every paper recipe on its released model's shape: `llamafactory-cli train` for two steps, then the
+`safeeraser` lm-eval group with a document limit on the adapter it saved (the `shape` tier).
+
+A recipe runs with all its own keys except the ones ``offline.cpu_recipe`` replaces and says why: the
+model (the shape model, fewest layers), the folders, the layers (RMU's ``rmu_layer``), the steps, and what
+needs GPUs (``deepspeed``; ``bf16`` stays, with ``use_cpu``). The models are the released shapes
+(4096-wide Llama with a 32,064-row vocabulary and 576 image tokens; Qwen2-VL's 152,064 rows and M-RoPE;
+Mllama's cross-attention layers and 560 px tiles), so cutoffs, image-token counts, the BOS and bf16 run
+as on a GPU. About an hour on 2 CPU cores (docs/performance.md).
+
+The row checks before (fast tier) need no weights: every training row of a recipe holds all its image
+tokens and exactly one BOS where the model has one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import REPO, llamafactory_train, log_history
+
+import yaml
+from llamafactory_safeeraser.offline.cpu_recipe import cpu_recipe, shape_of
+from llamafactory_safeeraser.offline.tiny_models import FAMILIES
+
+RECIPES = [
+    *sorted((REPO / "yaml").glob("llava7b_*.yaml")),
+    *sorted((REPO / "yaml").glob("llava13b_*.yaml")),
+    REPO / "yaml/qwen2vl_7b_npo_pd.yaml",
+    REPO / "yaml/llama32v_11b_npo_pd.yaml",
+]
+# family -> (image token id, image tokens per 336 px image)
+IMAGE_TOKENS = {"llava": (32000, 576), "qwen2_vl": (151655, 144), "mllama": (128256, 1)}
+# family -> a row's first token: the BOS (llava: the tokenizer's <s>; mllama: the template's), or Qwen2's
+# <|im_start|> (Qwen2 has no BOS)
+FIRST_TOKEN = {"llava": 1, "qwen2_vl": 151644, "mllama": 128000}
+
+
+def shape_recipe_config(recipe: Path, model_dir: Path, dataset_dir: Path, text_layers: int) -> dict:
+    return cpu_recipe(yaml.safe_load(recipe.read_text()), model_dir, dataset_dir, text_layers)
+
+
+# ----- every training row (fast: no weights) ---------------------------------------------------------
+ROW_RECIPES = [REPO / f"yaml/{name}.yaml" for name in ("llava7b_gd_pd", "qwen2vl_7b_npo_pd", "llama32v_11b_npo_pd")]
+
+
+@pytest.mark.parametrize("recipe", ROW_RECIPES, ids=[r.stem for r in ROW_RECIPES])
+def test_every_training_row_holds_all_image_tokens_and_one_bos(
+    recipe: Path, shape_processor_dir, shape_data, tmp_path: Path
+) -> None:
+    from llamafactory_safeeraser.hook.stage import parse_train_args
+    from llamafactory_safeeraser.integration import llamafactory as lf
+    from llamafactory_safeeraser.unlearn.registry import get_method
+    from llamafactory_safeeraser.unlearn.workflow import load_unlearning_sets
+
+    family, _ = shape_of(recipe)
+    config = shape_recipe_config(recipe, shape_processor_dir(family), shape_data[1], text_layers=1)
+    config["output_dir"] = str(tmp_path)
+    model_args, data_args, training_args, finetuning_args, _ = parse_train_args(config)
+    tokenizer_module = lf.load_tokenizer(model_args)
+    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+    method = get_method(finetuning_args.unlearn_method)
+    dataset = load_unlearning_sets(
+        method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
+    )
+    image_token, per_image = IMAGE_TOKENS[family]
+    first = FIRST_TOKEN[family]
+    groups = set()
+    for index in range(len(dataset)):
+        for group, row in dataset[index].items():
+            if group == "row_id":
+                continue
+            groups.add(group)
+            ids = list(row["input_ids"])
+            assert ids.count(image_token) == per_image, (group, index)
+            assert len(ids) <= config["cutoff_len"]
+            assert ids[0] == first and ids[1] != first, (group, index)  # one BOS (none for Qwen2), not two
+    assert groups == ({"forget", "retain", "pd"} if "gd" in recipe.stem else {"forget", "pd"})
+
+
+# ----- training and evaluation (the shape tier) ------------------------------------------------------
+@pytest.mark.shape
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
+def test_recipe_trains_two_steps_on_its_shape_model_and_evaluates(
+    recipe: Path, shape_model_dir, shape_data, tmp_path: Path
+) -> None:
+    from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs
+    from llamafactory_safeeraser.evaluation.documents import render_prompt
+
+    family, size = shape_of(recipe)
+    model_dir = shape_model_dir(family, size)
+    text_layers = json.loads((model_dir / "config.json").read_text())["text_config"]["num_hidden_layers"]
+    config = shape_recipe_config(recipe, model_dir, shape_data[1], text_layers)
+    config["output_dir"] = str(tmp_path / recipe.stem)
+    out = llamafactory_train(config, tmp_path, recipe.stem, timeout=3600)
+
+    steps = [entry for entry in log_history(out) if "loss" in entry]
+    assert len(steps) == 2 and all(math.isfinite(entry["loss"]) for entry in steps)
+    assert all(("pd_nll" in entry) == ("pd_dataset" in config) for entry in steps)
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (config["lora_rank"], config["lora_alpha"])
+    expected_saved = [config["additional_target"]] if "additional_target" in config else None
+    assert adapter["modules_to_save"] == expected_saved
+
+    settings = EvalSettings(
+        data_dir=shape_data[0],
+        harmful_samples=1,
+        max_gen_toks=4,
+        limit=1,
+        template=config["template"],
+        image_max_pixels=config.get("image_max_pixels"),
+        seed=11,
+        device="cpu",
+    )
+    evaluate_runs([RunSpec(recipe.stem, model_dir, out)], settings, tmp_path / "eval", report=False)
+    results = json.loads((tmp_path / "eval" / recipe.stem / "results.json").read_text())
+    kinds = ("efficacy", "generality", "sarr", "utility")
+    assert {kind: results["tasks"][kind]["n"] for kind in kinds} == dict.fromkeys(kinds, 1)
+    lines = (tmp_path / "eval" / recipe.stem / "samples.jsonl").read_text().splitlines()
+    samples = [json.loads(line) for line in lines]
+    assert len(samples) == 4
+    for sample in samples:  # written for the model's tokenizer (integration.prompts.text_encoding_like_template)
+        assert sample["prompt"] == render_prompt(FAMILIES[family], sample["question"], str(model_dir))

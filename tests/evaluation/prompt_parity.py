@@ -1,0 +1,100 @@
+"""Helpers of the prompt-parity tests: LLaMA-Factory's training prompts and lm-eval's encoded prompts of the
+same rows (tests/evaluation/test_eval_prompt_format.py, test_prompt_tokenization.py, test_shape_prompt_format.py).
+
+LLaMA-Factory side: its own SFT pipeline (the family's template, image-token expansion, label masking) on
+the prepared forget / PD / retain datasets; the prompt is the prefix whose labels are IGNORE_INDEX. lm-eval
+side: our tasks' contexts and images, encoded as ``hf-multimodal``'s ``tok_batch_multimodal_encode`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llamafactory_safeeraser.offline.tiny_models import FAMILIES
+from llamafactory_safeeraser.tasks import TASK_DIR
+
+# LLaMA-Factory dataset -> (our task, row indices): same order, see data/prepare.py and evaluation/documents.py
+ROWS = {
+    "safeeraser_forget": ("safeeraser_efficacy", [0, 1, 5]),
+    "safeeraser_pd": ("safeeraser_sarr", [0, 6]),
+    "safeeraser_retain": ("safeeraser_utility", [0, 2, 7]),
+}
+
+
+def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path, **extra) -> tuple:
+    """LLaMA-Factory's parsed arguments, tokenizer module and template for an SFT run of ``family``."""
+    from llamafactory_safeeraser.hook.stage import parse_train_args
+    from llamafactory_safeeraser.integration import llamafactory as lf
+
+    model_args, data_args, training_args, _, _ = parse_train_args(
+        {
+            "model_name_or_path": str(model_dir),
+            "stage": "sft",
+            "do_train": True,
+            "finetuning_type": "lora",
+            "dataset": "safeeraser_forget",
+            "dataset_dir": str(dataset_dir),
+            "template": FAMILIES[family],
+            "cutoff_len": 2048,
+            "overwrite_cache": True,
+            "preprocessing_num_workers": 1,
+            "output_dir": str(output_dir),
+            "report_to": "none",
+            **extra,
+        }
+    )
+    tokenizer_module = lf.load_tokenizer(model_args)
+    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+    return model_args, data_args, training_args, tokenizer_module, template
+
+
+def training_prompts(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path) -> dict[str, list[tuple]]:
+    """Per dataset of ROWS: (prompt token ids, image path) of the selected rows, as LLaMA-Factory encodes them."""
+    from llamafactory_safeeraser.integration import llamafactory as lf
+
+    model_args, data_args, training_args, tokenizer_module, template = llamafactory_setup(
+        model_dir, family, dataset_dir, output_dir
+    )
+    prompts = {}
+    for name, (_, indices) in ROWS.items():
+        dataset = lf.load_prompt_answer_rows(
+            [name],
+            template,
+            model_args,
+            data_args,
+            training_args,
+            tokenizer_module["tokenizer"],
+            tokenizer_module["processor"],
+        )
+        prompts[name] = [(dataset[index]["prompt_ids"], dataset[index]["images"][0]) for index in indices]
+    return prompts
+
+
+def eval_tasks(family: str, train_file: Path, names: list[str], **metadata) -> dict:
+    """Our lm-eval tasks on ``train_file`` (as train and val file, so that documents follow the prepared rows)."""
+    from lm_eval.tasks import TaskManager
+
+    metadata = {"train_file": str(train_file), "val_file": str(train_file), "harmful_samples": 1, **metadata}
+    metadata["template"] = FAMILIES[family]
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
+    return manager.load(names)["tasks"]
+
+
+def task_request(task, index: int) -> tuple[str, list, dict]:
+    """(context, images, document) of the task's document ``index``, as lm-eval hands them to the model."""
+    task.build_all_requests(limit=index + 1, rank=0, world_size=1)
+    instance = next(inst for inst in task.instances if inst.doc_id == index)
+    context, _, multimodal = instance.args
+    return context, multimodal["visual"], instance.doc
+
+
+def lm_eval_encoding(task, lm, index: int) -> tuple[dict, str]:
+    """(what hf-multimodal generates from: ids and pixel values, image path) of the task's document ``index``."""
+    context, images, doc = task_request(task, index)
+    return lm.tok_batch_multimodal_encode([context], [images]), doc["image_path"]
+
+
+def lm_eval_prompt(task, lm, index: int) -> tuple[list[int], str]:
+    """(token ids hf-multimodal generates from, image path) of the task's document ``index``."""
+    encoded, image_path = lm_eval_encoding(task, lm, index)
+    return encoded["input_ids"][0].tolist(), image_path
