@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llamafactory_safeeraser.evaluation.documents import GROUP, TASK_KINDS
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 from llamafactory_safeeraser.tasks import TASK_DIR
 
@@ -70,31 +71,57 @@ def training_prompts(model_dir: Path, family: str, dataset_dir: Path, output_dir
     return prompts
 
 
-def eval_tasks(family: str, train_file: Path, names: list[str], **metadata) -> dict:
+def eval_tasks(family: str, train_file: Path, names: list[str], **metadata) -> dict[str, KindDocuments]:
     """Our lm-eval tasks on ``train_file`` (as train and val file, so that documents follow the prepared rows)."""
     from lm_eval.tasks import TaskManager
 
     metadata = {"train_file": str(train_file), "val_file": str(train_file), "harmful_samples": 1, **metadata}
     metadata["template"] = FAMILIES[family]
     manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
-    return manager.load(names)["tasks"]
+    return by_kind(manager.load(names)["tasks"])
 
 
-def task_request(task, index: int) -> tuple[str, list, dict]:
-    """(context, images, document) of the task's document ``index``, as lm-eval hands them to the model."""
-    task.build_all_requests(limit=index + 1, rank=0, world_size=1)
-    instance = next(inst for inst in task.instances if inst.doc_id == index)
+class KindDocuments:
+    """A task kind's category subtasks (e.g. ``safeeraser_efficacy_weapon``), addressed by a document's index in
+    the whole kind: file order, which is the order of the prepared LLaMA-Factory rows."""
+
+    def __init__(self, tasks: dict, kind_group: str) -> None:
+        located = []
+        for name, task in tasks.items():
+            if name.startswith(kind_group + "_"):
+                located += [(doc["record"], position, task) for position, doc in enumerate(task.eval_docs)]
+        if not located:
+            raise KeyError(kind_group)
+        # a record's documents all sit in its category's subtask, in the record's order
+        located.sort(key=lambda entry: entry[:2])
+        self.documents = [(task, position) for _, position, task in located]
+
+    def __getitem__(self, index: int) -> tuple:
+        return self.documents[index]
+
+
+def by_kind(tasks: dict) -> dict[str, KindDocuments]:
+    """lm-eval's loaded leaf tasks grouped by kind: ``{"safeeraser_efficacy": KindDocuments, ...}``."""
+    groups = {f"{GROUP}_{kind}" for kind in TASK_KINDS}
+    return {group: KindDocuments(tasks, group) for group in groups if any(name.startswith(group) for name in tasks)}
+
+
+def task_request(kind: KindDocuments, index: int) -> tuple[str, list, dict]:
+    """(context, images, document) of the kind's document ``index``, as lm-eval hands them to the model."""
+    task, position = kind[index]
+    task.build_all_requests(limit=position + 1, rank=0, world_size=1)
+    instance = next(inst for inst in task.instances if inst.doc_id == position)
     context, _, multimodal = instance.args
     return context, multimodal["visual"], instance.doc
 
 
-def lm_eval_encoding(task, lm, index: int) -> tuple[dict, str]:
+def lm_eval_encoding(kind: KindDocuments, lm, index: int) -> tuple[dict, str]:
     """(what hf-multimodal generates from: ids and pixel values, image path) of the task's document ``index``."""
-    context, images, doc = task_request(task, index)
+    context, images, doc = task_request(kind, index)
     return lm.tok_batch_multimodal_encode([context], [images]), doc["image_path"]
 
 
-def lm_eval_prompt(task, lm, index: int) -> tuple[list[int], str]:
+def lm_eval_prompt(kind: KindDocuments, lm, index: int) -> tuple[list[int], str]:
     """(token ids hf-multimodal generates from, image path) of the task's document ``index``."""
-    encoded, image_path = lm_eval_encoding(task, lm, index)
+    encoded, image_path = lm_eval_encoding(kind, lm, index)
     return encoded["input_ids"][0].tolist(), image_path

@@ -10,7 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prompt_parity import ROWS, eval_tasks, llamafactory_setup, lm_eval_encoding, lm_eval_prompt, training_prompts
+from prompt_parity import (
+    ROWS,
+    eval_tasks,
+    llamafactory_setup,
+    lm_eval_encoding,
+    lm_eval_prompt,
+    task_request,
+    training_prompts,
+)
 
 pytestmark = pytest.mark.slow
 # family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
@@ -63,10 +71,8 @@ def test_lm_eval_prompt_tokens_equal_llamafactory_training_prompt(
 def test_without_the_template_the_prompts_would_differ(llamafactory_prompts, lm_eval_side) -> None:
     """Control: lm-eval's plain '<image>\\nquestion' context is not what training saw."""
     tasks, lm = lm_eval_side
-    task = tasks["safeeraser_efficacy"]
-    task.build_all_requests(limit=1, rank=0, world_size=1)
-    doc, (_, _, multimodal) = task.instances[0].doc, task.instances[0].args
-    bare = lm.tok_batch_multimodal_encode(["<image>\n" + doc["question"]], [multimodal["visual"]])
+    _, images, doc = task_request(tasks["safeeraser_efficacy"], 0)
+    bare = lm.tok_batch_multimodal_encode(["<image>\n" + doc["question"]], [images])
     assert bare["input_ids"][0].tolist() != llamafactory_prompts["safeeraser_forget"][0][0]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prompt_parity import ROWS, lm_eval_prompt, training_prompts
+from prompt_parity import ROWS, by_kind, lm_eval_prompt, training_prompts
 
 pytestmark = [pytest.mark.shape, pytest.mark.slow]
 # (family, size) -> (image token id, image tokens per 336 px image, the prompt's first token)
@@ -47,7 +47,7 @@ def evaluation(shape, model_dir: Path, shape_data):
     settings = EvalSettings(train_file=data_file, val_file=data_file, harmful_samples=1, template=FAMILIES[shape[0]])
     evaluator = Evaluator(settings)
     run = RunSpec("base", model_dir)
-    tasks = evaluator.task_manager(run).load([task for task, _ in ROWS.values()])["tasks"]
+    tasks = by_kind(evaluator.task_manager(run).load([task for task, _ in ROWS.values()])["tasks"])
     return tasks, evaluator.load_model(run)
 
 
