@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .data.records import SD_IMAGE_QUESTIONS
-from .demo.settings import DEFAULT_SEEDS
+from .demo.settings import DEFAULT_RELEARN, DEFAULT_SEEDS
 from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
 from .evaluation.config import EVAL_KEYS, REPORT_KEYS, SPECIFICITY_KEYS
 from .offline.tiny_models.sizes import ALL_SIZES, FAMILY_SIZES
@@ -149,7 +149,10 @@ def _demo(args: argparse.Namespace) -> None:
     from .demo import DemoSettings, run_demo
 
     recipes = Path(args.recipes) if args.recipes else None
-    settings = DemoSettings(out_dir=Path(args.out), seeds=args.seeds, parallel=args.parallel, recipe_dir=recipes)
+    relearn = DEFAULT_RELEARN if args.relearn == [] else tuple(args.relearn or ())
+    settings = DemoSettings(
+        out_dir=Path(args.out), seeds=args.seeds, parallel=args.parallel, recipe_dir=recipes, relearn=relearn
+    )
     report = run_demo(settings)
     print(report.read_text(encoding="utf-8"))
 
@@ -228,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--parallel", type=int, default=2, help="unlearning runs trained at the same time")
     p.add_argument("--recipes", default=None, help="folder of the tiny_*.yaml recipes (default: the installed yaml/)")
+    p.add_argument(
+        "--relearn",
+        nargs="*",
+        metavar="RUN",
+        help="afterwards, attack these models by relearning (vanilla and run names such as po_pd; without names: "
+        f"{' '.join(DEFAULT_RELEARN)}); about 40 s per model and seed",
+    )
 
     p = command("validate", _validate, "check SafeEraser files and report the first problem")
     p.add_argument("files", nargs="+")

@@ -26,6 +26,7 @@ from ..offline.synthetic import write_synthetic_benchmark
 from ..offline.tiny_models import write_tiny_model
 from . import summary
 from .outcome import describe_outcome, outcome_header
+from .relearning import relearn_seed, write_pooled_report
 from .settings import CPU_COUNT, DemoSettings, display_name, pd_pairs, recipe_dir
 from .steps import Progress, StepCache, llamafactory_train, write_demo_datasets
 
@@ -38,22 +39,35 @@ def run_demo(settings: DemoSettings) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     recipes = recipe_dir(settings)
     started = time.time()
-    # per seed: data, model, datasets, vanilla; the runs; the evaluation; plus the report
-    progress = Progress(total=len(settings.seeds) * (4 + len(settings.runs) + 1) + 1)
+    # per seed: data, model, datasets, vanilla; the runs; the evaluation; the relearning; plus the report
+    progress = Progress(total=len(settings.seeds) * (4 + len(settings.runs) + 1 + bool(settings.relearn)) + 1)
     write_json_atomic(out / "settings.json", {**settings.recorded(), "out_dir": str(out), "recipes": str(recipes)})
-    per_seed = {seed: run_seed(settings, seed, out / f"seed-{seed}", recipes, progress) for seed in settings.seeds}
+    seed_dirs = {seed: out / f"seed-{seed}" for seed in settings.seeds}
+    per_seed = {seed: run_seed(settings, seed, folder, recipes, progress) for seed, folder in seed_dirs.items()}
     pairs = [(display_name(plain), display_name(with_pd)) for plain, with_pd in pd_pairs(settings.runs)]
     results = summary.aggregate(per_seed, pairs)
     results[summary.META_KEY] = summary.meta(settings.seeds, time.time() - started, settings.recorded())
     write_json_atomic(out / RESULTS_FILE, results)
     final = out / "report.md"
-    write_text_atomic(final, render_report(settings, results, pairs))
+    relearn_report = None
+    if settings.relearn:
+        relearn_report = write_pooled_report(settings, list(seed_dirs.values()), out / "relearn/report.md")
+    write_text_atomic(final, render_report(settings, results, pairs, relearn_report))
     progress(f"report -> {final} (mean ± sd over {len(settings.seeds)} seed(s); per seed: seed-*/eval/report.md)")
     return final
 
 
-def render_report(settings: DemoSettings, results: dict, pairs: list[tuple[str, str]]) -> str:
+def render_report(
+    settings: DemoSettings, results: dict, pairs: list[tuple[str, str]], relearn_report: Path | None = None
+) -> str:
     seeds = ", ".join(str(seed) for seed in settings.seeds)
+    relearning = ""
+    if relearn_report is not None:
+        relearning = (
+            "\n## Relearning (mean ± sd over seeds)\n\n"
+            + relearn_report.read_text(encoding="utf-8").split("\n\n", 2)[2].split("\n\n![")[0]
+            + f"\n\nCurves and each run's table: `{relearn_report.parent.name}/{relearn_report.name}`.\n"
+        )
     return (
         outcome_header(settings)
         + describe_outcome(results, pairs)
@@ -62,6 +76,7 @@ def render_report(settings: DemoSettings, results: dict, pairs: list[tuple[str, 
         + "\n\n## Effect of prompt decouple (PD)\n\n"
         + summary.pd_table(results, pairs)
         + "\n\nPer seed: `seed-<seed>/eval/report.md` (paper-style and per-category tables, plot).\n"
+        + relearning
     )
 
 
@@ -76,6 +91,7 @@ def run_seed(settings: DemoSettings, seed: int, out: Path, recipes: Path, progre
         "runs": out / "runs",
         "eval": out / "eval",
         "logs": out / "logs",
+        "relearn": out / "relearn",
     }
 
     def step(name: str, fingerprint: str, action: Callable[[], None], message: str) -> None:
@@ -156,7 +172,16 @@ def run_seed(settings: DemoSettings, seed: int, out: Path, recipes: Path, progre
 
     with ThreadPoolExecutor(max_workers=max(1, settings.parallel)) as pool:
         run_keys = dict(zip(settings.runs, pool.map(train_run, settings.runs), strict=True))  # re-raises failures
-    return evaluate_seed(settings, seed, paths, progress, cache, vanilla_key, run_keys)
+    summaries = evaluate_seed(settings, seed, paths, progress, cache, vanilla_key, run_keys)
+    if settings.relearn:
+        relearn_key = _hash(
+            vanilla_key,
+            [run_keys.get(name) for name in settings.relearn],
+            settings.fingerprint(seed, "relearn", "relearn_steps", "harmful_samples", "max_gen_toks"),
+        )
+        names = ", ".join(display_name(name) for name in settings.relearn)
+        step("relearn", relearn_key, lambda: relearn_seed(settings, seed, paths), f"relearning attack on {names}")
+    return summaries
 
 
 def evaluate_seed(

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,14 @@ METHODS = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")  # paper me
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 RUN_NAMES = tuple(f"{method}{suffix}" for method in METHODS for suffix in ("", "_pd"))
 DEFAULT_SEEDS = (233, 234, 235)
-# The world the demo runs in (docs/demo.md: what each choice did to over-forgetting)
-DEMO_WORLD = World()
+# `--relearn` without names: the vanilla model and the paper's headline methods, each without and with PD
+DEFAULT_RELEARN = ("vanilla", "ga", "ga_pd", "npo", "npo_pd", "po", "po_pd")
+# The world the demo runs in (docs/demo.md: what each choice did to over-forgetting). Benign images that look
+# like the harmful ones and questions that do not name the concept make "refuse when the image looks harmful"
+# hard to learn, which is where over-forgetting shows.
+DEMO_WORLD = World(
+    concept_free_questions=True, similar_images=True, sd_grey=100, image_refusals=True, fresh_sarr_images=True
+)
 
 
 @dataclass
@@ -37,6 +43,15 @@ class DemoSettings:
     vanilla_overrides: dict[str, Any] = field(default_factory=dict)
     unlearn_overrides: dict[str, Any] = field(default_factory=dict)
     recipe_dir: Path | None = None
+    relearn: tuple[str, ...] = ()  # models attacked by relearning afterwards: "vanilla" and run names
+    relearn_steps: tuple[int, ...] = (0, 16, 32, 64)  # relearning step counts scored
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.relearn if name != "vanilla" and name not in self.runs]
+        if unknown:
+            raise SafeEraserError(
+                f"--relearn: {', '.join(unknown)} is not among the demo's runs (vanilla, {', '.join(self.runs)})"
+            )
 
     def fingerprint(self, seed: int, *keys: str) -> str:
         """What a seed's step depends on, as a short hash (a changed value redoes the step)."""
@@ -49,6 +64,9 @@ class DemoSettings:
 
 
 def _plain(value: Any) -> Any:
+    """What json cannot write itself: paths as text, the world as its fields."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
     return str(value) if isinstance(value, Path) else value
 
 

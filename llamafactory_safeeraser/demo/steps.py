@@ -82,25 +82,16 @@ def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int, world: Any = N
             draw_sd_image(concept_of(raw[str(relative)]), rng, world).save(image)
             row["images"] = [str(image)]
     vanilla += val_pd
-    records = train + val
-    if world.image_refusals:  # the refusal is about the question: each one shown with a harmful and a benign image
-        pick = random.Random(seed)
-        shown = [(template, record) for record in records for template in REFUSAL_PROMPTS[:1]]
-        shown += [(template, pick.choice(records)) for template in REFUSAL_PROMPTS[1:] for _ in records]
-        prompts = [
-            (template.format(kw=record.keyword_text), image)
-            for template, record in shown
-            for image in (record.image_path, record.sd_image_path)
-        ]
-        prompts = [(f"{IMAGE_PLACEHOLDER}\n{text}", [str(image)]) for text, image in prompts]
-    else:
-        keywords = sorted({r.keyword_text for r in records})
-        prompts = [(template.format(kw=kw), []) for kw in keywords for template in REFUSAL_PROMPTS]
+    keywords = sorted({r.keyword_text for r in train + val})
+    prompts = [template.format(kw=kw) for kw in keywords for template in REFUSAL_PROMPTS]
     refusals = draw_refusals(len(prompts), BUILTIN_REFUSALS, seed)
-    refusal_rows = [
-        {"instruction": text, "output": refusal, "images": images}
-        for (text, images), refusal in zip(prompts, refusals, strict=True)
-    ]
+    refusal_rows = [{"instruction": p, "output": r, "images": []} for p, r in zip(prompts, refusals, strict=True)]
+    if world.image_refusals:  # the refusal is about the question: shown with harmful and benign images alike
+        pick = random.Random(seed)
+        for i, row in enumerate(refusal_rows):
+            record = pick.choice(train + val)
+            row["instruction"] = f"{IMAGE_PLACEHOLDER}\n{row['instruction']}"
+            row["images"] = [str(record.image_path if i % 2 == 0 else record.sd_image_path)]
     vanilla += refusal_rows
     write_json_atomic(out_dir / "vanilla.json", vanilla)
     info = json.loads((out_dir / "dataset_info.json").read_text())

@@ -236,14 +236,16 @@ def draw_sd_image(concept: Concept, rng: random.Random, world: World = World()):
     from PIL import Image, ImageDraw
 
     step = 4 + CATEGORIES.index(concept.category) % 3
-    offset = rng.randint(0, step - 1)
     vertical = CATEGORIES.index(concept.category) % 2 == 0
+    # (the random draws keep their order per world, so a seed gives the same images as before)
     if world.similar_images:
+        offset = rng.randint(0, step - 1)
         tone = world.sd_grey + rng.randint(-15, 15)
         img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (tone, tone, tone))
         stripe = (tone + 45, tone + 45, tone + 45)
     else:
         img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(rng.randint(215, 245) for _ in range(3)))
+        offset = rng.randint(0, step - 1)
         stripe = tuple(min(255, c + 20) for c in _COLOURS[concept.colour])
     draw = ImageDraw.Draw(img)
     for pos in range(offset, IMAGE_SIZE, step):

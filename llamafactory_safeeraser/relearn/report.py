@@ -142,13 +142,25 @@ def plot_curves(studies: Sequence[dict[str, Any]], path: str | Path) -> bool:
     return True
 
 
-def write_relearn_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
+def pooled_study(studies: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Studies of one run name on different seeds' models (the demo's) as one study: its curve over all seeds."""
+    from .curve import aggregate
+
+    seeds = [seed for study in studies for seed in study["seeds"]]
+    return {**studies[0], "seeds": seeds, "curve": aggregate([seed["points"] for seed in seeds])}
+
+
+def write_studies_report(studies: Sequence[dict[str, Any]], out_path: str | Path) -> Path:
     """Write ``out_path`` (Markdown) and, beside it, ``<stem>.png``; returns the report path."""
-    if not run_dirs:
+    if not studies:
         raise SafeEraserError("no relearning run folders given for the report")
-    studies = [load_relearn(folder) for folder in run_dirs]
     out_path = Path(out_path)
     plot_path = out_path.with_suffix(".png")
     plotted = plot_curves(studies, plot_path)
     write_text_atomic(out_path, render_report(studies, plot_path.name if plotted else None))
     return out_path
+
+
+def write_relearn_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
+    """The report of the relearn.json files in ``run_dirs`` (see ``write_studies_report``)."""
+    return write_studies_report([load_relearn(folder) for folder in run_dirs], out_path)

@@ -12,7 +12,7 @@ from llamafactory_safeeraser.errors import SafeEraserError
 from llamafactory_safeeraser.evaluation.results import RunSpec
 from llamafactory_safeeraser.relearn import RelearnSettings, relearn_runs, write_relearn_report
 from llamafactory_safeeraser.relearn.curve import aggregate, mean_sd
-from llamafactory_safeeraser.relearn.report import RELEARN_FILE, RELEARN_FORMAT
+from llamafactory_safeeraser.relearn.report import RELEARN_FILE, RELEARN_FORMAT, pooled_study
 from llamafactory_safeeraser.relearn.split import image_groups, split_records
 from llamafactory_safeeraser.relearn.train import relearn_config
 
@@ -136,6 +136,17 @@ def test_report_has_a_curve_per_run_and_a_plot(tmp_path):
     (tmp_path / "GA" / RELEARN_FILE).write_text("{}")
     with pytest.raises(SafeEraserError, match=r"GA/relearn\.json: not a relearning result"):
         write_relearn_report([tmp_path / "GA"], tmp_path / "again.md")
+
+
+def test_studies_of_one_run_on_different_models_pool_into_one_curve():
+    """The demo relearns each seed's own model once; the pooled curve is over all of them."""
+    first, second = study("PO", [0.0], [0.5]), study("PO", [0.2], [1.0])
+    second["seeds"][0]["seed"] = 2
+    pooled = pooled_study([first, second])
+    assert [seed["seed"] for seed in pooled["seeds"]] == [1, 2]
+    assert pooled["curve"][0]["metrics"]["asr_eff"] == pytest.approx({"mean": 0.1, "sd": 0.1414214, "n": 2})
+    assert pooled["curve"][1]["metrics"]["asr_eff"] == pytest.approx({"mean": 0.75, "sd": 0.3535534, "n": 2})
+    assert first["curve"][0]["metrics"]["asr_eff"]["n"] == 1  # the inputs are left as they were
 
 
 # ----- bad input fails before any training, leaving nothing behind ------------------------------------------
