@@ -180,7 +180,12 @@ def run_seed(settings: DemoSettings, seed: int, out: Path, recipes: Path, progre
             settings.fingerprint(seed, "relearn", "relearn_steps", "harmful_samples", "max_gen_toks"),
         )
         names = ", ".join(display_name(name) for name in settings.relearn)
-        step("relearn", relearn_key, lambda: relearn_seed(settings, seed, paths), f"relearning attack on {names}")
+        step(
+            "relearn",
+            relearn_key,
+            lambda: relearn_seed(settings, seed, paths, lambda line: progress(f"seed {seed}: {line}", step_done=False)),
+            f"relearning attack on {names}",
+        )
     return summaries
 
 

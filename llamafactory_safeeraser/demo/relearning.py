@@ -3,6 +3,7 @@ quarter of the forget records and re-scored on the rest; then each run's recover
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..evaluation.results import RunSpec, run_folder_name
@@ -23,7 +24,7 @@ def relearn_specs(settings: DemoSettings, paths: dict[str, Path]) -> list[RunSpe
     ]
 
 
-def relearn_seed(settings: DemoSettings, seed: int, paths: dict[str, Path]) -> Path:
+def relearn_seed(settings: DemoSettings, seed: int, paths: dict[str, Path], say: Callable[[str], None]) -> Path:
     """Relearn one seed's chosen models into ``paths["relearn"]``; returns its report.md."""
     relearn_settings = RelearnSettings(
         data=str(paths["data"]),
@@ -37,7 +38,7 @@ def relearn_seed(settings: DemoSettings, seed: int, paths: dict[str, Path]) -> P
         train_args={"preprocessing_num_workers": 1, "dataloader_num_workers": 0},
         overwrite=True,
     )
-    return relearn_runs(relearn_specs(settings, paths), relearn_settings, paths["relearn"], progress=None)
+    return relearn_runs(relearn_specs(settings, paths), relearn_settings, paths["relearn"], progress=say)
 
 
 def write_pooled_report(settings: DemoSettings, seed_dirs: list[Path], out_path: Path) -> Path:

@@ -11,7 +11,10 @@ import math
 import platform
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from .settings import CPU_COUNT
 
 META_KEY = "_meta"
 # results.json summary keys, in the paper table's order, with their report titles
@@ -63,7 +66,7 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], pd_pairs:
 
 def meta(seeds: Sequence[int], duration_s: float, settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "machine": f"{platform.machine()}, {platform.processor() or 'unknown CPU'}, {_cpu_count()} CPU(s) used",
+        "machine": f"{platform.machine()}, {_cpu_name()}, {CPU_COUNT} CPU(s) used",
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
         "seeds": list(seeds),
@@ -72,10 +75,14 @@ def meta(seeds: Sequence[int], duration_s: float, settings: Mapping[str, Any]) -
     }
 
 
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def _cpu_name() -> str:
+    """The CPU model as Linux names it (platform.processor() is often empty there)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "unknown CPU"
 
 
 def cell(stats: Mapping[str, Any] | None, scale: float = 100.0) -> str:
@@ -123,3 +130,11 @@ def docs_tables(results: Mapping[str, Any]) -> str:
         f"Seeds {seeds}; measured on {info.get('machine', 'an unknown machine')}, {info.get('date', '')}; "
         f"values in percent, mean ± sd over the seeds.\n\n" + main_table(results) + "\n\n" + pd_table(results, pairs)
     )
+
+
+if __name__ == "__main__":  # python -m llamafactory_safeeraser.demo.summary docs/demo_results.json
+    import json
+    import sys
+
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        print(docs_tables(json.load(handle)))
