@@ -12,6 +12,19 @@ from pathlib import Path
 from typing import Any
 
 
+def read_json_document(path: Path, expected_format: str, what: str) -> dict[str, Any]:
+    """A JSON object whose ``format`` is ``expected_format``; else a one-line error naming the file."""
+    from .errors import SafeEraserError
+
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SafeEraserError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(loaded, dict) or loaded.get("format") != expected_format:
+        raise SafeEraserError(f"{path}: not {what} (expected format '{expected_format}')")
+    return loaded
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,19 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.report import COLUMNS
 from .settings import CPU_COUNT
 
 META_KEY = "_meta"
-# results.json summary keys, in the paper table's order, with their report titles
-METRICS = (
-    ("asr_eff", "ASR eff ↓"),
-    ("rr_eff", "RR eff ↑"),
-    ("asr_gen", "ASR gen ↓"),
-    ("rr_gen", "RR gen ↑"),
-    ("rouge_l_recall", "ROUGE-L ↑"),
-    ("judge_score", "Judge score ↑"),
-    ("sarr", "SARR ↓"),
-)
+METRICS = COLUMNS  # results.json summary keys, in the paper table's order, with their report titles
 SARR_CUT = "sarr_cut"  # the relative SARR reduction a method's +PD run achieved, per seed
 
 

@@ -91,6 +91,12 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> bool:
     figure = build_figure(runs)
     if figure is None:
         return False
+    write_figure(figure, path)
+    return True
+
+
+def write_figure(figure: Any, path: str | Path) -> None:
+    """A matplotlib figure as a PNG file (written atomically); the figure is closed afterwards."""
     import matplotlib.pyplot as plt
 
     try:
@@ -99,4 +105,3 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> bool:
     finally:
         plt.close(figure)
     write_bytes_atomic(path, buffer.getvalue())
-    return True

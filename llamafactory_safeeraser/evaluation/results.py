@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
+from ..fileio import read_json_document
 from .documents import TASK_KINDS, TaskOptions, category_task
 from .scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY, OVERALL_METRICS
 
@@ -91,13 +92,7 @@ def load_run_results(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise SafeEraserError(f"{path}: not found (is {run_dir} a folder written by `safeeraser eval`?)")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SafeEraserError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(results, dict) or results.get("format") != RESULTS_FORMAT:
-        raise SafeEraserError(f"{path}: not a SafeEraser results file (expected format '{RESULTS_FORMAT}')")
-    return results
+    return read_json_document(path, RESULTS_FORMAT, "a SafeEraser results file")
 
 
 def _metric(task_results: Mapping[str, Any], name: str) -> Any:

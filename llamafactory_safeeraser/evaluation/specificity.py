@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
-from ..fileio import write_json_atomic
+from ..fileio import read_json_document, write_json_atomic
 from .judges.openai_compatible import judge_api_key
 from .results import RunSpec, model_location, run_folder_name
 
@@ -217,13 +217,7 @@ def load_specificity(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / SPECIFICITY_FILE
     if not path.is_file():
         return None
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SafeEraserError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(loaded, dict) or loaded.get("format") != SPECIFICITY_FORMAT:
-        raise SafeEraserError(f"{path}: not a specificity file (expected format '{SPECIFICITY_FORMAT}')")
-    return loaded
+    return read_json_document(path, SPECIFICITY_FORMAT, "a specificity file")
 
 
 def specificity_columns() -> Sequence[str]:

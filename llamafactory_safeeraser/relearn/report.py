@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
-from ..fileio import write_bytes_atomic, write_text_atomic
+from ..evaluation.plot import write_figure
+from ..fileio import read_json_document, write_text_atomic
 
 RELEARN_FILE = "relearn.json"
 RELEARN_FORMAT = "safeeraser-relearn/1"
@@ -32,13 +31,7 @@ def find_relearn_folders(out_dir: str | Path) -> list[Path]:
 
 def load_relearn(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / RELEARN_FILE
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SafeEraserError(f"{path}: not a readable relearn.json ({err})") from None
-    if not isinstance(document, dict) or document.get("format") != RELEARN_FORMAT:
-        raise SafeEraserError(f"{path}: not a relearning result (expected format '{RELEARN_FORMAT}')")
-    return document
+    return read_json_document(path, RELEARN_FORMAT, "a relearning result")
 
 
 def shown(value: dict[str, Any] | None) -> str:
@@ -134,11 +127,10 @@ def plot_curves(studies: Sequence[dict[str, Any]], path: str | Path) -> bool:
         axes[0].set_ylabel("ASR (%) - lower is safer")
         axes[-1].legend(fontsize=8, loc="best")
         figure.suptitle("Recovery under relearning (mean ± sd over seeds)", fontsize=10)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-    finally:
+    except BaseException:
         plt.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
+        raise
+    write_figure(figure, path)
     return True
 
 

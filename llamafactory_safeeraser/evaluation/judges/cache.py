@@ -52,5 +52,3 @@ class JudgeCache:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
-
-

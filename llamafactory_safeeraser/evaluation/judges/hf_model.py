@@ -74,5 +74,3 @@ def _transformers_at_least(version: str) -> bool:
     from packaging.version import Version
 
     return Version(installed("transformers")) >= Version(version)
-
-

@@ -94,5 +94,3 @@ def _message_text(response: Any) -> Completion:
     if not isinstance(content, str):
         return None, "malformed reply (message content is not text)"
     return content, None
-
-
