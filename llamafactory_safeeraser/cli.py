@@ -157,16 +157,19 @@ def _demo(args: argparse.Namespace) -> None:
     print(report.read_text(encoding="utf-8"))
 
 
+MAX_SEED_COUNT = 99  # --seeds N up to this is a count; a larger single number is one seed (--seeds 240)
+
+
 def _seeds(value: str) -> tuple[int, ...]:
     try:
-        if "," in value:
-            return tuple(int(part) for part in value.split(","))
-        count = int(value)
+        seeds = tuple(int(part) for part in value.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a count or a comma-separated list, got {value!r}") from None
-    if count < 1:
+    if len(seeds) > 1 or seeds[0] > MAX_SEED_COUNT:
+        return seeds
+    if seeds[0] < 1:
         raise argparse.ArgumentTypeError("at least one seed")
-    return tuple(DEFAULT_SEEDS[0] + i for i in range(count))
+    return tuple(DEFAULT_SEEDS[0] + i for i in range(seeds[0]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=_seeds,
         default=DEFAULT_SEEDS,
-        help="N (the first N of 233, 234, ...; 1 for a quick look) or a comma-separated list (default: 3 seeds)",
+        help=f"N <= {MAX_SEED_COUNT}: the first N of 233, 234, ... (1 for a quick look); a larger number: that "
+        "one seed; or a comma-separated list (default: 3 seeds)",
     )
     p.add_argument("--parallel", type=int, default=2, help="unlearning runs trained at the same time")
     p.add_argument("--recipes", default=None, help="folder of the tiny_*.yaml recipes (default: the installed yaml/)")
