@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--budget-s", type=float, default=None, help="start no new work after this (default 420; quick: no limit)"
     )
     parser.add_argument("--batch-size", type=int, default=None, help="lm-eval batch size (default 16; quick: 4)")
-    parser.add_argument("--limit", type=int, default=None, help="documents per subtask (default 16; quick: 2)")
+    parser.add_argument("--limit", type=int, default=None, help="documents per category subtask (default 4; quick: 1)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="per response (default 64; quick: 4)")
     parser.add_argument("--configs", default=None, help="comma-separated labels, SFT first (default: all)")
     args = parser.parse_args(argv)
@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     recipe_steps.write_skeleton(folder, "llava", "shape7b", *layers, dtype)
     eval_options = {
         "batch_size": args.batch_size or (4 if options.quick else 16),
-        "limit": args.limit or (2 if options.quick else 16),
+        # per category subtask (24 of them): 96 responses in full mode, 24 in quick mode
+        "limit": args.limit or (1 if options.quick else 4),
         "max_new_tokens": args.max_new_tokens or (4 if options.quick else 64),
     }
     labels = args.configs.split(",") if args.configs else [config.label for config in recipe_steps.CONFIGS]

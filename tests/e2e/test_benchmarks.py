@@ -224,5 +224,5 @@ def test_gpu_check_quick_runs_every_configuration_and_both_evaluation_paths(tmp_
     assert peak["KL"] >= peak["GD"] and peak["NPO"] >= peak["GA"]
     assert configs["KL"]["flops"] > configs["GD"]["flops"] and configs["NPO"]["flops"] > configs["GA"]["flops"]
     evaluation = document["evaluation"]
-    assert evaluation["responses"] == 4 * 2  # four subtasks, two documents each
+    assert evaluation["responses"] == 4 * 6  # four kinds of six category subtasks, one document each
     assert all(positive(v) for v in evaluation["responses_per_s"].values())

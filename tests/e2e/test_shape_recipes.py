@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO, llamafactory_train, log_history
 
 import yaml
+from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.offline.cpu_recipe import cpu_recipe, shape_of
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 
@@ -118,9 +119,10 @@ def test_recipe_trains_two_steps_on_its_shape_model_and_evaluates(
     evaluate_runs([RunSpec(recipe.stem, model_dir, out)], settings, tmp_path / "eval", report=False)
     results = json.loads((tmp_path / "eval" / recipe.stem / "results.json").read_text())
     kinds = ("efficacy", "generality", "sarr", "utility")
-    assert {kind: results["tasks"][kind]["n"] for kind in kinds} == dict.fromkeys(kinds, 1)
+    # lm-eval's limit is per subtask: one document per kind and category
+    assert {kind: results["tasks"][kind]["n"] for kind in kinds} == dict.fromkeys(kinds, len(CATEGORIES))
     lines = (tmp_path / "eval" / recipe.stem / "samples.jsonl").read_text().splitlines()
     samples = [json.loads(line) for line in lines]
-    assert len(samples) == 4
+    assert len(samples) == len(kinds) * len(CATEGORIES)
     for sample in samples:  # written for the model's tokenizer (integration.prompts.text_encoding_like_template)
         assert sample["prompt"] == render_prompt(FAMILIES[family], sample["question"], str(model_dir))
