@@ -1,5 +1,6 @@
 """Helpers of the prompt-parity tests: LLaMA-Factory's training prompts and lm-eval's encoded prompts of the
-same rows (tests/evaluation/test_eval_prompt_format.py, test_prompt_tokenization.py, test_shape_prompt_format.py).
+same rows (tests/evaluation/test_eval_prompt_format.py, test_prompt_tokenization.py, test_shape_prompt_format.py;
+tests/respond/test_respond_prompts.py).
 
 LLaMA-Factory side: its own SFT pipeline (the family's template, image-token expansion, label masking) on
 the prepared forget / PD / retain datasets; the prompt is the prefix whose labels are IGNORE_INDEX. lm-eval
@@ -49,15 +50,20 @@ def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_d
     return model_args, data_args, training_args, tokenizer_module, template
 
 
-def training_prompts(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path) -> dict[str, list[tuple]]:
-    """Per dataset of ROWS: (prompt token ids, image path) of the selected rows, as LLaMA-Factory encodes them."""
+def training_prompts(
+    model_dir: Path, family: str, dataset_dir: Path, output_dir: Path, rows: dict[str, list[int]] | None = None
+) -> dict[str, list[tuple]]:
+    """Per dataset: (prompt token ids, image path) of the selected rows, as LLaMA-Factory encodes them.
+
+    ``rows``: dataset -> row indices (default: those of ROWS)."""
     from llamafactory_safeeraser.integration import llamafactory as lf
 
     model_args, data_args, training_args, tokenizer_module, template = llamafactory_setup(
         model_dir, family, dataset_dir, output_dir
     )
+    rows = rows or {name: indices for name, (_, indices) in ROWS.items()}
     prompts = {}
-    for name, (_, indices) in ROWS.items():
+    for name, indices in rows.items():
         dataset = lf.load_prompt_answer_rows(
             [name],
             template,
