@@ -115,6 +115,7 @@ def describe_outcome(results: Mapping[str, Any], pairs: Sequence[tuple[str, str]
                 f"{cell(c.plain['rr_eff'])}%) and also the same questions about the benign image (SARR "
                 f"{cell(c.plain['sarr'])}%); PD cuts that over-refusal by {c.sarr_cut:.0%} while the refusals stay "
                 f"(RR {cell(c.pd['rr_eff'])}%)."
+                + ("" if c.clear else " How much it over-refuses varies by seed as much as the cut itself.")
             )
         else:
             lines.append(

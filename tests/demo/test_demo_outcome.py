@@ -81,6 +81,13 @@ def test_the_paper_headline_row_for_a_refusal_method():
         PO_PD=[summary(0.1, **refusing), summary(0.2, **refusing), summary(0.0, **refusing)],
     )
     assert "PO reproduces the paper's headline row" in cured and "PD cuts that over-refusal by 86%" in cured
+    assert "varies by seed" not in cured  # 70 ± 10 -> 10 ± 10: a clear difference
+    seed_dependent = results(
+        PO=[summary(0.27, **refusing), summary(0.82, **refusing), summary(0.01, **refusing)],
+        PO_PD=[summary(0.0, **refusing)] * 3,
+    )
+    assert "PO reproduces the paper's headline row" in seed_dependent
+    assert "How much it over-refuses varies by seed as much as the cut itself." in seed_dependent
     not_cured = results(PO=[summary(0.0, **refusing)] * 3, PO_PD=[summary(0.0, **refusing)] * 3)
     assert "PO does not reproduce the paper's over-refusal row here" in not_cured
     refusals_lost = results(PO=[summary(0.7, **refusing)] * 3, PO_PD=[summary(0.1, rr_eff=0.5)] * 3)
