@@ -3,7 +3,7 @@
 #   fast:  unit and in-process tests only (a few minutes)
 #   full:  everything but the shape and specificity tiers, including end-to-end llamafactory-cli / torchrun /
 #          lm-eval runs and the LlamaBoard browser test (default)
-#   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, about an hour)
+#   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, ~45 min)
 #   specificity: the lmms-eval specificity runs, in their own ./.venv-specificity with the [specificity] extra
 #                (lmms-eval pins av<16 and filelock<4 and downgrades wandb and protobuf: kept out of ./.venv)
 set -euo pipefail

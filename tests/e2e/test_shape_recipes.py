@@ -6,7 +6,7 @@ model (the shape model, fewest layers), the folders, the layers (RMU's ``rmu_lay
 needs GPUs (``deepspeed``; ``bf16`` stays, with ``use_cpu``). The models are the released shapes
 (4096-wide Llama with a 32,064-row vocabulary and 576 image tokens; Qwen2-VL's 152,064 rows and M-RoPE;
 Mllama's cross-attention layers and 560 px tiles), so cutoffs, image-token counts, the BOS and bf16 run
-as on a GPU. About an hour on 2 CPU cores (docs/performance.md).
+as on a GPU. About 45 minutes on 2 CPU cores for the whole tier.
 
 The row checks before (fast tier) need no weights: every training row of a recipe holds all its image
 tokens and exactly one BOS where the model has one.
