@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import SafeEraserError
+
 
 def read_json_document(path: Path, expected_format: str, what: str) -> dict[str, Any]:
     """A JSON object whose ``format`` is ``expected_format``; else a one-line error naming the file."""
-    from .errors import SafeEraserError
-
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

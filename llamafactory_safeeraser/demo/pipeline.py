@@ -24,6 +24,7 @@ from ..evaluation.runner import EvalSettings, Evaluator
 from ..fileio import write_json_atomic, write_text_atomic
 from ..offline.synthetic import write_synthetic_benchmark
 from ..offline.tiny_models import write_tiny_model
+from ..relearn.report import recovery_table
 from . import summary
 from .outcome import describe_outcome, outcome_header
 from .relearning import relearn_seed, write_pooled_report
@@ -31,6 +32,7 @@ from .settings import CPU_COUNT, DemoSettings, display_name, pd_pairs, recipe_di
 from .steps import Progress, StepCache, llamafactory_train, write_demo_datasets
 
 RESULTS_FILE = "demo_results.json"
+RELEARN_REPORT = "relearn/report.md"
 
 
 def run_demo(settings: DemoSettings) -> Path:
@@ -49,24 +51,24 @@ def run_demo(settings: DemoSettings) -> Path:
     results[summary.META_KEY] = summary.meta(settings.seeds, time.time() - started, settings.recorded())
     write_json_atomic(out / RESULTS_FILE, results)
     final = out / "report.md"
-    relearn_report = None
+    studies = None
     if settings.relearn:
-        relearn_report = write_pooled_report(settings, list(seed_dirs.values()), out / "relearn/report.md")
-    write_text_atomic(final, render_report(settings, results, pairs, relearn_report))
+        studies = write_pooled_report(settings, list(seed_dirs.values()), out / RELEARN_REPORT)
+    write_text_atomic(final, render_report(settings, results, pairs, studies))
     progress(f"report -> {final} (mean ± sd over {len(settings.seeds)} seed(s); per seed: seed-*/eval/report.md)")
     return final
 
 
 def render_report(
-    settings: DemoSettings, results: dict, pairs: list[tuple[str, str]], relearn_report: Path | None = None
+    settings: DemoSettings, results: dict, pairs: list[tuple[str, str]], relearn_studies: list[dict] | None = None
 ) -> str:
     seeds = ", ".join(str(seed) for seed in settings.seeds)
     relearning = ""
-    if relearn_report is not None:
+    if relearn_studies:
         relearning = (
             "\n## Relearning (mean ± sd over seeds)\n\n"
-            + relearn_report.read_text(encoding="utf-8").split("\n\n", 2)[2].split("\n\n![")[0]
-            + f"\n\nCurves and each run's table: `{relearn_report.parent.name}/{relearn_report.name}`.\n"
+            + "\n".join(recovery_table(relearn_studies))
+            + f"\n\nCurves and each run's table: `{RELEARN_REPORT}`.\n"
         )
     return (
         outcome_header(settings)

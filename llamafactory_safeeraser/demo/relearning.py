@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..evaluation.results import RunSpec, run_folder_name
 from ..relearn import RelearnSettings, relearn_runs
@@ -41,10 +42,12 @@ def relearn_seed(settings: DemoSettings, seed: int, paths: dict[str, Path], say:
     return relearn_runs(relearn_specs(settings, paths), relearn_settings, paths["relearn"], progress=say)
 
 
-def write_pooled_report(settings: DemoSettings, seed_dirs: list[Path], out_path: Path) -> Path:
-    """One recovery curve per relearned run over all seeds (report.md and report.png under ``out_path``)."""
+def write_pooled_report(settings: DemoSettings, seed_dirs: list[Path], out_path: Path) -> list[dict[str, Any]]:
+    """One recovery curve per relearned run over all seeds (report.md and report.png at ``out_path``); returns
+    the pooled studies."""
     studies = [
         pooled_study([load_relearn(folder / "relearn" / run_folder_name(display_name(name))) for folder in seed_dirs])
         for name in settings.relearn
     ]
-    return write_studies_report(studies, out_path)
+    write_studies_report(studies, out_path)
+    return studies

@@ -53,6 +53,24 @@ def recovery(study: dict[str, Any], metric: str = "asr_eff") -> tuple[float, flo
     return None if first is None or last is None else (first["mean"], last["mean"])
 
 
+def recovery_table(studies: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per run: ASR before and after the most relearning steps (the report's summary table)."""
+    rows = []
+    for study in studies:
+        eff, gen = recovery(study, "asr_eff"), recovery(study, "asr_gen")
+        rows.append(
+            [
+                study["run"]["name"],
+                str(len(study["seeds"])),
+                str(study["curve"][-1]["steps"]),
+                "n/a" if eff is None else f"{100 * eff[0]:.1f} → {100 * eff[1]:.1f} ({100 * (eff[1] - eff[0]):+.1f})",
+                "n/a" if gen is None else f"{100 * gen[0]:.1f} → {100 * gen[1]:.1f} ({100 * (gen[1] - gen[0]):+.1f})",
+            ]
+        )
+    header = ["Run", "Seeds", "Steps", "ASR eff: before → after (recovery)", "ASR gen: before → after"]
+    return _table(header, rows)
+
+
 def render_report(studies: Sequence[dict[str, Any]], plot_file: str | None) -> str:
     lines = ["# Relearning: does the unlearning survive fine-tuning on part of the forget set?", ""]
     lines += [
@@ -62,21 +80,7 @@ def render_report(studies: Sequence[dict[str, Any]], plot_file: str | None) -> s
         "mean ± sample sd over the seeds. Recovery: ASR after the most steps minus ASR before relearning.",
         "",
     ]
-    summary_rows = []
-    for study in studies:
-        eff, gen = recovery(study, "asr_eff"), recovery(study, "asr_gen")
-        most = study["curve"][-1]["steps"]
-        summary_rows.append(
-            [
-                study["run"]["name"],
-                str(len(study["seeds"])),
-                str(most),
-                "n/a" if eff is None else f"{100 * eff[0]:.1f} → {100 * eff[1]:.1f} ({100 * (eff[1] - eff[0]):+.1f})",
-                "n/a" if gen is None else f"{100 * gen[0]:.1f} → {100 * gen[1]:.1f} ({100 * (gen[1] - gen[0]):+.1f})",
-            ]
-        )
-    header = ["Run", "Seeds", "Steps", "ASR eff: before → after (recovery)", "ASR gen: before → after"]
-    lines += _table(header, summary_rows)
+    lines += recovery_table(studies)
     if plot_file:
         lines += ["", f"![recovery curves]({plot_file})"]
     for study in studies:
