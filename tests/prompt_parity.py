@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llamafactory_safeeraser.evaluation.documents import GROUP, TASK_KINDS
+from llamafactory_safeeraser.lmeval_task.documents import GROUP, TASK_KINDS
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 from llamafactory_safeeraser.tasks import TASK_DIR
 
-# LLaMA-Factory dataset -> (our task, row indices): same order, see data/prepare.py and evaluation/documents.py
+# LLaMA-Factory dataset -> (our task, row indices): same order, see data/prepare.py and lmeval_task/documents.py
 ROWS = {
     "safeeraser_forget": ("safeeraser_efficacy", [0, 1, 5]),
     "safeeraser_pd": ("safeeraser_sarr", [0, 6]),

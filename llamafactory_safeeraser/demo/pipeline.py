@@ -17,11 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..evaluation.judges import JudgeConfig
 from ..evaluation.report import write_report
 from ..evaluation.results import RunSpec, load_run_results, run_folder_name
 from ..evaluation.runner import EvalSettings, Evaluator
 from ..fileio import write_json_atomic, write_text_atomic
+from ..lmeval_task.judges import JudgeConfig
 from ..offline.synthetic import write_synthetic_benchmark
 from ..offline.tiny_models import write_tiny_model
 from ..relearn.report import recovery_table

@@ -1,4 +1,4 @@
-"""SafeEraser evaluation: metrics, judges, the lm-eval task data, a multi-run runner and reports.
+"""SafeEraser evaluation runs around lm-eval: the run settings, the runner, results, reports and plots, specificity.
 
 Typical use (several runs in one process, one report)::
 
@@ -9,7 +9,7 @@ Typical use (several runs in one process, one report)::
     evaluate_runs(runs, EvalSettings(data_dir="data", judge=JudgeConfig("rule")), "eval_out")
 """
 
-from .judges import JudgeConfig
+from ..lmeval_task.judges import JudgeConfig
 from .report import write_report
 from .results import RunSpec, find_run_folders, load_run_results
 from .runner import EvalSettings, Evaluator, RunResult, evaluate_runs

@@ -18,10 +18,10 @@ from typing import Any
 
 from ..data.records import SD_IMAGE_QUESTIONS
 from ..errors import SafeEraserError
+from ..lmeval_task.documents import DATA_DIR_ENV_VAR, DEFAULT_HARMFUL_SAMPLES, DEFAULT_TEMPLATE
+from ..lmeval_task.judges import JudgeConfig
+from ..lmeval_task.judges.config import metadata_key
 from .config_keys import ConfigKey
-from .documents import DATA_DIR_ENV_VAR, DEFAULT_HARMFUL_SAMPLES, DEFAULT_TEMPLATE
-from .judges import JudgeConfig
-from .judges.config import metadata_key
 from .results import RunSpec
 from .runner import EvalSettings
 from .specificity import DEFAULT_TASKS, SpecificitySettings

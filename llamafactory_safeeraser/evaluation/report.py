@@ -15,7 +15,7 @@ from typing import Any
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import write_text_atomic
-from .documents import TASK_KINDS
+from ..lmeval_task.documents import TASK_KINDS
 from .plot import PLOT_TITLE, plot_runs
 from .results import load_run_results, pd_pairs
 from .specificity import load_specificity, specificity_columns

@@ -17,8 +17,8 @@ from typing import Any
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import read_json_document
-from .documents import TASK_KINDS, TaskOptions, category_task
-from .scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY, OVERALL_METRICS
+from ..lmeval_task.documents import TASK_KINDS, TaskOptions, category_task
+from ..lmeval_task.scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY, OVERALL_METRICS
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"

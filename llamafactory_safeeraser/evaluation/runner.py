@@ -23,8 +23,8 @@ from typing import Any
 
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
-from .documents import FILE_OF_TASK, TASK_DIR, TASK_KINDS, TaskOptions, load_records
-from .judges import JudgeConfig, get_judge
+from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TASK_KINDS, TaskOptions, load_records
+from ..lmeval_task.judges import JudgeConfig, get_judge
 from .report import write_report
 from .results import (
     RESULTS_FILE,

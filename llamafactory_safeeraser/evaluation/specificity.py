@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import SafeEraserError
 from ..fileio import read_json_document, write_json_atomic
-from .judges.openai_compatible import judge_api_key
+from ..lmeval_task.judges.openai_compatible import judge_api_key
 from .results import RunSpec, model_location, run_folder_name
 
 SPECIFICITY_FILE = "specificity.json"

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
-from ..evaluation.documents import FILE_NAMES
-from ..evaluation.judges import JudgeConfig
 from ..evaluation.runner import EvalSettings, tasks_to_kinds
+from ..lmeval_task.documents import FILE_NAMES
+from ..lmeval_task.judges import JudgeConfig
 from ..options import check_settings, key
 
 DEFAULT_TASKS = ("safeeraser_efficacy", "safeeraser_generality")

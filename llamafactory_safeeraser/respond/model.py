@@ -1,6 +1,6 @@
 """A model (plus LoRA adapter) answering image + question prompts in batches, prompted as training prompted it.
 
-The prompt is what the SafeEraser evaluation sends (``evaluation/documents.py``): the user turn
+The prompt is what the SafeEraser evaluation sends (``lmeval_task/documents.py``): the user turn
 ``<image>\\nquestion`` rendered by the LLaMA-Factory template, the ``<image>`` placeholder swapped for the
 processor's image token (the processor expands it, as lm-eval's ``hf-multimodal`` has it do), the image
 resized as LLaMA-Factory resizes it in training. Batches are left-padded; generation stops at the

@@ -1,4 +1,4 @@
-"""The prompt text of one question, as the SafeEraser evaluation writes it (``evaluation/documents.py``)."""
+"""The prompt text of one question, as the SafeEraser evaluation writes it (``lmeval_task/documents.py``)."""
 
 from __future__ import annotations
 

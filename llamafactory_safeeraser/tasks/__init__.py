@@ -5,6 +5,6 @@ Pass :data:`TASK_DIR` to lm-eval as ``--include_path`` (or ``TaskManager(include
     python -c "import llamafactory_safeeraser.tasks as t; print(t.TASK_DIR)"
 """
 
-from ..evaluation.documents import GROUP, SUBTASKS, TASK_DIR
+from ..lmeval_task.documents import GROUP, SUBTASKS, TASK_DIR
 
 __all__ = ["GROUP", "SUBTASKS", "TASK_DIR"]

@@ -89,7 +89,7 @@ def test_recipe_trains_two_steps_on_its_shape_model_and_evaluates(
     recipe: Path, shape_model_dir, shape_data, tmp_path: Path
 ) -> None:
     from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs
-    from llamafactory_safeeraser.evaluation.documents import render_prompt
+    from llamafactory_safeeraser.lmeval_task.documents import render_prompt
 
     family, size = shape_of(recipe)
     model_dir = shape_model_dir(family, size)

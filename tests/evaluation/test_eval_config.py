@@ -20,7 +20,7 @@ from llamafactory_safeeraser.evaluation.config import (
     specificity_job,
 )
 from llamafactory_safeeraser.evaluation.config_keys import markdown_table, read_config
-from llamafactory_safeeraser.evaluation.judges import JudgeConfig
+from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 
 
 def job_from(argv: list[str]):

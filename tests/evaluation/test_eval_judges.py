@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import subprocess_env
 
-from llamafactory_safeeraser.evaluation import scoring
-from llamafactory_safeeraser.evaluation.judges import (
+from llamafactory_safeeraser.lmeval_task import scoring
+from llamafactory_safeeraser.lmeval_task.judges import (
     ConsistencyQuery,
     HarmQuery,
     JudgeCache,
@@ -30,7 +30,7 @@ from llamafactory_safeeraser.evaluation.judges import (
     get_judge,
     prompt_for,
 )
-from llamafactory_safeeraser.evaluation.metrics import is_refusal
+from llamafactory_safeeraser.lmeval_task.metrics import is_refusal
 
 SECRET = "sk-test-do-not-log-7f3a9c"
 MODEL = "judge-model"
@@ -246,7 +246,7 @@ def test_prefetch_sends_requests_concurrently_and_scoring_uses_them(tmp_path: Pa
 
 KILLED_RUN = """
 import sys
-from llamafactory_safeeraser.evaluation.judges import HarmQuery, JudgeConfig, get_judge
+from llamafactory_safeeraser.lmeval_task.judges import HarmQuery, JudgeConfig, get_judge
 base_url, cache, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 config = JudgeConfig(name="openai", model="judge-model", base_url=base_url, cache=cache, concurrency=1, max_retries=0)
 queries = [HarmQuery("Weapon", f"Question {i}?", f"Sure. Answer {i}.", None, "Sure.") for i in range(count)]
@@ -292,7 +292,7 @@ def tiny_text_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from llamafactory_safeeraser.data.records import CATEGORIES
-    from llamafactory_safeeraser.evaluation.judges import rubrics
+    from llamafactory_safeeraser.lmeval_task.judges import rubrics
     from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_CHAT_TEMPLATE, LLAVA_TOKENS
     from llamafactory_safeeraser.offline.tiny_models.tokenizer import train_tokenizer
 

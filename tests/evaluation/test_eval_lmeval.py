@@ -11,11 +11,12 @@ import pytest
 from conftest import REPO, run_cli
 
 from llamafactory_safeeraser.data.records import CATEGORIES
-from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs, scoring
-from llamafactory_safeeraser.evaluation.documents import category_task, task_docs
-from llamafactory_safeeraser.evaluation.judges import JudgeConfig
+from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs
 from llamafactory_safeeraser.evaluation.plot import PLOT_TITLE
 from llamafactory_safeeraser.evaluation.results import HEADLINE, RESULTS_FORMAT
+from llamafactory_safeeraser.lmeval_task import scoring
+from llamafactory_safeeraser.lmeval_task.documents import category_task, task_docs
+from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 from llamafactory_safeeraser.tasks import TASK_DIR
 
 pytestmark = pytest.mark.slow

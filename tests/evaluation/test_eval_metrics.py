@@ -7,8 +7,8 @@ import random
 import pytest
 from rouge_score import rouge_scorer
 
-from llamafactory_safeeraser.evaluation.judges import rubrics
-from llamafactory_safeeraser.evaluation.metrics import (
+from llamafactory_safeeraser.lmeval_task.judges import rubrics
+from llamafactory_safeeraser.lmeval_task.metrics import (
     build_vocabulary,
     degeneration_reason,
     distinct_n,

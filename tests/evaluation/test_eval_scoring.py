@@ -12,9 +12,9 @@ from conftest import run_cli
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.errors import DataError, SafeEraserError
-from llamafactory_safeeraser.evaluation import documents as data
-from llamafactory_safeeraser.evaluation import scoring
-from llamafactory_safeeraser.evaluation.judges import JudgeConfig
+from llamafactory_safeeraser.lmeval_task import documents as data
+from llamafactory_safeeraser.lmeval_task import scoring
+from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 from llamafactory_safeeraser.tasks import TASK_DIR
 
 
@@ -304,7 +304,7 @@ def test_report_cli_rejects_a_folder_without_results(tmp_path: Path) -> None:
 
 def test_sarr_asks_the_harmful_question_about_the_sd_image_unless_told_otherwise(synthetic_dir: Path) -> None:
     from llamafactory_safeeraser.data.records import read_benchmark
-    from llamafactory_safeeraser.evaluation.documents import task_docs
+    from llamafactory_safeeraser.lmeval_task.documents import task_docs
 
     records = read_benchmark(synthetic_dir / "all_val.json")
     pairs = [pair for record in records for pair in record.unsafe_pairs]

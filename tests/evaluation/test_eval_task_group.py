@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from llamafactory_safeeraser.data.records import CATEGORIES
-from llamafactory_safeeraser.evaluation import documents, scoring
-from llamafactory_safeeraser.evaluation.judges import JudgeConfig
 from llamafactory_safeeraser.evaluation.results import RunSpec, samples_jsonl, summarize
-from llamafactory_safeeraser.evaluation.task_files import SHARED_TEMPLATE, render_task_files
+from llamafactory_safeeraser.lmeval_task import documents, scoring
+from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
+from llamafactory_safeeraser.lmeval_task.task_files import SHARED_TEMPLATE, render_task_files
 from llamafactory_safeeraser.tasks import TASK_DIR
 
 KINDS = documents.TASK_KINDS

@@ -16,6 +16,7 @@ LAYERS = (
     ("cli", "tasks"),
     ("hook", "demo", "relearn"),
     ("unlearn", "evaluation", "respond"),
+    ("lmeval_task",),
     ("integration", "offline"),
     ("data",),
     ("errors", "fileio", "options", "__init__"),

@@ -1,7 +1,7 @@
 """lm-eval hooks of the SafeEraser tasks (``!function utils.x`` in ``_template_yaml``).
 
 lm-eval loads this file by path, not as part of the package, so it imports the package
-absolutely; all logic lives in :mod:`llamafactory_safeeraser.evaluation`.
+absolutely; all logic lives in :mod:`llamafactory_safeeraser.lmeval_task`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from llamafactory_safeeraser.evaluation import documents, scoring
+from llamafactory_safeeraser.lmeval_task import documents, scoring
 
 
 def category_dataset(kind: str, category: str, **metadata: Any) -> Any:
