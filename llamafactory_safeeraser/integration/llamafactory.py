@@ -23,7 +23,6 @@ from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
 from llamafactory.data.loader import _get_merged_dataset
 from llamafactory.data.parser import get_dataset_list
 from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
-from llamafactory.extras.constants import IGNORE_INDEX
 from llamafactory.extras.logging import get_logger as _get_llamafactory_logger
 from llamafactory.extras.ploting import plot_loss
 from llamafactory.hparams import FinetuningArguments
@@ -44,7 +43,6 @@ from .prompts import missing_bos
 from .trainer_log import LossTermsLogCallback
 
 __all__ = [
-    "IGNORE_INDEX",
     "ROW_COLUMNS",
     "CustomSeq2SeqTrainer",
     "FinetuningArguments",
@@ -293,5 +291,3 @@ def encode_answer(template: Any, tokenizer: Any, text: str) -> list[int]:
 def end_of_turn_ids(template: Any, tokenizer: Any) -> frozenset[int]:
     """The tokens that end an answer in this template (EOS and its stop words)."""
     return frozenset(template.get_stop_token_ids(tokenizer))
-
-

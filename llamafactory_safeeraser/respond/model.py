@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from ..devices import default_device
 from ..errors import SafeEraserError
 from ..integration.prompts import template_stop_words, training_image
 from .items import Item
@@ -36,11 +37,10 @@ def _dtype(name: str, device: str) -> Any:
 
 class ResponseModel:
     def __init__(self, settings: RespondSettings):
-        import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.settings = settings
-        self.device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(settings.device)
         self.dtype = _dtype(settings.dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(settings.model)
         model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=self.dtype)

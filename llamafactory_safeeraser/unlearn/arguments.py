@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .params import SAMPLING_MODES
+from .registry import BUILTIN_METHODS
 
 UNLEARN_STAGE = "unlearn"
 
@@ -20,9 +21,7 @@ UNLEARN_STAGE = "unlearn"
 class UnlearningArguments:
     unlearn_method: str = field(
         default="ga",
-        metadata={
-            "help": "Unlearning method: ga, gd, kl, po, npo, simnpo, idkdpo, rmu, or a name registered by a plugin."
-        },
+        metadata={"help": f"Unlearning method: {', '.join(BUILTIN_METHODS)}, or a name registered by a plugin."},
     )
     retain_dataset: str | None = field(
         default=None,

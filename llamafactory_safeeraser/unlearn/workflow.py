@@ -9,6 +9,7 @@ from ..integration import llamafactory as lf
 from .collator import UnlearningDataCollator
 from .dataset import EpochCallback, RowSource, StackedUnlearningDataset, StackSettings
 from .registry import get_method
+from .rows import IGNORE_INDEX
 from .trainer import UnlearningTrainer
 
 logger = lf.get_logger(__name__)
@@ -116,7 +117,7 @@ def create_unlearning_trainer(
         template=template,
         model=model,
         pad_to_multiple_of=8,
-        label_pad_token_id=lf.IGNORE_INDEX,
+        label_pad_token_id=IGNORE_INDEX,
         compute_dtype=model_args.compute_dtype,
         attn_implementation=getattr(model.config, "_attn_implementation", None),
         fused_forward=finetuning_args.fused_forward,

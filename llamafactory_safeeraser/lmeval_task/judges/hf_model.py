@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from ...devices import default_device
 from .base import Completion, PromptJudge
 from .config import JudgeConfig
 from .registry import register_judge
@@ -19,10 +20,9 @@ class HFJudge(PromptJudge):
 
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(config.device)
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
