@@ -39,6 +39,7 @@ from llamafactory.train.trainer_utils import create_modelcard_and_push, create_r
 from transformers import EarlyStoppingCallback
 
 from .. import SUPPORTED_LLAMAFACTORY
+from .contract import INTERNALS, problems
 from .prompts import missing_bos
 from .trainer_log import LossTermsLogCallback
 
@@ -47,11 +48,13 @@ __all__ = [
     "CustomSeq2SeqTrainer",
     "FinetuningArguments",
     "LossTermsLogCallback",
+    "RunArguments",
     "SFTDataCollatorWith4DAttentionMask",
     "UnsupportedLlamaFactory",
     "create_modelcard_and_push",
     "create_ref_model",
     "dataset_files",
+    "dpo_beta",
     "encode_answer",
     "end_of_turn_ids",
     "get_logger",
@@ -62,8 +65,10 @@ __all__ = [
     "load_model",
     "load_prompt_answer_rows",
     "load_tokenizer",
+    "original_training_function",
     "plot_loss",
     "requested_stage",
+    "run_arguments",
     "stage_callbacks",
     "stage_type_with",
     "teardown_process_group",
@@ -78,7 +83,10 @@ def get_logger(name: str) -> Any:
 logger = get_logger(__name__)
 
 # ----- installing a stage ------------------------------------------------------------------------------
-_ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS")  # plus _TRAIN_MCA_ARGS where it exists
+# the parser's argument lists, as the contract table names them (_TRAIN_ARGS, _INFER_ARGS, ...)
+_ARG_LISTS = tuple(
+    row.symbol.removeprefix(f"{_parser.__name__}.") for row in INTERNALS if row.expected == "arguments list"
+)
 _ORIGINAL_FLAG = "__safeeraser_original__"
 
 
@@ -98,20 +106,21 @@ def install_stage(tuner: ModuleType, stage: str, arguments_class: type, run_stag
     ``arguments_class`` (a FinetuningArguments subclass that accepts ``stage``) replaces FinetuningArguments
     in the parser's argument lists, so its keys parse and show in ``llamafactory-cli train -h``; the tuner's
     ``_training_function`` sends ``stage`` to ``run_stage`` and every other stage to the original, untouched.
-    Raises UnsupportedLlamaFactory, before changing anything, when a target is missing.
+    Raises UnsupportedLlamaFactory, before changing anything, when the installed LLaMA-Factory does not match
+    the stage's rows of the contract table (``contract.INTERNALS``).
     """
-    missing = [f"llamafactory.hparams.parser.{name}" for name in _ARG_LISTS if not hasattr(_parser, name)]
+    found = problems(["stage"])  # the stage's rows of the contract table
     original: Callable[[dict], None] | None = getattr(tuner, "_training_function", None)
-    if original is None:
-        missing.append("llamafactory.train.tuner._training_function")
-    if missing:
+    if original is None and not found:
+        found.append("llamafactory.train.tuner._training_function is missing")
+    if found:
         raise UnsupportedLlamaFactory(
             f"llamafactory-safeeraser cannot add `stage: {stage}` to LLaMA-Factory "
-            f"{_installed_version('llamafactory')}: {', '.join(missing)} is missing. Supported: "
+            f"{_installed_version('llamafactory')}: {'; '.join(found)}. Supported: "
             f"llamafactory{SUPPORTED_LLAMAFACTORY}. Install a supported version, or set SAFEERASER_DISABLE=1 "
             "to run LLaMA-Factory without the plugin."
         )
-    for list_name in (*_ARG_LISTS, "_TRAIN_MCA_ARGS"):
+    for list_name in _ARG_LISTS:
         arg_list = getattr(_parser, list_name, [])
         for i, cls in enumerate(arg_list):
             if cls is FinetuningArguments:
@@ -127,6 +136,12 @@ def install_stage(tuner: ModuleType, stage: str, arguments_class: type, run_stag
 
     setattr(_training_function, _ORIGINAL_FLAG, original)
     tuner._training_function = _training_function
+
+
+def original_training_function(tuner: ModuleType) -> Callable[[dict], None]:
+    """The tuner's ``_training_function`` as LLaMA-Factory wrote it (the one ``install_stage`` wrapped)."""
+    function = tuner._training_function
+    return getattr(function, _ORIGINAL_FLAG, None) or function
 
 
 def requested_stage(args: Any = None) -> str | None:
@@ -182,6 +197,53 @@ def stage_callbacks(
         callbacks.append(ModuleProfilerCallback(training_args.profile_modules))
     callbacks.append(ReporterCallback(model_args, data_args, finetuning_args, generating_args))  # last, as there
     return callbacks
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArguments:
+    """What the `unlearn` stage reads of LLaMA-Factory's own parsed arguments, under names of ours: the
+    LLaMA-Factory field names are read here and nowhere else (``run_arguments``)."""
+
+    do_train: bool
+    streaming_packing_or_tokenized: bool  # data_args.streaming / packing / tokenized_path
+    train_on_prompt: bool
+    persistent_workers: bool  # training_args.dataloader_persistent_workers
+    eval_split: bool  # data_args.val_size / eval_dataset
+    lora: bool  # finetuning_type: lora
+    ref_model: str | None  # finetuning_args.ref_model: an explicit reference model
+    continues_adapter: bool  # adapter_name_or_path set and no create_new_adapter
+    forget_datasets: list[str]  # data_args.dataset
+    cutoff_len: int
+    seed: int
+    compute_dtype: Any
+    resume_from_checkpoint: str | None
+    output_dir: str
+    plot_loss: bool
+
+
+def run_arguments(model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any) -> RunArguments:
+    return RunArguments(
+        do_train=bool(training_args.do_train),
+        streaming_packing_or_tokenized=bool(data_args.streaming or data_args.packing or data_args.tokenized_path),
+        train_on_prompt=bool(data_args.train_on_prompt),
+        persistent_workers=bool(training_args.dataloader_persistent_workers),
+        eval_split=bool(data_args.val_size or data_args.eval_dataset),
+        lora=finetuning_args.finetuning_type == "lora",
+        ref_model=finetuning_args.ref_model,
+        continues_adapter=bool(model_args.adapter_name_or_path) and not finetuning_args.create_new_adapter,
+        forget_datasets=data_args.dataset,
+        cutoff_len=data_args.cutoff_len,
+        seed=training_args.seed,
+        compute_dtype=model_args.compute_dtype,
+        resume_from_checkpoint=training_args.resume_from_checkpoint,
+        output_dir=training_args.output_dir,
+        plot_loss=bool(finetuning_args.plot_loss),
+    )
+
+
+def dpo_beta(finetuning_args: Any) -> float:
+    """LLaMA-Factory's own DPO key ``pref_beta`` (IdkDPO's beta)."""
+    return finetuning_args.pref_beta
 
 
 def teardown_process_group() -> None:

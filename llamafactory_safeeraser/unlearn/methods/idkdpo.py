@@ -8,6 +8,7 @@ log-probs are cached per row, so each row keeps one refusal for the whole run.
 
 from __future__ import annotations
 
+from ...integration import llamafactory as lf
 from .. import losses
 from ..params import REFUSAL_FILE, retain_weight
 from ..registry import register_method
@@ -25,7 +26,7 @@ class IdkDPOTrainer(UnlearningTrainer):
         rejected = batch.sequence_logps("forget")
         reference_chosen = self.reference_sequence_logps(batch, "refusal")
         reference_rejected = self.reference_sequence_logps(batch, "forget")
-        dpo = losses.dpo_loss(chosen, rejected, reference_chosen, reference_rejected, self.finetuning_args.pref_beta)
+        dpo = losses.dpo_loss(chosen, rejected, reference_chosen, reference_rejected, lf.dpo_beta(self.finetuning_args))
         margin = (chosen - reference_chosen) - (rejected - reference_rejected)
         terms = {
             "dpo_loss": dpo.detach(),
