@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..data.prepare import dataset_info_entry, forget_rows, pd_rows, prepare_datasets, retain_rows
-from ..data.prompt import IMAGE_PLACEHOLDER
 from ..data.records import read_benchmark
 from ..data.refusals import BUILTIN_REFUSALS, draw_refusals
+from ..data.user_turn import IMAGE_PLACEHOLDER
 from ..fileio import write_json_atomic, write_text_atomic
 from ..integration.train_command import llamafactory_cli_train
 

@@ -40,7 +40,7 @@ from transformers import EarlyStoppingCallback
 
 from .. import SUPPORTED_LLAMAFACTORY
 from .contract import INTERNALS, problems
-from .prompts import missing_bos
+from .template_text import missing_bos
 from .trainer_log import LossTermsLogCallback
 
 __all__ = [

@@ -47,7 +47,7 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     """Answer ``settings.input`` with ``settings.model`` into ``settings.out`` (see the module docstring)."""
     from tqdm import tqdm
 
-    from .prompts import check_template  # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
+    from .encoding import check_template  # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
 
     started = time.time()
     source = Path(str(settings.input))

@@ -124,5 +124,5 @@ def test_recipe_trains_two_steps_on_its_shape_model_and_evaluates(
     lines = (tmp_path / "eval" / recipe.stem / "samples.jsonl").read_text().splitlines()
     samples = [json.loads(line) for line in lines]
     assert len(samples) == len(kinds) * len(CATEGORIES)
-    for sample in samples:  # written for the model's tokenizer (integration.prompts.text_encoding_like_template)
+    for sample in samples:  # written for the model's tokenizer (integration.template_text.text_encoding_like_template)
         assert sample["prompt"] == render_prompt(FAMILIES[family], sample["question"], str(model_dir))
