@@ -1,6 +1,6 @@
 """Unlearning methods for `stage: unlearn`.
 
-Public API for writing a method: ``UnlearningTrainer``, ``UnlearningBatch``, ``register_method``,
+Public API for writing a method: ``UnlearningTrainer``, ``StepOutputs``, ``register_method``,
 ``MethodParam`` (a method's YAML keys) and the pure loss functions in ``losses``. Attributes load lazily,
 because importing the trainer imports LLaMA-Factory.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MethodParam", "UnlearningBatch", "UnlearningTrainer", "get_method", "method_names", "register_method"]
+__all__ = ["MethodParam", "StepOutputs", "UnlearningTrainer", "get_method", "method_names", "register_method"]
 
 _HOMES = {
     "UnlearningTrainer": "trainer",
-    "UnlearningBatch": "batch",
+    "StepOutputs": "outputs",
     "MethodParam": "params",
     "register_method": "registry",
     "get_method": "registry",

@@ -36,7 +36,7 @@ def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, fin
         )
     if run.eval_split:
         raise ValueError("`stage: unlearn` has no eval split; evaluate with `safeeraser eval` (lm-eval) instead.")
-    if method.reference_groups and run.lora and run.ref_model is None and run.continues_adapter:
+    if method.reference_row_sets and run.lora and run.ref_model is None and run.continues_adapter:
         raise ValueError(
             f"unlearn_method '{method.method_name}' needs a reference model: with LoRA it is the base model with "
             "the adapter disabled, which is not the starting model when training continues an existing adapter. "
@@ -62,20 +62,20 @@ def load_unlearning_sets(
         )
         return RowSource(rows, ",".join(names), ",".join(lf.dataset_files(names, data_args)))
 
-    groups = []
+    row_sets = []
     if method.uses_forget_rows:
-        groups.append("forget")
+        row_sets.append("forget")
     refusal_answers: tuple[list[int], ...] = ()
     if method.uses_refusal_rows:  # the same forget prompts, answered with refusals
-        groups.append("refusal")
+        row_sets.append("refusal")
         refusals = load_refusals(getattr(finetuning_args, "refusal_file", None))
         refusal_answers = tuple(lf.encode_answer(template, tokenizer, text) for text in refusals)
     retain = pd = None
     if method.uses_retain_rows(finetuning_args):
-        groups.append("retain")
+        row_sets.append("retain")
         retain = load(_split(finetuning_args.retain_dataset))
     if finetuning_args.effective_pd_weight:  # `pd_weight: 0` (an ablation) leaves the PD rows out of the batch
-        groups.append("pd")
+        row_sets.append("pd")
         pd = load(_split(finetuning_args.pd_dataset))
     settings = StackSettings(
         cutoff_len=run.cutoff_len,
@@ -87,7 +87,7 @@ def load_unlearning_sets(
         refusal_sampling=getattr(finetuning_args, "refusal_sampling", None) or "fixed",
     )
     return StackedUnlearningDataset(
-        load(run.forget_datasets), tuple(groups), settings, retain=retain, pd=pd, refusal_answers=refusal_answers
+        load(run.forget_datasets), tuple(row_sets), settings, retain=retain, pd=pd, refusal_answers=refusal_answers
     )
 
 
@@ -112,7 +112,7 @@ def create_unlearning_trainer(
 
     # LLaMA-Factory's helper returns None for LoRA without `ref_model`: the reference is then the same
     # weights with the adapter disabled; otherwise it loads the copy that full/freeze tuning needs.
-    ref_model = lf.create_ref_model(model_args, finetuning_args) if method.reference_groups else None
+    ref_model = lf.create_ref_model(model_args, finetuning_args) if method.reference_row_sets else None
 
     collator = UnlearningDataCollator(
         template=template,
@@ -122,7 +122,7 @@ def create_unlearning_trainer(
         compute_dtype=run.compute_dtype,
         attn_implementation=getattr(model.config, "_attn_implementation", None),
         fused_forward=finetuning_args.fused_forward,
-        reference_groups=method.reference_groups,
+        reference_row_sets=method.reference_row_sets,
         **tokenizer_module,
     )
     trainer = method(
@@ -142,7 +142,7 @@ def create_unlearning_trainer(
     keys = ", ".join(f"{param.name}={getattr(finetuning_args, param.name)}" for param in method.params)
     logger.info_rank0(
         f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
-        f"{', '.join(train_dataset.groups)}; pd_weight={trainer.pd_weight}; method keys: {keys or 'none'}"
+        f"{', '.join(train_dataset.row_sets)}; pd_weight={trainer.pd_weight}; method keys: {keys or 'none'}"
     )
     return trainer
 

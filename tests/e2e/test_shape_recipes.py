@@ -1,5 +1,5 @@
 """Every paper recipe on its released model's shape: `llamafactory-cli train` for two steps, then the
-`safeeraser` lm-eval group with a document limit on the adapter it saved (the `shape` tier).
+`safeeraser` lm-eval row_set with a document limit on the adapter it saved (the `shape` tier).
 
 A recipe runs with all its own keys except the ones ``offline.cpu_recipe`` replaces and says why: the
 model (the shape model, fewest layers), the folders, the layers (RMU's ``rmu_layer``), the steps, and what
@@ -68,17 +68,17 @@ def test_every_training_row_holds_all_image_tokens_and_one_bos(
     )
     image_token, per_image = IMAGE_TOKENS[family]
     first = FIRST_TOKEN[family]
-    groups = set()
+    row_sets = set()
     for index in range(len(dataset)):
-        for group, row in dataset[index].items():
-            if group == "row_id":
+        for row_set, row in dataset[index].items():
+            if row_set == "row_id":
                 continue
-            groups.add(group)
+            row_sets.add(row_set)
             ids = list(row["input_ids"])
-            assert ids.count(image_token) == per_image, (group, index)
+            assert ids.count(image_token) == per_image, (row_set, index)
             assert len(ids) <= config["cutoff_len"]
-            assert ids[0] == first and ids[1] != first, (group, index)  # one BOS (none for Qwen2), not two
-    assert groups == ({"forget", "retain", "pd"} if "gd" in recipe.stem else {"forget", "pd"})
+            assert ids[0] == first and ids[1] != first, (row_set, index)  # one BOS (none for Qwen2), not two
+    assert row_sets == ({"forget", "retain", "pd"} if "gd" in recipe.stem else {"forget", "pd"})
 
 
 # ----- training and evaluation (the shape tier) ------------------------------------------------------

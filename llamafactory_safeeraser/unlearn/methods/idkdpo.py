@@ -12,16 +12,16 @@ from ...integration import llamafactory as lf
 from .. import losses
 from ..params import REFUSAL_FILE, retain_weight
 from ..registry import register_method
-from ..trainer import UnlearningBatch, UnlearningTrainer
+from ..trainer import StepOutputs, UnlearningTrainer
 
 
 @register_method("idkdpo")
 class IdkDPOTrainer(UnlearningTrainer):
     uses_refusal_rows = True  # chosen: the forget prompt answered with a refusal
-    reference_groups = ("forget", "refusal")
+    reference_row_sets = ("forget", "refusal")
     params = (retain_weight(1.0), REFUSAL_FILE)
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         chosen = batch.sequence_logps("refusal")
         rejected = batch.sequence_logps("forget")
         reference_chosen = self.reference_sequence_logps(batch, "refusal")
