@@ -4,7 +4,11 @@ and the other entries keep working."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -30,62 +34,63 @@ PLUGIN_MODULES = {
 }
 
 
-@pytest.fixture
-def method_registry(monkeypatch, tmp_path):
-    install_plugin(
-        tmp_path,
-        methods.ENTRY_POINT_GROUP,
-        {"raises": "raising_plugin:Trainer", "missing": "attribute_plugin:NoSuchTrainer"},
-        PLUGIN_MODULES,
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    methods.method_names()  # the built-ins are registered (imported once per process)
-    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))
-    monkeypatch.setattr(methods, "_BROKEN", {})
-    monkeypatch.setattr(methods, "_loaded", False)
-    return methods
+@dataclass(frozen=True)
+class Registry:
+    module: ModuleType
+    lookup: Callable[[str], type]
+    names: Callable[[], list[str]]
+    error: type[Exception]  # the unlearn registry's error reaches LLaMA-Factory's argument parsing
+    prefix: str  # how its message names the plugin
+    working: str  # a built-in entry that must still load
+    reset: dict[str, Any]  # module state to start from
 
 
-@pytest.fixture
-def judge_registry(monkeypatch, tmp_path):
-    install_plugin(
-        tmp_path,
-        judges.ENTRY_POINT_GROUP,
-        {"raises": "raising_plugin:Judge", "missing": "attribute_plugin:NoSuchJudge"},
-        PLUGIN_MODULES,
-    )
+REGISTRIES = {
+    "methods": Registry(
+        methods,
+        methods.get_method,
+        methods.method_names,
+        ValueError,
+        "unlearn_method",
+        "npo",
+        {"_BROKEN": {}, "_loaded": False},
+    ),
+    "judges": Registry(
+        judges,
+        judges.judge_class,
+        judges.judge_names,
+        SafeEraserError,
+        "judge",
+        "rule",
+        {"_BROKEN": {}, "_entry_points_loaded": False},
+    ),
+}
+
+
+@pytest.fixture(params=list(REGISTRIES))
+def registry(request, monkeypatch, tmp_path) -> Registry:
+    chosen = REGISTRIES[request.param]
+    chosen.names()  # the built-ins are registered (imported once per process)
+    entries = {"raises": "raising_plugin:Plugin", "missing": "attribute_plugin:NoSuchPlugin"}
+    install_plugin(tmp_path, chosen.module.ENTRY_POINT_GROUP, entries, PLUGIN_MODULES)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(judges, "_CLASSES", dict(judges._CLASSES))
-    monkeypatch.setattr(judges, "_BROKEN", {})
-    monkeypatch.setattr(judges, "_entry_points_loaded", False)
-    return judges
+    registered = "_METHODS" if chosen.module is methods else "_CLASSES"
+    monkeypatch.setattr(chosen.module, registered, dict(getattr(chosen.module, registered)))
+    for name, value in chosen.reset.items():
+        monkeypatch.setattr(chosen.module, name, value)
+    return chosen
 
 
 @pytest.mark.parametrize(
-    ("name", "why"),
-    [("raises", "RuntimeError: the plugin is broken"), ("missing", "AttributeError: .*NoSuchTrainer")],
+    ("name", "why"), [("raises", "RuntimeError: the plugin is broken"), ("missing", "AttributeError: .*NoSuchPlugin")]
 )
-def test_a_broken_method_plugin_is_one_line_naming_it(method_registry, name, why):
-    with pytest.raises(ValueError) as caught:
-        method_registry.get_method(name)
+def test_a_broken_plugin_is_one_line_naming_it(registry, name, why):
+    with pytest.raises(registry.error) as caught:
+        registry.lookup(name)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"unlearn_method '{name}': its plugin (llamafactory_safeeraser.methods entry point)")
+    group = registry.module.ENTRY_POINT_GROUP
+    assert message.startswith(f"{registry.prefix} '{name}': its plugin ({group} entry point) failed to load")
     assert re.search(why, message)
-    assert method_registry.get_method("npo").method_name == "npo"  # the others still load
-    assert name not in method_registry.method_names()
-
-
-@pytest.mark.parametrize(
-    ("name", "why"),
-    [("raises", "RuntimeError: the plugin is broken"), ("missing", "AttributeError: .*NoSuchJudge")],
-)
-def test_a_broken_judge_plugin_is_one_line_naming_it(judge_registry, name, why):
-    with pytest.raises(SafeEraserError) as caught:
-        judge_registry.judge_class(name)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert message.startswith(f"judge '{name}': its plugin (llamafactory_safeeraser.judges entry point)")
-    assert re.search(why, message)
-    assert judge_registry.judge_class("rule").name == "rule"  # the others still load
-    assert name not in judge_registry.judge_names()
+    assert registry.lookup(registry.working) is not None  # the others still load
+    assert name not in registry.names()

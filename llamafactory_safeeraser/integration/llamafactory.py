@@ -13,10 +13,10 @@ No ``from __future__ import annotations`` here: HfArgumentParser reads real anno
 import dataclasses
 import typing
 from collections.abc import Callable
-from importlib.metadata import version as _installed_version
 from types import ModuleType
 from typing import Any
 
+import llamafactory
 import torch.distributed as dist
 from llamafactory.data import get_template_and_fix_tokenizer
 from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
@@ -116,7 +116,7 @@ def install_stage(tuner: ModuleType, stage: str, arguments_class: type, run_stag
     if found:
         raise UnsupportedLlamaFactory(
             f"llamafactory-safeeraser cannot add `stage: {stage}` to LLaMA-Factory "
-            f"{_installed_version('llamafactory')}: {'; '.join(found)}. Supported: "
+            f"{llamafactory.__version__}: {'; '.join(found)}. Supported: "
             f"llamafactory{SUPPORTED_LLAMAFACTORY}. Install a supported version, or set SAFEERASER_DISABLE=1 "
             "to run LLaMA-Factory without the plugin."
         )
@@ -178,11 +178,12 @@ def get_train_args(args: Any = None) -> tuple:
 def stage_callbacks(
     model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any, generating_args: Any, callbacks: list
 ) -> list:
-    """The callbacks LLaMA-Factory 0.9.5's ``_training_function`` gives every stage, appended to ``callbacks``.
+    """The callbacks LLaMA-Factory's ``_training_function`` gives every stage, appended to ``callbacks``.
 
-    LLaMA-Factory builds them inline in that function, so they are mirrored here; keep this in step with
-    `llamafactory/train/tuner.py` on an upgrade. Its LogCallback becomes ``LossTermsLogCallback``, which also
-    writes the loss terms the trainer names to trainer_log.jsonl (LlamaBoard draws them).
+    LLaMA-Factory builds them inline in that function, so they are mirrored here, statement for statement:
+    the contract test compares the two lists as read from the source (``contract.appended_callbacks``). Its
+    LogCallback becomes ``LossTermsLogCallback``, which also writes the loss terms the trainer names to
+    trainer_log.jsonl (LlamaBoard draws them).
     """
     callbacks.append(LossTermsLogCallback())
     if finetuning_args.pissa_convert:
