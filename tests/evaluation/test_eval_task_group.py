@@ -13,7 +13,7 @@ import pytest
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.evaluation.results import RunSpec, samples_jsonl, summarize
-from llamafactory_safeeraser.lmeval_task import documents, scoring
+from llamafactory_safeeraser.lmeval_task import documents, metric_catalog
 from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 from llamafactory_safeeraser.lmeval_task.task_files import SHARED_TEMPLATE, render_task_files
 from llamafactory_safeeraser.tasks import TASK_DIR
@@ -54,7 +54,7 @@ def test_one_group_per_kind_with_a_subtask_per_category(loaded) -> None:
     for kind in KINDS:
         group = groups[f"safeeraser_{kind}"]
         assert group.child_names == [documents.category_task(kind, category) for category in CATEGORIES]
-        assert [agg.metric for agg in group.aggregate_metric_list] == scoring.metric_names(kind)
+        assert [agg.metric for agg in group.aggregate_metric_list] == metric_catalog.metric_names(kind)
         assert all(agg.weight_by_size for agg in group.aggregate_metric_list)
         sizes = []
         for category in CATEGORIES:
@@ -63,7 +63,7 @@ def test_one_group_per_kind_with_a_subtask_per_category(loaded) -> None:
             assert docs and {doc["category"] for doc in docs} == {category}
             assert docs == documents.task_docs(kind, metadata, category)
             # lm-eval's registered `mean`: the aggregation it knows the standard error of
-            assert all(task.aggregation()[name] is mean for name in scoring.metric_names(kind))
+            assert all(task.aggregation()[name] is mean for name in metric_catalog.metric_names(kind))
             sizes.append(len(docs))
         assert sum(sizes) == len(documents.task_docs(kind, metadata))
 
@@ -113,7 +113,9 @@ def test_printed_table_has_a_value_and_a_standard_error_on_every_row(aggregated)
             float(row[6]), float(row[8])  # numbers, not N/A
     table = make_table(aggregated, "results")
     rows_per_kind = {kind: 1 + len(CATEGORIES) for kind in KINDS}  # the group and its six subtasks
-    expected_rows = sum(n * len(scoring.metric_names(kind, model_judge=False)) for kind, n in rows_per_kind.items())
+    expected_rows = sum(
+        n * len(metric_catalog.metric_names(kind, model_judge=False)) for kind, n in rows_per_kind.items()
+    )
     assert len([line for line in table.splitlines()[2:] if line.strip()]) == expected_rows
 
 
