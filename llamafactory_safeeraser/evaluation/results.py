@@ -76,6 +76,15 @@ def model_location(value: str | Path) -> str:
     return str(path.resolve()) if path.exists() else str(value)
 
 
+def run_record(run: RunSpec) -> dict[str, str | None]:
+    """The ``run`` entry of the files a run writes: its name and where its model and adapter were."""
+    return {
+        "name": run.name,
+        "model": model_location(run.model),
+        "adapter": model_location(run.adapter) if run.adapter is not None else None,
+    }
+
+
 def find_run_folders(out_dir: str | Path) -> list[Path]:
     """Run folders (holding results.json) directly under ``out_dir``, oldest first."""
     folders = [path.parent for path in Path(out_dir).glob(f"*/{RESULTS_FILE}")]
@@ -163,11 +172,7 @@ def summarize(
     columns = headline()
     return {
         "format": RESULTS_FORMAT,
-        "run": {
-            "name": run.name,
-            "model": model_location(run.model),
-            "adapter": model_location(run.adapter) if run.adapter is not None else None,
-        },
+        "run": run_record(run),
         "summary": {
             column: tasks[kind]["metrics"][metric] if kind in tasks else None
             for column, (kind, metric) in columns.items()

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from lmeval_harness import aggregate_responses
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.evaluation.results import RunSpec, samples_jsonl, summarize
@@ -82,23 +83,8 @@ def respond(doc: dict) -> str:
 def aggregated(loaded):
     """lm-eval's own results (aggregation, groups, logged samples) for the hand-written responses: what
     simple_evaluate does after generation, run on responses instead of a model's."""
-    from lm_eval.evaluator_utils import _process_results
-
     _, task_dict = loaded
-    accumulated = {}
-    for name, task in task_dict["tasks"].items():
-        raw_metrics: dict = {}
-        samples = []
-        for doc_id, doc in enumerate(task.eval_docs):
-            response = respond(doc)
-            metrics = task.process_results(doc, [response])
-            samples.append({"doc_id": doc_id, "doc": doc, "filtered_resps": [response], "metrics": list(metrics)})
-            samples[-1].update(metrics)
-            for metric, value in metrics.items():
-                raw_metrics.setdefault((metric, "none"), []).append(value)
-        accumulated[name] = {"task": task, "raw_metrics": raw_metrics, "logged_samples": samples}
-    result = _process_results(accumulated, task_dict["groups"], bootstrap_iters=100000)
-    return result._to_eval_results(samples=result.samples)
+    return aggregate_responses(task_dict, respond)
 
 
 def test_printed_table_has_a_value_and_a_standard_error_on_every_row(aggregated) -> None:

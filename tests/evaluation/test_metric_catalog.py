@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from lmeval_harness import aggregate_responses
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.evaluation import plot, report
@@ -96,26 +97,11 @@ def respond(doc: dict) -> str:
 
 
 def aggregate_utility(task_dir: Path, metadata: dict) -> dict:
-    """lm-eval's own results for the utility group on the hand-written responses (as test_eval_task_group)."""
-    from lm_eval.evaluator_utils import _process_results
+    """lm-eval's own results for the utility group on the hand-written responses."""
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(task_dir), include_defaults=False, metadata=metadata)
-    task_dict = manager.load(["safeeraser_utility"])
-    accumulated = {}
-    for name, task in task_dict["tasks"].items():
-        raw_metrics: dict = {}
-        samples = []
-        for doc_id, doc in enumerate(task.eval_docs):
-            response = respond(doc)
-            metrics = task.process_results(doc, [response])
-            samples.append({"doc_id": doc_id, "doc": doc, "filtered_resps": [response], "metrics": list(metrics)})
-            samples[-1].update(metrics)
-            for metric, value in metrics.items():
-                raw_metrics.setdefault((metric, "none"), []).append(value)
-        accumulated[name] = {"task": task, "raw_metrics": raw_metrics, "logged_samples": samples}
-    result = _process_results(accumulated, task_dict["groups"], bootstrap_iters=100000)
-    return result._to_eval_results(samples=result.samples)
+    return aggregate_responses(manager.load(["safeeraser_utility"]), respond)
 
 
 def test_a_new_metric_reaches_results_report_and_plot(with_new_metric: Path, synthetic_dir: Path, tmp_path: Path):
