@@ -112,9 +112,9 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
             before, after = by_name[method]["summary"], by_name[with_pd]["summary"]
             change = "n/a"
             if before.get("sarr") and after.get("sarr") is not None:
-                reduction = (before["sarr"] - after["sarr"]) / before["sarr"]
-                reductions.append(reduction)
-                change = f"{-100 * reduction:+.1f}%"
+                relative = (after["sarr"] - before["sarr"]) / before["sarr"]
+                reductions.append(-relative)
+                change = f"{100 * relative:+.1f}%"  # an unchanged SARR reads +0.0%, not -0.0%
             rows.append(
                 [
                     _escape(method),

@@ -145,6 +145,8 @@ class Evaluator:
         return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
+        """Evaluate one run into ``out_dir/<name>/``, replacing its files (each atomically). The caller owns the
+        folder: :func:`evaluate_runs` refuses a finished one first; relearn and the demo write their own."""
         from lm_eval import simple_evaluate
 
         quiet_expected_lm_eval_warnings()
