@@ -34,7 +34,8 @@ FAILURE_RATE_METRIC = "judge_failure_rate"  # lm-eval: share of responses with a
 
 @dataclass(frozen=True)
 class Column:
-    """One headline number: metric ``name`` on task kind ``kind``, under ``key`` in results.json's summary."""
+    """One headline number of its metric: the metric's overall value on task kind ``kind``, under ``key`` in
+    results.json's summary."""
 
     key: str
     kind: str

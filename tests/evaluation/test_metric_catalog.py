@@ -76,6 +76,17 @@ def test_the_declarations_give_the_tables_of_the_report() -> None:
     )
 
 
+def test_every_declaration_is_consistent() -> None:
+    names = [m.name for m in metric_catalog.METRICS]
+    keys = [column.key for column in metric_catalog.headline()]
+    assert len(set(names)) == len(names) and len(set(keys)) == len(keys)
+    for m in metric_catalog.METRICS:
+        assert m.kinds and set(m.kinds) <= set(documents.TASK_KINDS), m.name
+        assert all(column.kind in m.kinds for column in m.columns), m.name
+    positions = [column.column.plot_panel[0] for column in metric_catalog.plot_panels()]
+    assert len(set(positions)) == len(positions)
+
+
 def test_an_unknown_metric_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no SafeEraser metric 'nope'"):
         metric_catalog.metric("nope")
