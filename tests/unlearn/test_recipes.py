@@ -73,7 +73,8 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
     text = path.read_text()
     assert "docs/fidelity.md" in text
     # the reference's max_length 512 counts BOS and the one <image> token the model expands into 576 positions
-    assert config["cutoff_len"] == 512 - 1 + 576 and config["eos_target"] is False and config["disable_shuffling"] is True
+    assert config["cutoff_len"] == 512 - 1 + 576
+    assert config["eos_target"] is False and config["disable_shuffling"] is True
     assert config["default_system"] == REFERENCE_SYSTEM  # the reference's training text, not the template's "user"
     assert config["image_max_pixels"] >= 10**9  # no shrinking before the CLIP processor
     assert "--capitalize" in text.split("\n### model")[0]  # the header's prepare command cases text as the reference
