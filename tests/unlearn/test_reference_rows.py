@@ -26,16 +26,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, build_unlearning_dataset
 
 import yaml
 from llamafactory_safeeraser.data.prepare import prepare_datasets
 from llamafactory_safeeraser.data.refusals import BUILTIN_REFUSALS
-from llamafactory_safeeraser.hook.stage import parse_train_args
-from llamafactory_safeeraser.integration import llamafactory as lf
-from llamafactory_safeeraser.unlearn.registry import get_method
+from llamafactory_safeeraser.offline.cpu_recipe import cpu_recipe
 from llamafactory_safeeraser.unlearn.rows import IGNORE_INDEX
-from llamafactory_safeeraser.unlearn.workflow import load_unlearning_sets
 
 SYSTEM_TAG = (  # config/model_config.yaml, llava-v1.5-vicuna
     "A chat between a curious human and an artificial intelligence assistant. "
@@ -94,27 +91,12 @@ def benchmark(synthetic_dir: Path, tmp_path_factory) -> tuple[list[dict], Path]:
 
 
 def stage_dataset(recipe: str, model_dir: Path, data_dir: Path, output_dir: Path):
-    """The `unlearn` stage's dataset under a paper recipe's keys (only paths and CPU settings replaced)."""
-    config = yaml.safe_load((REPO / "yaml" / recipe).read_text())
-    for gpu_only in ("deepspeed", "bf16"):
-        config.pop(gpu_only)
-    config.update(
-        model_name_or_path=str(model_dir),
-        dataset_dir=str(data_dir / "lf"),
-        output_dir=str(output_dir),
-        preprocessing_num_workers=1,
-        overwrite_cache=True,
-    )
+    """The `unlearn` stage's dataset under a paper recipe's keys (model, folders and CPU settings replaced)."""
+    config = cpu_recipe(yaml.safe_load((REPO / "yaml" / recipe).read_text()), model_dir, data_dir / "lf", 1)
+    config["output_dir"] = str(output_dir)
     if config["unlearn_method"] == "po":
         config["refusal_file"] = str(data_dir / "refusals.txt")
-    model_args, data_args, training_args, finetuning_args, _ = parse_train_args(config)
-    tokenizer_module = lf.load_tokenizer(model_args)
-    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
-    method = get_method(finetuning_args.unlearn_method)
-    dataset = load_unlearning_sets(
-        method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
-    )
-    return dataset, tokenizer_module["tokenizer"]
+    return build_unlearning_dataset(config)
 
 
 @pytest.fixture(scope="module")
