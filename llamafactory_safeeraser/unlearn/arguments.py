@@ -31,7 +31,8 @@ class UnlearningArguments:
     pd_dataset: str | None = field(
         default=None,
         metadata={
-            "help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i."
+            "help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i "
+            "(see pd_pairing)."
         },
     )
     pd_pairing: str = field(
