@@ -94,6 +94,23 @@ def build_unlearning_trainer(model_dir: Path, dataset_dir: Path, output_dir: Pat
     return create_unlearning_trainer(model_args, data_args, training_args, finetuning_args)
 
 
+def build_unlearning_dataset(config: dict) -> tuple:
+    """(dataset, tokenizer) of the `unlearn` stage for a train config, as its workflow loads them; no model."""
+    from llamafactory_safeeraser.hook.stage import parse_train_args
+    from llamafactory_safeeraser.integration import llamafactory as lf
+    from llamafactory_safeeraser.unlearn.registry import get_method
+    from llamafactory_safeeraser.unlearn.workflow import load_unlearning_sets
+
+    model_args, data_args, training_args, finetuning_args, _ = parse_train_args(config)
+    tokenizer_module = lf.load_tokenizer(model_args)
+    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+    method = get_method(finetuning_args.unlearn_method)
+    dataset = load_unlearning_sets(
+        method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
+    )
+    return dataset, tokenizer_module["tokenizer"]
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from llamafactory_safeeraser.offline.tiny_models import write_tiny_model

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..data.user_turn import IMAGE_PLACEHOLDER, user_turn
 from ..errors import SafeEraserError
-from ..evaluation.runner import one_bos_like_training
+from ..evaluation.processor_bos import one_bos_like_training
 from ..integration.template_text import render_user_prompt, training_image
 from ..lmeval_task.documents import render_prompt
 from .items import Item

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .params import SAMPLING_MODES
+from .params import PD_PAIRINGS, SAMPLING_MODES
 from .registry import BUILTIN_METHODS
 
 UNLEARN_STAGE = "unlearn"
@@ -30,7 +30,16 @@ class UnlearningArguments:
     pd_dataset: str | None = field(
         default=None,
         metadata={
-            "help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i."
+            "help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i "
+            "(see pd_pairing)."
+        },
+    )
+    pd_pairing: str = field(
+        default="same_question",
+        metadata={
+            "help": "Which PD row a step trains: the one of its forget row's question ('same_question'), or the row at "
+            "the index of its retain draw ('retain_draw', as the SafeEraser reference's data loader; needs "
+            "retain_dataset)."
         },
     )
     pd_weight: float | None = field(
@@ -65,6 +74,11 @@ class UnlearningArguments:
         if self.pd_dataset is None:
             return 0.0
         return 1.0 if self.pd_weight is None else self.pd_weight
+
+    @property
+    def draws_pd_with_retain(self) -> bool:
+        """Whether the PD rows are picked by the retain draw (then the retain set is loaded for it)."""
+        return self.pd_pairing == "retain_draw" and self.effective_pd_weight > 0
 
     @property
     def guard_action(self) -> str:
@@ -103,13 +117,21 @@ def check_unlearning_arguments(arguments: Any, stage: str, method_keys: tuple[st
 
     if arguments.retain_sampling not in SAMPLING_MODES:
         raise ValueError(f"`retain_sampling` '{arguments.retain_sampling}' is not one of {', '.join(SAMPLING_MODES)}.")
+    if arguments.pd_pairing not in PD_PAIRINGS:
+        raise ValueError(f"`pd_pairing` '{arguments.pd_pairing}' is not one of {', '.join(PD_PAIRINGS)}.")
     if arguments.pd_weight is not None and arguments.pd_dataset is None:
         raise ValueError("`pd_weight` is set but there is no `pd_dataset` to apply it to.")
     if arguments.pd_weight is not None and arguments.pd_weight < 0:
         raise ValueError("`pd_weight` must be >= 0.")
     if method.uses_retain_rows(arguments) and arguments.retain_dataset is None:
         raise ValueError(f"unlearn_method '{name}' needs `retain_dataset`.")
-    if not method.uses_retain_rows(arguments) and arguments.retain_dataset is not None:
+    if arguments.draws_pd_with_retain and arguments.retain_dataset is None:
+        raise ValueError("`pd_pairing: retain_draw` picks PD rows by a retain draw; it needs `retain_dataset`.")
+    if (
+        not method.uses_retain_rows(arguments)
+        and not arguments.draws_pd_with_retain
+        and arguments.retain_dataset is not None
+    ):
         raise ValueError(f"unlearn_method '{name}' does not use `retain_dataset` with these weights; remove it.")
     if getattr(arguments, "forget_nll_ceiling", None) is not None and arguments.guard_action == "off":
         raise ValueError("`forget_nll_ceiling` is set but `forget_nll_guard` is off; set it to clamp or stop.")

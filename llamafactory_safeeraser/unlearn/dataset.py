@@ -32,6 +32,7 @@ class StackSettings:
     seed: int
     retain_sampling: str = "per_epoch"  # a retain row drawn per forget row every epoch, or once
     refusal_sampling: str = "per_epoch"  # PO's refusal drawn per forget row every epoch, or once
+    pd_pairing: str = "same_question"  # PD row i with forget row i, or the row at the retain draw's index
 
 
 def check_rows(source: RowSource, cutoff_len: int) -> None:
@@ -51,7 +52,8 @@ def check_rows(source: RowSource, cutoff_len: int) -> None:
 
 class StackedUnlearningDataset(torch.utils.data.Dataset):
     """Item i: forget row i and/or its refusal twin (the same prompt, a refusal answer), PD row i (the same
-    question with the benign image) and one retain row drawn at random.
+    question with the benign image; with ``pd_pairing: retain_draw`` the PD row at the retain draw's index)
+    and one retain row drawn at random.
 
     Draws are seeded by (seed, epoch, row): reproducible, equal on every process and after a resume,
     and new every epoch unless the sampling is ``fixed`` (then epoch 0's draw is kept).
@@ -74,14 +76,23 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
         for source in (forget, retain, pd):
             if source is not None:
                 check_rows(source, settings.cutoff_len)
-        if pd is not None and len(pd.rows) != len(forget.rows):
+        if retain is not None and len(retain.rows) == 0:
+            raise DataError(retain.files, f"retain_dataset '{retain.dataset}' has no rows")
+        if pd is not None and settings.pd_pairing == "retain_draw":
+            assert retain is not None
+            if len(retain.rows) > len(pd.rows):  # the reference's loader raises IndexError on such a draw
+                raise DataError(
+                    pd.files,
+                    f"pd_dataset '{pd.dataset}' has {len(pd.rows)} rows but retain_dataset '{retain.dataset}' has "
+                    f"{len(retain.rows)}; pd_pairing: retain_draw takes PD row j for retain draw j, so the PD set "
+                    "needs at least as many rows",
+                )
+        elif pd is not None and len(pd.rows) != len(forget.rows):
             raise DataError(
                 pd.files,
                 f"pd_dataset '{pd.dataset}' has {len(pd.rows)} rows but the forget dataset '{forget.dataset}' has "
                 f"{len(forget.rows)}; PD row i must pair with forget row i",
             )
-        if retain is not None and len(retain.rows) == 0:
-            raise DataError(retain.files, f"retain_dataset '{retain.dataset}' has no rows")
         if "refusal" in self.row_sets and not refusal_answers:
             raise ValueError("refusal rows need at least one refusal answer")
 
@@ -99,6 +110,11 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
     def retain_index(self, index: int) -> int:
         assert self.retain is not None
         return self.draw("retain", index, len(self.retain.rows), self.settings.retain_sampling)
+
+    def pd_index(self, index: int) -> int:
+        """Forget row ``index``'s PD row: the same question's, or the retain draw's index (the reference's loader
+        overwrites its index with the retain draw before it reads the PD row)."""
+        return self.retain_index(index) if self.settings.pd_pairing == "retain_draw" else index
 
     def refusal_index(self, index: int) -> int:
         return self.draw("refusal", index, len(self.refusal_answers), self.settings.refusal_sampling)
@@ -127,7 +143,7 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
             item["retain"] = self.own_row(self.retain.rows[self.retain_index(index)])
         if "pd" in self.row_sets:
             assert self.pd is not None
-            item["pd"] = self.own_row(self.pd.rows[index])
+            item["pd"] = self.own_row(self.pd.rows[self.pd_index(index)])
         return item
 
 

@@ -68,6 +68,7 @@ def one_of(name: str, choices: tuple[str, ...], default: str, help_text: str) ->
 
 
 SAMPLING_MODES = ("per_epoch", "fixed")  # a draw per row anew every epoch, or once for the run
+PD_PAIRINGS = ("same_question", "retain_draw")  # PD row i with forget row i, or the row of the retain draw
 
 
 # ----- keys several methods declare ----------------------------------------------------------------------

@@ -73,6 +73,7 @@ def load_unlearning_sets(
     retain = pd = None
     if method.uses_retain_rows(finetuning_args):
         row_sets.append("retain")
+    if method.uses_retain_rows(finetuning_args) or finetuning_args.draws_pd_with_retain:  # the pool of the draw
         retain = load(_split(finetuning_args.retain_dataset))
     if finetuning_args.effective_pd_weight:  # `pd_weight: 0` (an ablation) leaves the PD rows out of the batch
         row_sets.append("pd")
@@ -83,6 +84,7 @@ def load_unlearning_sets(
         end_of_turn_ids=lf.end_of_turn_ids(template, tokenizer),
         seed=run.seed,
         retain_sampling=finetuning_args.retain_sampling,
+        pd_pairing=finetuning_args.pd_pairing,
         # PO declares refusal_sampling; IdkDPO keeps one refusal per row (its reference log-probs are cached)
         refusal_sampling=getattr(finetuning_args, "refusal_sampling", None) or "fixed",
     )

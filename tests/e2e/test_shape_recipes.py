@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import REPO, llamafactory_train, log_history
+from conftest import REPO, build_unlearning_dataset, llamafactory_train, log_history
 
 import yaml
 from llamafactory_safeeraser.data.records import CATEGORIES
@@ -51,21 +51,10 @@ ROW_RECIPES = [REPO / f"yaml/{name}.yaml" for name in ("llava7b_gd_pd", "qwen2vl
 def test_every_training_row_holds_all_image_tokens_and_one_bos(
     recipe: Path, shape_processor_dir, shape_data, tmp_path: Path
 ) -> None:
-    from llamafactory_safeeraser.hook.stage import parse_train_args
-    from llamafactory_safeeraser.integration import llamafactory as lf
-    from llamafactory_safeeraser.unlearn.registry import get_method
-    from llamafactory_safeeraser.unlearn.workflow import load_unlearning_sets
-
     family, _ = shape_of(recipe)
     config = shape_recipe_config(recipe, shape_processor_dir(family), shape_data[1], text_layers=1)
     config["output_dir"] = str(tmp_path)
-    model_args, data_args, training_args, finetuning_args, _ = parse_train_args(config)
-    tokenizer_module = lf.load_tokenizer(model_args)
-    template = lf.get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
-    method = get_method(finetuning_args.unlearn_method)
-    dataset = load_unlearning_sets(
-        method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
-    )
+    dataset, _ = build_unlearning_dataset(config)
     image_token, per_image = IMAGE_TOKENS[family]
     first = FIRST_TOKEN[family]
     row_sets = set()

@@ -156,6 +156,7 @@ def test_shipped_eval_configs_are_valid(name: str) -> None:
         assert (job.run.model, job.run.adapter) == (recipe["model_name_or_path"], recipe["output_dir"])
         assert job.settings.harmful_samples == 3 and job.settings.max_gen_toks == 512  # the reference's
         assert job.settings.judge.name == "openai" and job.settings.judge.model == "gpt-4o"
+        assert job.settings.image_max_pixels == recipe["image_max_pixels"]  # images resized as training did
 
 
 def test_docs_key_tables_are_the_declared_ones() -> None:

@@ -82,6 +82,14 @@ CASES = {
         r"`refusal_sampling` is not used by unlearn_method 'idkdpo'",
     ),
     "bad retain sampling": ({"unlearn_method": "ga", "retain_sampling": "sometimes"}, r"sometimes"),
+    "bad pd pairing": (
+        {"unlearn_method": "ga", "pd_dataset": "safeeraser_pd", "pd_pairing": "nearest"},
+        r"`pd_pairing` 'nearest' is not one of same_question, retain_draw",
+    ),
+    "retain draw without retain set": (
+        {"unlearn_method": "ga", "pd_dataset": "safeeraser_pd", "pd_pairing": "retain_draw"},
+        r"`pd_pairing: retain_draw` picks PD rows by a retain draw; it needs `retain_dataset`",
+    ),
     "unlearn keys on sft": ({"stage": "sft", "pd_dataset": "safeeraser_pd"}, r"only apply to `stage: unlearn`"),
 }
 

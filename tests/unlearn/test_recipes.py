@@ -19,6 +19,10 @@ RECIPES = sorted((REPO / "yaml").glob("llava*b_*.yaml"))
 # the SafeEraser reference's PD weights (GD+PD also halves the retain weight)
 PAPER_PD_WEIGHTS = {"ga": 0.5, "gd": 0.5, "kl": 1.0, "po": 1.0}
 PAPER_METHODS = ("ga", "gd", "kl", "po", "npo")
+REFERENCE_SYSTEM = (  # the reference's config/model_config.yaml, llava-v1.5-vicuna system_tag (stripped)
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
 
 
 def test_every_method_has_recipes_with_and_without_pd():
@@ -69,7 +73,12 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
     # the SafeEraser reference's behaviour, spelled out (docs/fidelity.md)
     text = path.read_text()
     assert "docs/fidelity.md" in text
-    assert config["cutoff_len"] == 512 + 576 and config["eos_target"] is False and config["disable_shuffling"] is True
+    # the reference's max_length 512 counts BOS and the one <image> token the model expands into 576 positions
+    assert config["cutoff_len"] == 512 - 1 + 576
+    assert config["eos_target"] is False and config["disable_shuffling"] is True
+    assert config["default_system"] == REFERENCE_SYSTEM  # the reference's training text, not the template's "user"
+    assert config["image_max_pixels"] >= 10**9  # no shrinking before the CLIP processor
+    assert "--capitalize" in text.split("\n### model")[0]  # the header's prepare command cases text as the reference
     assert config.get("forget_nll_guard", "off") == "off"  # no guard, as the reference
     if "retain_dataset" in config:
         assert config["retain_sampling"] == "per_epoch"
@@ -77,7 +86,8 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
         assert config["kl_positions"] == "all"
     if method == "po":
         assert config["po_reduction"] == "joint" and config["refusal_sampling"] == "per_epoch"
-    for key in ("eos_target", "disable_shuffling", "cutoff_len", "kl_positions", "po_reduction"):
+    keys = ("eos_target", "disable_shuffling", "cutoff_len", "kl_positions", "po_reduction", "pd_pairing")
+    for key in (*keys, "default_system", "image_max_pixels"):
         for line in text.splitlines():
             if line.startswith(f"{key}:"):
                 assert "fidelity" in line, line  # each such line names its docs/fidelity.md row
@@ -87,6 +97,8 @@ def test_recipe_parses_and_holds_reference_hyperparameters(path, tiny_model_dir,
             assert config["pd_weight"] == PAPER_PD_WEIGHTS[method]
         if method == "gd":
             assert config["retain_weight"] == 0.5
+        # the reference's loader trains the PD row at the retain draw's index; methods it lacks keep PD row i
+        assert config["pd_pairing"] == ("retain_draw" if method in PAPER_PD_WEIGHTS else "same_question")
     else:
         assert "pd_dataset" not in config
 

@@ -170,3 +170,32 @@ def test_retain_rows_and_refusals_are_drawn_per_epoch_or_fixed(mode, tiny_model_
     refusal_ids = first.refusal_answers[first.refusal_index(5)]
     assert prompt_and_answer(item["refusal"])[1] == [t for t in refusal_ids if t != 2]
     assert item["retain"]["input_ids"] == first.own_row(first.retain.rows[first.retain_index(5)])["input_ids"]
+
+
+def test_retain_draw_pairs_pd_rows_with_the_retain_draw_and_needs_enough_of_them(
+    full_rows, tiny_model_dir, prepared_dir, tmp_path
+):
+    keys = dict(max_samples=24, pd_dataset="safeeraser_pd", retain_dataset="safeeraser_retain")
+    drawn = build_unlearning_trainer(
+        tiny_model_dir, prepared_dir, tmp_path, unlearn_method="ga", pd_pairing="retain_draw", **keys
+    ).train_dataset
+    assert drawn.row_sets == ("forget", "pd")  # GA: the retain set is only the pool of the draw
+    full, _ = full_rows  # GD, same_question: PD row i beside forget row i
+    moved = 0
+    for i in range(len(drawn)):
+        j = drawn.retain_index(i)
+        assert drawn[i]["pd"]["input_ids"] == full[j]["pd"]["input_ids"]
+        moved += j != i
+    assert moved > len(drawn) // 2
+    with pytest.raises(DataError) as caught:  # the reference's loader raises IndexError on such draws
+        build_unlearning_trainer(
+            tiny_model_dir,
+            prepared_dir,
+            tmp_path,
+            unlearn_method="ga",
+            pd_pairing="retain_draw",
+            **{**keys, "retain_dataset": "safeeraser_retain,safeeraser_forget"},
+        )
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("pd.json: pd_dataset 'safeeraser_pd' has 24 rows")
+    assert "but retain_dataset 'safeeraser_retain,safeeraser_forget' has 48" in message
