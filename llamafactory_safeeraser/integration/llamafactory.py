@@ -10,6 +10,7 @@
 No ``from __future__ import annotations`` here: HfArgumentParser reads real annotations.
 """
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Callable
@@ -18,11 +19,12 @@ from typing import Any
 
 import llamafactory
 import torch.distributed as dist
-from llamafactory.data import get_template_and_fix_tokenizer
+from llamafactory.data import get_template_and_fix_tokenizer as _get_template_and_fix_tokenizer
 from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
 from llamafactory.data.loader import _get_merged_dataset
 from llamafactory.data.parser import get_dataset_list
 from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+from llamafactory.data.template import TEMPLATES
 from llamafactory.extras.logging import get_logger as _get_llamafactory_logger
 from llamafactory.extras.ploting import plot_loss
 from llamafactory.hparams import FinetuningArguments
@@ -81,6 +83,22 @@ def get_logger(name: str) -> Any:
 
 
 logger = get_logger(__name__)
+
+
+def get_template_and_fix_tokenizer(tokenizer: Any, data_args: Any) -> Any:
+    """LLaMA-Factory's template of a run, the tokenizer fixed as it fixes it, without its side effect on the
+    registry: it writes a run's ``default_system`` (and ``tool_format``) into the registered Template itself,
+    which prompts rendered later in the same process (lm-eval documents, respond) would then read."""
+    name = data_args.template
+    registered = TEMPLATES.get(name) if name else None
+    if registered is None:
+        return _get_template_and_fix_tokenizer(tokenizer, data_args)
+    TEMPLATES[name] = copy.copy(registered)  # the run's own copy is the one LLaMA-Factory changes and returns
+    try:
+        return _get_template_and_fix_tokenizer(tokenizer, data_args)
+    finally:
+        TEMPLATES[name] = registered
+
 
 # ----- installing a stage ------------------------------------------------------------------------------
 # the parser's argument lists, as the contract table names them (_TRAIN_ARGS, _INFER_ARGS, ...)

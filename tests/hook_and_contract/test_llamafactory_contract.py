@@ -143,3 +143,23 @@ def test_llamafactory_field_names_are_read_only_in_integration():
             if name in LLAMAFACTORY_ARGUMENTS or (name == "finetuning_args" and node.attr not in own):
                 read.append(f"{path.relative_to(REPO)}:{node.lineno} {name}.{node.attr}")
     assert read == []
+
+
+def test_a_runs_template_leaves_the_registered_template_as_it_was(tiny_model_dir):
+    """LLaMA-Factory writes a run's ``default_system`` into its registered Template; prompts rendered later in the
+    same process (lm-eval documents, respond) read the registered one."""
+    from types import SimpleNamespace
+
+    from llamafactory.data.template import TEMPLATES
+    from transformers import AutoTokenizer
+
+    from llamafactory_safeeraser.integration.template_text import render_user_prompt
+
+    before = render_user_prompt("llava", "<image>\nQ?")
+    data_args = SimpleNamespace(
+        template="llava", default_system="A run's own system text.", tool_format=None, train_on_prompt=False
+    )
+    template = lf.get_template_and_fix_tokenizer(AutoTokenizer.from_pretrained(tiny_model_dir), data_args)
+    assert template.default_system == "A run's own system text."  # the run gets its system text
+    assert TEMPLATES["llava"].default_system != "A run's own system text."
+    assert render_user_prompt("llava", "<image>\nQ?") == before
