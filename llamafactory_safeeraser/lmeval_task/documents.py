@@ -39,6 +39,7 @@ from ..data.records import (
     read_benchmark,
 )
 from ..errors import SafeEraserError
+from ..settings import METADATA, build, check_settings, read_values, setting
 from .judges import JudgeConfig
 
 # The lm-eval task folder these documents feed (``--include_path``): its YAML names the functions of
@@ -53,6 +54,33 @@ FILE_NAMES = {"train": "all_train.json", "val": "all_val.json"}
 FILE_OF_TASK = {"efficacy": "train", "generality": "val", "sarr": "val", "utility": "val"}
 DEFAULT_HARMFUL_SAMPLES = 3
 DEFAULT_TEMPLATE = "llava"
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """The tasks' own metadata keys, declared once (``safeeraser eval`` reads them as config keys too)."""
+
+    template: str = setting(DEFAULT_TEMPLATE, help="LLaMA-Factory template the model was trained with")
+    image_max_pixels: int | None = setting(
+        help="the training run's image_max_pixels (none: LLaMA-Factory's 768*768)", minimum=1
+    )
+    image_min_pixels: int | None = setting(
+        help="the training run's image_min_pixels (none: LLaMA-Factory's 32*32)", minimum=1
+    )
+    data_dir: Path | None = setting(
+        help=f"folder holding all_train.json and all_val.json (none: env {DATA_DIR_ENV_VAR})", flags=("--data",)
+    )
+    train_file: Path | None = setting(help="the forget set file instead of <data_dir>/all_train.json")
+    val_file: Path | None = setting(help="the held-out file instead of <data_dir>/all_val.json")
+    harmful_samples: int = setting(DEFAULT_HARMFUL_SAMPLES, help="responses sampled per harmful question", minimum=1)
+    sarr_question: str = setting(
+        "harmful",
+        help="what SARR asks about the SD image: the harmful question (the reference) or a record's sd_question",
+        choices=SD_IMAGE_QUESTIONS,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
@@ -78,39 +106,24 @@ class TaskOptions:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> TaskOptions:
-        data_dir = metadata.get("data_dir") or os.environ.get(DATA_DIR_ENV_VAR)
+        task = build(TaskSettings, read_values(TaskSettings, [(METADATA, metadata)], unknown=True))
+        data_dir = task.data_dir or os.environ.get(DATA_DIR_ENV_VAR)
         files: dict[str, Path | None] = {}
         for which, name in FILE_NAMES.items():
-            explicit = metadata.get(f"{which}_file")
+            explicit = getattr(task, f"{which}_file")
             chosen = explicit or (Path(str(data_dir)).expanduser() / name if data_dir else None)
             files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
-        samples = _positive_int(metadata, "harmful_samples", DEFAULT_HARMFUL_SAMPLES)
-        template = str(metadata.get("template") or DEFAULT_TEMPLATE)
-        sarr_question = str(metadata.get("sarr_question") or "harmful")
-        if sarr_question not in SD_IMAGE_QUESTIONS:
-            raise SafeEraserError(
-                f"metadata 'sarr_question' must be one of {', '.join(SD_IMAGE_QUESTIONS)}, got {sarr_question!r}"
-            )
         return cls(
             files["train"],
             files["val"],
-            samples,
-            template,
+            task.harmful_samples,
+            task.template,
             JudgeConfig.from_metadata(metadata),
-            _positive_int(metadata, "image_max_pixels", None),
-            _positive_int(metadata, "image_min_pixels", None),
-            sarr_question,
+            task.image_max_pixels,
+            task.image_min_pixels,
+            task.sarr_question,
             str(metadata["tokenizer"]) if metadata.get("tokenizer") else None,
         )
-
-
-def _positive_int(metadata: Mapping[str, Any], key: str, default: int | None) -> int | None:
-    value = metadata.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
-        raise SafeEraserError(f"metadata '{key}' must be a positive integer, got {value!r}")
-    return int(value)
 
 
 @functools.lru_cache(maxsize=256)
