@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -278,6 +279,7 @@ class Key:
         return self.setting.name
 
 
+@functools.cache
 def _own_settings(cls: type) -> dict[str, Setting]:
     """``cls``'s setting fields (groups left out), by field name, with their types filled in."""
     hints = typing.get_type_hints(cls)
@@ -289,7 +291,13 @@ def _own_settings(cls: type) -> dict[str, Setting]:
     return found
 
 
-def keys_of(cls: type, prefix: str = "") -> list[Key]:
+@functools.cache
+def _group_class(cls: type, field_name: str) -> type:
+    return typing.get_type_hints(cls)[field_name]
+
+
+@functools.cache
+def keys_of(cls: type, prefix: str = "") -> tuple[Key, ...]:
     """Every key of a settings class, groups flattened, in declaration order."""
     own = _own_settings(cls)
     hints = typing.get_type_hints(cls)
@@ -302,22 +310,21 @@ def keys_of(cls: type, prefix: str = "") -> list[Key]:
         elif "group" in item.metadata:
             inner = keys_of(hints[item.name], prefix + item.metadata["group"].prefix)
             found.extend(Key(key.setting, (item.name, *key.path)) for key in inner)
-    return found
+    return tuple(found)
 
 
 def check_settings(settings: Any) -> None:
     """Every own key of ``settings`` holds a value of its type that passes its checks (run in __post_init__,
     so Python callers get the checks too); values are normalised (tuples, floats from ints)."""
     cls = type(settings)
-    hints = typing.get_type_hints(cls)
     for field_name, declared in _own_settings(cls).items():
         value = declared.coerce(getattr(settings, field_name), cls.__name__)
         if value is None and (declared.required or not declared.kind[2]):
             raise SafeEraserError(f"{_where(cls.__name__, declared.name)} must be set")
         object.__setattr__(settings, field_name, value)
     for item in dataclasses.fields(cls):
-        if "group" in item.metadata and not isinstance(getattr(settings, item.name), hints[item.name]):
-            expected = hints[item.name].__name__
+        if "group" in item.metadata and not isinstance(getattr(settings, item.name), _group_class(cls, item.name)):
+            expected = _group_class(cls, item.name).__name__
             raise SafeEraserError(
                 f"{cls.__name__}: '{item.name}' must be a {expected}, got {getattr(settings, item.name)!r}"
             )

@@ -21,6 +21,7 @@ needs nothing but the document and the response.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -39,8 +40,9 @@ from ..data.records import (
     read_benchmark,
 )
 from ..errors import SafeEraserError
-from ..settings import METADATA, build, check_settings, read_values, setting
+from ..settings import METADATA, build, check_settings, group, read_values, setting
 from .judges import JudgeConfig
+from .judges.config import PREFIX as JUDGE_PREFIX
 
 # The lm-eval task folder these documents feed (``--include_path``): its YAML names the functions of
 # ``utils.py`` there, which call this module and ``scoring``.
@@ -84,16 +86,15 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
-class TaskOptions:
-    train_file: Path | None  # None when neither the file nor a data dir is given
-    val_file: Path | None
-    harmful_samples: int
-    template: str
-    judge: JudgeConfig
-    image_max_pixels: int | None = None  # None: LLaMA-Factory's default
-    image_min_pixels: int | None = None
-    sarr_question: str = "harmful"  # the question asked about the SD image: see SD_IMAGE_QUESTIONS
-    tokenizer: str | None = None  # the evaluated model's tokenizer; None: prompt parts joined as they are
+class TaskOptions(TaskSettings):
+    """What a task reads from lm-eval's metadata: the task keys, the judge keys (``judge``, ``judge_model``, ...),
+    the evaluated model's ``tokenizer``; ``train_file`` / ``val_file`` resolved (from ``data_dir`` or the
+    environment), None when no data is given."""
+
+    judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
+    tokenizer: str | None = setting(
+        help="the evaluated model's tokenizer (none: the prompt's parts joined as they are); set per run"
+    )
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -106,24 +107,14 @@ class TaskOptions:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> TaskOptions:
-        task = build(TaskSettings, read_values(TaskSettings, [(METADATA, metadata)], unknown=True))
-        data_dir = task.data_dir or os.environ.get(DATA_DIR_ENV_VAR)
+        given = build(cls, read_values(cls, [(METADATA, metadata)], unknown=True))
+        data_dir = given.data_dir or os.environ.get(DATA_DIR_ENV_VAR)
         files: dict[str, Path | None] = {}
         for which, name in FILE_NAMES.items():
-            explicit = getattr(task, f"{which}_file")
-            chosen = explicit or (Path(str(data_dir)).expanduser() / name if data_dir else None)
-            files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
-        return cls(
-            files["train"],
-            files["val"],
-            task.harmful_samples,
-            task.template,
-            JudgeConfig.from_metadata(metadata),
-            task.image_max_pixels,
-            task.image_min_pixels,
-            task.sarr_question,
-            str(metadata["tokenizer"]) if metadata.get("tokenizer") else None,
-        )
+            explicit = getattr(given, f"{which}_file")
+            chosen = explicit or (Path(data_dir).expanduser() / name if data_dir else None)
+            files[which] = Path(chosen).expanduser().resolve() if chosen else None
+        return dataclasses.replace(given, train_file=files["train"], val_file=files["val"])
 
 
 @functools.lru_cache(maxsize=256)
