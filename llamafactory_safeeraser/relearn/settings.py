@@ -30,7 +30,11 @@ class RelearnSettings:
     steps: tuple[int, ...] = setting(
         (0, 5, 10, 20), help="relearning step counts to score (0, no relearning, is always scored)", minimum=0
     )
-    relearn_share: float = setting(0.25, help="share of the forget records (whole records) the attacker trains on")
+    relearn_share: float = setting(
+        0.25,
+        help="share of the forget records (whole records) the attacker trains on",
+        check=lambda share: None if 0 < share < 1 else "must be between 0 and 1 (exclusive)",
+    )
     seeds: tuple[int, ...] = setting(
         (233,), help="one split, training run and evaluation per seed; mean +- sd over them"
     )
@@ -71,8 +75,6 @@ class RelearnSettings:
 
     def __post_init__(self) -> None:
         check_settings(self)
-        if not 0 < self.relearn_share < 1:
-            raise SafeEraserError(f"key 'relearn_share' must be between 0 and 1 (exclusive), got {self.relearn_share}")
         if len(set(self.seeds)) != len(self.seeds):
             raise SafeEraserError(f"key 'seeds' repeats a seed: {' '.join(map(str, self.seeds))}")
         tasks_to_kinds(self.tasks)  # an unknown task name fails here
