@@ -119,7 +119,7 @@ def evaluation_part(model: Any, folder: Path, data: common.Assets, device: str, 
     import torch
 
     from llamafactory_safeeraser.evaluation import EvalSettings, Evaluator, RunSpec
-    from llamafactory_safeeraser.evaluation.runner import one_bos_like_training
+    from llamafactory_safeeraser.evaluation.processor_bos import one_bos_like_training
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # as lm-eval would load it: adapter and projector in the weights' dtype (training kept them in fp32)

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..evaluation.seed_stats import mean_sd_cell as cell
 from .settings import DemoSettings
-from .summary import cell
 
 OVER_FORGETTING = 0.10  # mean SARR above this, without PD: the method over-forgot
 ASR_SLACK = 0.05  # PD keeps forget quality when its mean ASR stays within 5 points

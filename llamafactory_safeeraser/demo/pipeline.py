@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..evaluation.report import write_report
-from ..evaluation.results import RunSpec, load_run_results, run_folder_name
+from ..evaluation.results import RunSpec, load_run_results, pd_pairs, run_folder_name
 from ..evaluation.runner import EvalSettings, Evaluator
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.judges import JudgeConfig
@@ -28,7 +28,7 @@ from ..relearn.report import recovery_table
 from . import summary
 from .outcome import describe_outcome, outcome_header
 from .relearning import relearn_seed, write_pooled_report
-from .settings import CPU_COUNT, DemoSettings, display_name, pd_pairs, recipe_dir
+from .settings import CPU_COUNT, DemoSettings, display_name, recipe_dir
 from .steps import Progress, StepCache, llamafactory_train, write_demo_datasets
 
 RESULTS_FILE = "demo_results.json"
@@ -46,7 +46,7 @@ def run_demo(settings: DemoSettings) -> Path:
     write_json_atomic(out / "settings.json", {**settings.recorded(), "out_dir": str(out), "recipes": str(recipes)})
     seed_dirs = {seed: out / f"seed-{seed}" for seed in settings.seeds}
     per_seed = {seed: run_seed(settings, seed, folder, recipes, progress) for seed, folder in seed_dirs.items()}
-    pairs = [(display_name(plain), display_name(with_pd)) for plain, with_pd in pd_pairs(settings.runs)]
+    pairs = pd_pairs([display_name(run) for run in settings.runs])
     results = summary.aggregate(per_seed, pairs)
     results[summary.META_KEY] = summary.meta(settings.seeds, time.time() - started, settings.recorded())
     write_json_atomic(out / RESULTS_FILE, results)

@@ -120,11 +120,6 @@ def recipe_dir(settings: DemoSettings) -> Path:
 METHOD_LABELS = {"simnpo": "SimNPO", "idkdpo": "IdkDPO"}  # the rest are upper-case acronyms
 
 
-def pd_pairs(runs: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(method, method_pd) run pairs among ``runs``, in their order."""
-    return [(run, f"{run}_pd") for run in runs if not run.endswith("_pd") and f"{run}_pd" in runs]
-
-
 def display_name(run: str) -> str:
     """'ga_pd' -> 'GA+PD', 'simnpo' -> 'SimNPO' (the run names of the report)."""
     if run == "vanilla":

@@ -7,29 +7,25 @@ seeds, duration, settings). docs/demo.md's tables are rendered from the committe
 
 from __future__ import annotations
 
-import math
 import platform
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.report import COLUMNS
+from ..evaluation.markdown import markdown_table
+from ..evaluation.results import pd_pairs
+from ..evaluation.seed_stats import mean_sd, mean_sd_cell
+from ..lmeval_task import metric_catalog
 from .settings import CPU_COUNT
 
 META_KEY = "_meta"
-METRICS = COLUMNS  # results.json summary keys, in the paper table's order, with their report titles
 SARR_CUT = "sarr_cut"  # the relative SARR reduction a method's +PD run achieved, per seed
 
 
-def mean_sd(values: Iterable[float | None]) -> dict[str, float | int | None]:
-    """Mean and sample standard deviation (n - 1) of the measured values; sd 0 for a single value."""
-    measured = [float(v) for v in values if v is not None]
-    if not measured:
-        return {"mean": None, "sd": None, "n": 0}
-    mean = sum(measured) / len(measured)
-    variance = sum((v - mean) ** 2 for v in measured) / (len(measured) - 1) if len(measured) > 1 else 0.0
-    return {"mean": mean, "sd": math.sqrt(variance), "n": len(measured)}
+def metric_columns() -> list[tuple[str, str]]:
+    """(results.json summary key, title) of the report's main table, in the paper's order: the demo's metrics."""
+    return [(column.key, column.title) for column in metric_catalog.main_table()]
 
 
 def relative_cut(plain: float | None, with_pd: float | None) -> float | None:
@@ -39,7 +35,7 @@ def relative_cut(plain: float | None, with_pd: float | None) -> float | None:
     return (plain - with_pd) / plain
 
 
-def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], pd_pairs: Sequence[tuple[str, str]]) -> dict:
+def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], pairs: Sequence[tuple[str, str]]) -> dict:
     """``per_seed``: seed -> run name -> results.json summary. Returns run -> metric -> mean/sd/n, with the
     PD pairs' relative SARR cut under the +PD run (key ``sarr_cut``)."""
     runs = list(dict.fromkeys(name for summaries in per_seed.values() for name in summaries))
@@ -47,9 +43,9 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], pd_pairs:
     for name in runs:
         table[name] = {
             metric: mean_sd(summaries.get(name, {}).get(metric) for summaries in per_seed.values())
-            for metric, _ in METRICS
+            for metric, _ in metric_columns()
         }
-    for plain, with_pd in pd_pairs:
+    for plain, with_pd in pairs:
         if plain in table and with_pd in table:
             cuts = [relative_cut(s[plain].get("sarr"), s[with_pd].get("sarr")) for s in per_seed.values()]
             table[with_pd][SARR_CUT] = mean_sd(cuts)
@@ -77,45 +73,40 @@ def _cpu_name() -> str:
     return names[0] if names else platform.processor() or "unknown CPU"
 
 
-def cell(stats: Mapping[str, Any] | None, scale: float = 100.0) -> str:
-    """'mean ± sd' in percent, 'n/a' when nothing was measured."""
-    if not stats or stats.get("mean") is None:
-        return "n/a"
-    if stats["n"] == 1:
-        return f"{scale * stats['mean']:.1f}"
-    return f"{scale * stats['mean']:.1f} ± {scale * stats['sd']:.1f}"
-
-
 def main_table(results: Mapping[str, Any]) -> str:
     """The paper-style table: one row per run, mean ± sd over seeds, in percent."""
-    lines = ["| Run | " + " | ".join(title for _, title in METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    for name, stats in results.items():
-        if name == META_KEY:
-            continue
-        lines.append(f"| {name} | " + " | ".join(cell(stats.get(metric)) for metric, _ in METRICS) + " |")
-    return "\n".join(lines)
-
-
-def pd_table(results: Mapping[str, Any], pd_pairs: Sequence[tuple[str, str]]) -> str:
-    """SARR without and with PD per method, the relative cut, and the forget set's ASR and RR."""
-    lines = [
-        "| Method | SARR | SARR +PD | SARR cut by PD | ASR eff | ASR eff +PD | RR eff | RR eff +PD |",
-        "|---|---|---|---|---|---|---|---|",
+    columns = metric_columns()
+    rows = [
+        [name, *(mean_sd_cell(stats.get(metric)) for metric, _ in columns)]
+        for name, stats in results.items()
+        if name != META_KEY
     ]
-    for plain, with_pd in pd_pairs:
+    return "\n".join(markdown_table(["Run", *(title for _, title in columns)], rows))
+
+
+def pd_table(results: Mapping[str, Any], pairs: Sequence[tuple[str, str]]) -> str:
+    """SARR without and with PD per method, the relative cut, and the forget set's ASR and RR."""
+    header = ["Method", "SARR", "SARR +PD", "SARR cut by PD", "ASR eff", "ASR eff +PD", "RR eff", "RR eff +PD"]
+    rows = []
+    for plain, with_pd in pairs:
         if plain not in results or with_pd not in results:
             continue
         a, b = results[plain], results[with_pd]
-        row = [cell(a["sarr"]), cell(b["sarr"]), cell(b.get(SARR_CUT)), cell(a["asr_eff"]), cell(b["asr_eff"])]
-        row += [cell(a["rr_eff"]), cell(b["rr_eff"])]
-        lines.append(f"| {plain} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        row = [
+            mean_sd_cell(a["sarr"]),
+            mean_sd_cell(b["sarr"]),
+            mean_sd_cell(b.get(SARR_CUT)),
+            mean_sd_cell(a["asr_eff"]),
+            mean_sd_cell(b["asr_eff"]),
+        ]
+        rows.append([plain, *row, mean_sd_cell(a["rr_eff"]), mean_sd_cell(b["rr_eff"])])
+    return "\n".join(markdown_table(header, rows))
 
 
 def docs_tables(results: Mapping[str, Any]) -> str:
     """The tables docs/demo.md shows, rendered from a demo_results.json (what a test compares the docs with)."""
     runs = [name for name in results if name != META_KEY]
-    pairs = [(name, f"{name}+PD") for name in runs if f"{name}+PD" in runs]
+    pairs = pd_pairs(runs)
     info = results.get(META_KEY, {})
     seeds = ", ".join(str(seed) for seed in info.get("seeds", []))
     return (

@@ -1,9 +1,10 @@
 """``report.md`` and a PNG plot comparing runs, from their ``results.json`` files.
 
-Rows are runs; the main table has the paper's columns (ASR/RR on efficacy and generality,
-ROUGE-L, judge score, SARR) in percent, and Spec when a run folder has a specificity.json. Runs named ``X``
-and ``X+PD`` are paired: the plot (``plot.py``) puts each method's pair side by side, and a table lists the
-change.
+Rows are runs; the main table has the paper's columns (ASR/RR on efficacy and generality, ROUGE-L, judge score,
+SARR) in percent, and Spec when a run folder has a specificity.json. The columns, the per-category tables and the
+plot's panels are the headline columns declared in ``lmeval_task.metric_catalog``. Runs named ``X`` and ``X+PD``
+are paired: the plot (``plot.py``) puts each method's pair side by side, and a table lists the change. Each run
+name is shown once: two run folders of one name are refused.
 """
 
 from __future__ import annotations
@@ -15,33 +16,28 @@ from typing import Any
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import write_text_atomic
+from ..lmeval_task import metric_catalog
 from ..lmeval_task.documents import TASK_KINDS
-from .plot import PLOT_TITLE, plot_runs
-from .results import load_run_results, pd_pairs
+from ..lmeval_task.metric_catalog import Headline
+from .markdown import escape as _escape
+from .markdown import markdown_table as _table
+from .markdown import percent
+from .plot import plot_runs, plot_title
+from .results import RESULTS_FILE, load_run_results, pd_pairs
 from .specificity import load_specificity, specificity_columns
 
-COLUMNS = (
-    ("asr_eff", "ASR eff ↓"),
-    ("rr_eff", "RR eff ↑"),
-    ("asr_gen", "ASR gen ↓"),
-    ("rr_gen", "RR gen ↑"),
-    ("rouge_l_recall", "ROUGE-L ↑"),
-    ("judge_score", "Judge score ↑"),
-    ("sarr", "SARR ↓"),
-)
-CATEGORY_TABLES = (
-    ("efficacy", "asr", "ASR on the forget set (efficacy) ↓"),
-    ("efficacy", "rr", "RR on the forget set (efficacy) ↑"),
-    ("generality", "asr", "ASR on unseen data (generality) ↓"),
-    ("generality", "rr", "RR on unseen data (generality) ↑"),
-    ("sarr", "sarr", "SARR (benign image + harmful question) ↓"),
-    ("utility", "rouge_l_recall", "ROUGE-L, LCS / reference length (UnharmPair questions) ↑"),
-    ("utility", "judge_score", "Judge score (UnharmPair questions) ↑"),
-)
+
+def shown(column: Headline, value: float | None) -> str:
+    """A headline value as the tables show it: a rate in percent, any other number as it is."""
+    if column.metric.percent or value is None:
+        return percent(value)
+    return f"{value:.3g}"
 
 
-def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
+def category_tables() -> list[tuple[Headline, str]]:
+    """(column, title) of each per-category table, in the order of the task kinds."""
+    declared = [h for h in metric_catalog.headline() if h.column.per_category]
+    return [(h, f"{h.column.per_category} {h.metric.arrow}") for h in metric_catalog.by_task_kind(tuple(declared))]
 
 
 def _specificity_table(runs: Sequence[dict[str, Any]]) -> list[str]:
@@ -61,16 +57,6 @@ def _specificity_table(runs: Sequence[dict[str, Any]]) -> list[str]:
         "",
         *_table(["Run", *names, "Spec ↑"], rows),
     ]
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) -> str:
@@ -100,19 +86,20 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
         "",
     ]
     with_spec = any(run.get("specificity") for run in runs)
+    columns = metric_catalog.main_table()
     lines += _table(
-        ["Run", *(title for _, title in COLUMNS), *(["Spec ↑"] if with_spec else [])],
+        ["Run", *(column.title for column in columns), *(["Spec ↑"] if with_spec else [])],
         [
             [
                 _escape(run["run"]["name"]),
-                *(percent(run["summary"].get(key)) for key, _ in COLUMNS),
+                *(shown(column, run["summary"].get(column.key)) for column in columns),
                 *([percent((run.get("specificity") or {}).get("specificity"))] if with_spec else []),
             ]
             for run in runs
         ],
     )
     if plot_file:
-        lines += ["", f"![{PLOT_TITLE}]({plot_file})"]
+        lines += ["", f"![{plot_title()}]({plot_file})"]
     if with_spec:
         lines += _specificity_table(runs)
 
@@ -125,9 +112,9 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
             before, after = by_name[method]["summary"], by_name[with_pd]["summary"]
             change = "n/a"
             if before.get("sarr") and after.get("sarr") is not None:
-                reduction = (before["sarr"] - after["sarr"]) / before["sarr"]
-                reductions.append(reduction)
-                change = f"{-100 * reduction:+.1f}%"
+                relative = (after["sarr"] - before["sarr"]) / before["sarr"]
+                reductions.append(-relative)
+                change = f"{100 * relative:+.1f}%"  # an unchanged SARR reads +0.0%, not -0.0%
             rows.append(
                 [
                     _escape(method),
@@ -147,11 +134,11 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
             lines += ["", f"Mean relative SARR reduction with PD: {100 * sum(reductions) / len(reductions):.1f}%."]
 
     lines += ["", "## Per category"]
-    for kind, metric, title in CATEGORY_TABLES:
+    for column, title in category_tables():
         rows = []
         for run in runs:
-            per_category = run.get("tasks", {}).get(kind, {}).get("per_category", {})  # category -> its numbers
-            values = [percent(per_category.get(category, {}).get(metric)) for category in CATEGORIES]
+            per_category = run.get("tasks", {}).get(column.kind, {}).get("per_category", {})  # category -> numbers
+            values = [shown(column, per_category.get(category, {}).get(column.metric.name)) for category in CATEGORIES]
             rows.append([_escape(run["run"]["name"]), *values])
         lines += ["", f"### {title}", ""]
         lines += _table(["Run", *CATEGORIES], rows)
@@ -192,11 +179,26 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
     return "\n".join(lines) + "\n"
 
 
+def check_unique_names(runs: Sequence[dict[str, Any]], run_dirs: Sequence[str | Path]) -> None:
+    """One run name, one row and one plot point: two folders whose results.json carry the same name are refused
+    (the plot groups runs by name, so the second would silently hide the first)."""
+    folders: dict[str, list[str]] = {}
+    for run, run_dir in zip(runs, run_dirs, strict=True):
+        folders.setdefault(run["run"]["name"], []).append(str(Path(run_dir) / RESULTS_FILE))
+    for name, found in folders.items():
+        if len(found) > 1:
+            raise SafeEraserError(
+                f"{found[1]}: run name '{name}' is also the run of {found[0]}; a report shows each run name once "
+                "(evaluate one of them under another run_name)"
+            )
+
+
 def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
     """Write ``out_path`` (Markdown) and, beside it, ``<stem>.png``; returns the report path."""
     if not run_dirs:
         raise SafeEraserError("no run folders given for the report")
     runs = [{**load_run_results(run_dir), "specificity": load_specificity(run_dir)} for run_dir in run_dirs]
+    check_unique_names(runs, run_dirs)
     out_path = Path(out_path)
     plot_path = out_path.with_suffix(".png")
     plotted = plot_runs(runs, plot_path)

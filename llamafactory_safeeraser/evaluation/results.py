@@ -17,24 +17,19 @@ from typing import Any
 from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import read_json_document
-from ..lmeval_task.documents import TASK_KINDS, TaskOptions, category_task
-from ..lmeval_task.scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY, OVERALL_METRICS
+from ..lmeval_task import metric_catalog
+from ..lmeval_task.documents import TaskOptions
+from ..lmeval_task.scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY
+from . import lmeval_output as lm
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
 RESULTS_FORMAT = "safeeraser-eval/1"
-TASK_PREFIX = "safeeraser_"
-# Headline numbers (the paper's table): column key -> (task, metric).
-HEADLINE = {
-    "asr_eff": ("efficacy", "asr"),
-    "rr_eff": ("efficacy", "rr"),
-    "asr_gen": ("generality", "asr"),
-    "rr_gen": ("generality", "rr"),
-    "rouge_l_recall": ("utility", "rouge_l_recall"),
-    "rouge_l_precision": ("utility", "rouge_l_precision"),
-    "judge_score": ("utility", "judge_score"),
-    "sarr": ("sarr", "sarr"),
-}
+
+
+def headline() -> dict[str, tuple[str, str]]:
+    """Headline numbers (the paper's table, results.json's ``summary``): column key -> (task kind, metric)."""
+    return {h.key: (h.kind, h.metric.name) for h in metric_catalog.headline()}
 
 
 @dataclass(frozen=True)
@@ -81,6 +76,15 @@ def model_location(value: str | Path) -> str:
     return str(path.resolve()) if path.exists() else str(value)
 
 
+def run_record(run: RunSpec) -> dict[str, str | None]:
+    """The ``run`` entry of the files a run writes: its name and where its model and adapter were."""
+    return {
+        "name": run.name,
+        "model": model_location(run.model),
+        "adapter": model_location(run.adapter) if run.adapter is not None else None,
+    }
+
+
 def find_run_folders(out_dir: str | Path) -> list[Path]:
     """Run folders (holding results.json) directly under ``out_dir``, oldest first."""
     folders = [path.parent for path in Path(out_dir).glob(f"*/{RESULTS_FILE}")]
@@ -95,31 +99,23 @@ def load_run_results(run_dir: str | Path) -> dict[str, Any]:
     return read_json_document(path, RESULTS_FORMAT, "a SafeEraser results file")
 
 
-def _metric(task_results: Mapping[str, Any], name: str) -> Any:
-    return task_results.get(f"{name},none")
-
-
-def _stderr(task_results: Mapping[str, Any], name: str) -> float | None:
-    value = task_results.get(f"{name}_stderr,none")
-    return None if value in (None, "N/A") else float(value)
-
-
 def _judge_failures(samples: list[Mapping[str, Any]]) -> int:
     """Failed judge queries among logged samples (their documents carry the judgements)."""
     return sum(
         judgement["verdict"] == FAILED
         for sample in samples
-        for judgement in (sample["doc"].get(JUDGEMENTS_KEY) or {}).values()
+        for judgement in (lm.sample_doc(sample).get(JUDGEMENTS_KEY) or {}).values()
     )
 
 
 def _category_numbers(task_results: Mapping[str, Any], kind: str, samples: list[Mapping[str, Any]]) -> dict[str, Any]:
     """A category subtask's numbers, as lm-eval aggregated them."""
+    metrics = metric_catalog.kind_metrics(kind)
     return {
-        **{metric: _metric(task_results, metric) for metric in OVERALL_METRICS[kind]},
+        **{metric: lm.metric_value(task_results, metric) for metric in metrics},
         "n": len(samples),
         FAILURE_METRIC: _judge_failures(samples),
-        "stderr": {metric: _stderr(task_results, metric) for metric in OVERALL_METRICS[kind]},
+        "stderr": {metric: lm.metric_stderr(task_results, metric) for metric in metrics},
     }
 
 
@@ -131,8 +127,8 @@ def _pooled_numbers(kind: str, samples: list[Mapping[str, Any]]) -> dict[str, An
 
     metrics: dict[str, Any] = {}
     stderr: dict[str, float | None] = {}
-    for metric in OVERALL_METRICS[kind]:
-        values = [sample[metric] for sample in samples if sample.get(metric) is not None]
+    for metric in metric_catalog.kind_metrics(kind):
+        values = [value for value in (lm.sample_value(sample, metric) for sample in samples) if value is not None]
         metrics[metric] = mean(values) if values else None
         stderr[metric] = mean_stderr(values) if len(values) > 1 else None
     metrics[FAILURE_METRIC] = _judge_failures(samples)
@@ -161,46 +157,36 @@ def summarize(
     from importlib.metadata import version
 
     tasks: dict[str, Any] = {}
-    for kind in TASK_KINDS:
-        group = TASK_PREFIX + kind
-        if group not in raw["results"]:
-            continue
-        per_category = {}
-        for category in CATEGORIES:
-            subtask = category_task(kind, category)
-            samples = raw.get("samples", {}).get(subtask, [])
-            per_category[category] = _category_numbers(raw["results"].get(subtask, {}), kind, samples)
-        all_samples = [
-            sample
+    for kind in lm.reported_kinds(raw):
+        per_category = {
+            category: _category_numbers(
+                lm.subtask_results(raw, kind, category), kind, lm.subtask_samples(raw, kind, category)
+            )
             for category in CATEGORIES
-            for sample in raw.get("samples", {}).get(category_task(kind, category), [])
-        ]
-        tasks[kind] = {"task": group, **_pooled_numbers(kind, all_samples), "per_category": per_category}
+        }
+        tasks[kind] = {"task": lm.kind_group(kind), **_pooled_numbers(kind, lm.kind_samples(raw, kind))}
+        tasks[kind]["per_category"] = per_category
 
     failures = {kind: task["metrics"][FAILURE_METRIC] for kind, task in tasks.items()}
     failures["total"] = sum(failures.values())
-    first_config = next(iter(raw.get("configs", {}).values()), {})
+    columns = headline()
     return {
         "format": RESULTS_FORMAT,
-        "run": {
-            "name": run.name,
-            "model": model_location(run.model),
-            "adapter": model_location(run.adapter) if run.adapter is not None else None,
-        },
+        "run": run_record(run),
         "summary": {
             column: tasks[kind]["metrics"][metric] if kind in tasks else None
-            for column, (kind, metric) in HEADLINE.items()
+            for column, (kind, metric) in columns.items()
         },
         "summary_stderr": {
             column: tasks[kind]["stderr"][metric] if kind in tasks else None
-            for column, (kind, metric) in HEADLINE.items()
+            for column, (kind, metric) in columns.items()
         },
         "tasks": tasks,
         "judge_failures": failures,
         "judge": {"config": json.loads(options.judge.to_json()), "stats": dict(judge_stats or {})},
         "settings": {
             "harmful_samples": settings.harmful_samples,
-            "generation_kwargs": first_config.get("generation_kwargs"),
+            "generation_kwargs": lm.generation_kwargs(raw),
             "limit": settings.limit,
             "batch_size": settings.batch_size,
             "template": settings.template,
@@ -208,14 +194,14 @@ def summarize(
             "image_min_pixels": settings.image_min_pixels,
             "sarr_question": settings.sarr_question,
             "seed": settings.seed,
-            "device": raw.get("config", {}).get("device") or settings.device,
+            "device": lm.device(raw) or settings.device,
             "tasks": list(settings.tasks),
             "data_files": {"train": _str_or_none(options.train_file), "val": _str_or_none(options.val_file)},
             "lm_eval_version": version("lm_eval"),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "duration_s": round(duration_s, 1),
         },
-        "lm_eval": {"results": raw["results"], "n-samples": raw.get("n-samples")},
+        "lm_eval": lm.raw_numbers(raw),
     }
 
 
@@ -242,13 +228,15 @@ _SAMPLE_DOC_FIELDS = (
 def samples_jsonl(raw: Mapping[str, Any]) -> str:
     """One JSON line per response: where it came from, what the model said, and its scores."""
     lines = []
-    for task_name, samples in raw.get("samples", {}).items():
-        for sample in samples:
-            doc = sample["doc"]
-            metric_keys = sample.get("metrics", [])
-            line = {"task": task_name, "doc_id": sample["doc_id"], **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS}}
-            line["response"] = sample["filtered_resps"][0]
-            line["scores"] = {key: sample[key] for key in metric_keys if sample.get(key) is not None}
-            line[JUDGEMENTS_KEY] = doc.get(JUDGEMENTS_KEY) or {}
-            lines.append(json.dumps(line, ensure_ascii=False))
+    for task_name, sample in lm.logged_samples(raw):
+        doc = lm.sample_doc(sample)
+        line = {
+            "task": task_name,
+            "doc_id": lm.sample_doc_id(sample),
+            **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS},
+        }
+        line["response"] = lm.sample_response(sample)
+        line["scores"] = lm.sample_scores(sample)
+        line[JUDGEMENTS_KEY] = doc.get(JUDGEMENTS_KEY) or {}
+        lines.append(json.dumps(line, ensure_ascii=False))
     return "\n".join(lines) + ("\n" if lines else "")

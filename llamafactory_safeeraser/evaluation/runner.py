@@ -11,24 +11,22 @@ written atomically.
 from __future__ import annotations
 
 import gc
-import logging
-import re
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
-from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TASK_KINDS, TaskOptions, load_records
+from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
+from .lmeval_logging import quiet_expected_lm_eval_warnings
+from .lmeval_output import tasks_to_kinds
+from .processor_bos import one_bos_like_training
 from .report import write_report
 from .results import (
     RESULTS_FILE,
     SAMPLES_FILE,
-    TASK_PREFIX,
     RunSpec,
     find_run_folders,
     model_location,
@@ -36,61 +34,8 @@ from .results import (
     samples_jsonl,
     summarize,
 )
+from .run_checks import check_not_finished, check_runs
 from .settings import EvalSettings
-
-logger = logging.getLogger(__name__)
-
-# Warnings lm-eval prints on every run of our tasks although nothing is wrong: our tasks load their data
-# through `custom_dataset`, hf-multimodal models are neither CausalLM nor Seq2SeqLM, and we pass the
-# generation overrides on purpose. Silenced in our runner only; plain `lm-eval` shows them as usual.
-EXPECTED_LM_EVAL_WARNINGS = {
-    "lm_eval.api.task": "Custom kwargs can be passed to `--metadata`",
-    "lm_eval.models.huggingface": "HF model type is neither marked as CausalLM or Seq2SeqLM",
-    "lm_eval.evaluator": "generation_kwargs: ",
-}
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, fragment: str) -> None:
-        super().__init__()
-        self.fragment = fragment
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.fragment not in record.getMessage()
-
-
-def quiet_expected_lm_eval_warnings() -> None:
-    """Drop the lm-eval warnings listed in EXPECTED_LM_EVAL_WARNINGS (idempotent)."""
-    for name, fragment in EXPECTED_LM_EVAL_WARNINGS.items():
-        target = logging.getLogger(name)
-        if not any(isinstance(f, _DropMessage) and f.fragment == fragment for f in target.filters):
-            target.addFilter(_DropMessage(fragment))
-
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def _check_location(value: str | Path, marker: str, what: str, run: str) -> None:
-    path = Path(value).expanduser()
-    if path.exists():
-        if not (path / marker).is_file():
-            raise SafeEraserError(f"{path}: run '{run}': not a {what} folder ({marker} missing)")
-    elif not _HUB_ID.match(str(value)):
-        raise SafeEraserError(f"{path}: run '{run}': {what} folder not found")
-
-
-def check_runs(runs: Sequence[RunSpec]) -> None:
-    """Fail early, one line each, on bad run definitions (before any model loads)."""
-    if not runs:
-        raise SafeEraserError("no runs to evaluate")
-    folders = Counter(run_folder_name(run.name) for run in runs)
-    duplicates = [name for name, count in folders.items() if count > 1]
-    if duplicates:
-        raise SafeEraserError(f"run names must be unique; repeated: {', '.join(duplicates)}")
-    for run in runs:
-        _check_location(run.model, "config.json", "model", run.name)
-        if run.adapter is not None:
-            _check_location(run.adapter, "adapter_config.json", "PEFT adapter", run.name)
 
 
 def check_data(settings: EvalSettings) -> TaskOptions:
@@ -100,19 +45,6 @@ def check_data(settings: EvalSettings) -> TaskOptions:
     for which in sorted(needed):
         load_records(options.data_file(which))
     return options
-
-
-def tasks_to_kinds(tasks: Sequence[str]) -> list[str]:
-    kinds: list[str] = []
-    for task in tasks:
-        if task == "safeeraser":
-            kinds += list(TASK_KINDS)
-        elif task.startswith(TASK_PREFIX) and task[len(TASK_PREFIX) :] in TASK_KINDS:
-            kinds.append(task[len(TASK_PREFIX) :])
-        else:
-            choices = "|".join(TASK_KINDS)
-            raise SafeEraserError(f"unknown SafeEraser task '{task}'; use safeeraser or safeeraser_<{choices}>")
-    return list(dict.fromkeys(kinds))
 
 
 @dataclass
@@ -158,6 +90,8 @@ class Evaluator:
         return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
+        """Evaluate one run into ``out_dir/<name>/``, replacing its files (each atomically). The caller owns the
+        folder: :func:`evaluate_runs` refuses a finished one first; relearn and the demo write their own."""
         from lm_eval import simple_evaluate
 
         quiet_expected_lm_eval_warnings()
@@ -200,46 +134,24 @@ class Evaluator:
         return RunResult(run, folder, summary)
 
 
-def one_bos_like_training(processor: Any) -> None:
-    """Make the processor lm-eval calls write one BOS at most, as the training prompts have (and no EOS).
-
-    hf-multimodal calls the processor with the defaults and cannot pass ``add_special_tokens=False``. Where
-    the tokenizer writes the BOS (LLaVA-1.5's ``<s>``), training has it too (``integration.prompts.missing_bos``).
-    Where the processor writes one itself (MllamaProcessor prepends ``<|begin_of_text|>``) a tokenizer that
-    also adds one (Llama 3's) would make two: its own is switched off.
-    """
-    tokenizer = processor.tokenizer
-    if getattr(tokenizer, "add_eos_token", False):
-        tokenizer.add_eos_token = False
-    if leading_bos(processor) > 1 and hasattr(tokenizer, "add_bos_token"):
-        tokenizer.add_bos_token = False  # also rewrites a fast tokenizer's post-processor
-    if leading_bos(processor) > 1:
-        logger.warning("the model's processor writes two BOS tokens; lm-eval's prompts will differ from training's")
-
-
-def leading_bos(processor: Any) -> int:
-    """How many BOS tokens the processor writes before a text."""
-    bos = processor.tokenizer.bos_token_id
-    ids = processor(text=["A"])["input_ids"][0]
-    count = 0
-    while bos is not None and count < len(ids) and ids[count] == bos:
-        count += 1
-    return count
-
-
 def evaluate_runs(
     runs: Sequence[RunSpec],
     settings: EvalSettings,
     out_dir: str | Path,
     report: bool = True,
     progress: Callable[[RunResult], None] | None = None,
+    overwrite: bool = False,
 ) -> list[RunResult]:
     """Evaluate ``runs`` one after another in this process; then write ``OUT/report.md`` (+ PNG).
 
-    The report covers every run folder in ``out_dir``, so separate invocations into one folder
-    compare in one report. Returns the results in the order of ``runs``.
+    A run whose folder ``OUT/<name>/`` already holds a results.json is refused before any model loads, unless
+    ``overwrite`` (then its files are replaced, each atomically). The report covers every run folder in
+    ``out_dir``, so separate invocations into one folder compare in one report. Returns the results in the
+    order of ``runs``.
     """
     check_runs(runs)
+    if not overwrite:
+        check_not_finished(runs, out_dir)
     evaluator = Evaluator(settings)
     results = []
     for run in runs:

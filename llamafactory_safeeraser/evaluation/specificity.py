@@ -27,7 +27,8 @@ from ..errors import SafeEraserError
 from ..fileio import read_json_document, write_json_atomic
 from ..lmeval_task.judges.openai_compatible import judge_api_key
 from ..settings import check_settings, setting, shared
-from .results import RunSpec, model_location, run_folder_name
+from .lmeval_output import metric_value, task_results
+from .results import RunSpec, model_location, run_folder_name, run_record
 from .settings import EvalSettings
 
 SPECIFICITY_FILE = "specificity.json"
@@ -169,7 +170,7 @@ def summarize_specificity(
     tasks: dict[str, Any] = {}
     for task, document in raw.items():
         benchmark = benchmark_of(task)
-        value = document["results"].get(task, {}).get(f"{benchmark.metric},none")
+        value = metric_value(task_results(document, task), benchmark.metric)  # lmms-eval writes lm-eval's layout
         number = None if value in (None, "N/A") else float(value) / benchmark.scale
         scores[benchmark.name] = number
         tasks[benchmark.name] = {
@@ -182,11 +183,7 @@ def summarize_specificity(
     complete = len(measured) == len(BENCHMARKS)  # the paper's Spec is the mean of all seven
     return {
         "format": SPECIFICITY_FORMAT,
-        "run": {
-            "name": run.name,
-            "model": model_location(run.model),
-            "adapter": model_location(run.adapter) if run.adapter is not None else None,
-        },
+        "run": run_record(run),
         "scores": {benchmark.name: scores[benchmark.name] for benchmark in BENCHMARKS if benchmark.name in scores},
         "specificity": sum(measured) / len(measured) if complete else None,
         "tasks": tasks,

@@ -1,4 +1,5 @@
-"""The lm-eval task files of the ``safeeraser`` group, generated from the kind, category and metric declarations.
+"""The lm-eval task files of the ``safeeraser`` group, generated from the kind, category and metric declarations
+(``metric_catalog``).
 
 The group ``safeeraser`` has one group per task kind (``safeeraser_efficacy`` ...), whose subtasks are the
 six harm categories (``safeeraser_efficacy_violence`` ...). Each kind's group averages its subtasks' metrics
@@ -19,8 +20,9 @@ import yaml
 
 from ..data.records import CATEGORIES
 from ..fileio import write_text_atomic
+from . import metric_catalog
 from .documents import GROUP, TASK_DIR, TASK_KINDS, category_task
-from .scoring import FAILURE_RATE_METRIC, HIGHER_IS_BETTER, metric_names
+from .metric_catalog import higher_is_better, metric_names
 
 VERSION = 2.0  # of every task and group in the folder; raise it when what a task measures changes
 KIND_ALIASES = {
@@ -39,10 +41,14 @@ def _dump(config: dict, comment: str = "") -> str:
 
 def _kind_template(kind: str) -> str:
     metrics = [
-        {"metric": name, "aggregation": "mean", "higher_is_better": HIGHER_IS_BETTER[name]}
+        {"metric": name, "aggregation": "mean", "higher_is_better": higher_is_better(name)}
         for name in metric_names(kind)
     ]
-    comment = f"# {FAILURE_RATE_METRIC} is reported by model judges only (the rule judge cannot fail).\n"
+    comment = "".join(
+        f"# {m.name} is reported by model judges only (the rule judge cannot fail).\n"
+        for m in metric_catalog.METRICS
+        if m.model_judges_only and kind in m.kinds
+    )
     return _dump({"include": f"../{SHARED_TEMPLATE}", "metric_list": metrics}, comment)
 
 

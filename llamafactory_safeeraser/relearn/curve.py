@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from ..evaluation.results import HEADLINE
-
-
-def mean_sd(values: Sequence[float]) -> dict[str, Any]:
-    """``{"mean", "sd", "n"}``; sd is the sample standard deviation, None for a single value."""
-    return {
-        "mean": statistics.fmean(values),
-        "sd": statistics.stdev(values) if len(values) > 1 else None,
-        "n": len(values),
-    }
+from ..evaluation.seed_stats import mean_sd
+from ..lmeval_task import metric_catalog
 
 
 def aggregate(seed_points: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -28,7 +19,7 @@ def aggregate(seed_points: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str,
     for count in steps:
         at_count = [point["summary"] for points in seed_points for point in points if point["steps"] == count]
         metrics = {}
-        for metric in HEADLINE:
+        for metric in (column.key for column in metric_catalog.headline()):
             values = [summary[metric] for summary in at_count if summary.get(metric) is not None]
             if values:
                 metrics[metric] = mean_sd(values)

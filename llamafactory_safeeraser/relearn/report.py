@@ -7,21 +7,27 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
+from ..evaluation.markdown import markdown_table
 from ..evaluation.plot import write_figure
+from ..evaluation.seed_stats import mean_sd_cell
 from ..fileio import read_json_document, write_text_atomic
+from ..lmeval_task import metric_catalog
 
 RELEARN_FILE = "relearn.json"
 RELEARN_FORMAT = "safeeraser-relearn/1"
-# curve metric -> column title; ASR/RR on the scored rest of the forget set (efficacy) and on all_val.json
-COLUMNS = {
-    "asr_eff": "ASR eff (scored rest) ↓",
-    "rr_eff": "RR eff ↑",
-    "asr_gen": "ASR gen ↓",
-    "rr_gen": "RR gen ↑",
-    "sarr": "SARR ↓",
-    "rouge_l_recall": "ROUGE-L ↑",
-}
-PLOTTED = (("asr_eff", "ASR on the scored rest of the forget set (%)"), ("asr_gen", "ASR on unseen data (%)"))
+
+
+def columns() -> dict[str, str]:
+    """Curve metric -> column title: the main table's headline columns, in the order of the task kinds (ASR/RR
+    are scored on the rest of the forget set, efficacy, and on all_val.json, generality)."""
+    found = metric_catalog.by_task_kind(metric_catalog.main_table())
+    return {h.key: f"{h.column.relearn_title or h.column.title} {h.metric.arrow}" for h in found}
+
+
+def plotted() -> list[tuple[str, str]]:
+    """(curve metric, panel title) of the relearning plot."""
+    found = [h for h in metric_catalog.headline() if h.column.relearn_plot]
+    return [(h.key, f"{h.column.relearn_plot}{' (%)' if h.metric.percent else ''}") for h in found]
 
 
 def find_relearn_folders(out_dir: str | Path) -> list[Path]:
@@ -32,19 +38,6 @@ def find_relearn_folders(out_dir: str | Path) -> list[Path]:
 def load_relearn(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / RELEARN_FILE
     return read_json_document(path, RELEARN_FORMAT, "a relearning result")
-
-
-def shown(value: dict[str, Any] | None) -> str:
-    """'45.8 ± 3.1' in percent; the sd only where there were several seeds."""
-    if value is None:
-        return "n/a"
-    text = f"{100 * value['mean']:.1f}"
-    return text if value["sd"] is None else f"{text} ± {100 * value['sd']:.1f}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def recovery(study: dict[str, Any], metric: str = "asr_eff") -> tuple[float, float] | None:
@@ -68,7 +61,7 @@ def recovery_table(studies: Sequence[dict[str, Any]]) -> list[str]:
             ]
         )
     header = ["Run", "Seeds", "Steps", "ASR eff: before → after (recovery)", "ASR gen: before → after"]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def render_report(studies: Sequence[dict[str, Any]], plot_file: str | None) -> str:
@@ -83,9 +76,12 @@ def render_report(studies: Sequence[dict[str, Any]], plot_file: str | None) -> s
     lines += recovery_table(studies)
     if plot_file:
         lines += ["", f"![recovery curves]({plot_file})"]
+    titles = columns()
     for study in studies:
-        metrics = [m for m in COLUMNS if any(m in point["metrics"] for point in study["curve"])]
-        rows = [[str(point["steps"])] + [shown(point["metrics"].get(m)) for m in metrics] for point in study["curve"]]
+        metrics = [m for m in titles if any(m in point["metrics"] for point in study["curve"])]
+        rows = [
+            [str(point["steps"])] + [mean_sd_cell(point["metrics"].get(m)) for m in metrics] for point in study["curve"]
+        ]
         settings = study["settings"]
         batch = f"{settings['batch_size']} × {settings['gradient_accumulation_steps']}"
         split = ", ".join(
@@ -100,22 +96,24 @@ def render_report(studies: Sequence[dict[str, Any]], plot_file: str | None) -> s
             f"LoRA rank {settings['lora_rank']}; {split}.",
             "",
         ]
-        lines += _table(["Relearning steps", *(COLUMNS[m] for m in metrics)], rows)
+        lines += markdown_table(["Relearning steps", *(titles[m] for m in metrics)], rows)
     return "\n".join(lines) + "\n"
 
 
 def plot_curves(studies: Sequence[dict[str, Any]], path: str | Path) -> bool:
     """ASR against relearning steps, one line per run (error bars: sd over seeds). False if nothing to plot."""
-    if not any(point["metrics"].get(m) for study in studies for point in study["curve"] for m, _ in PLOTTED):
+    panels = plotted()
+    if not any(point["metrics"].get(m) for study in studies for point in study["curve"] for m, _ in panels):
         return False
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(PLOTTED), figsize=(10, 4.2), dpi=120, sharey=True)
+    figure, axes = plt.subplots(1, len(panels), figsize=(10, 4.2), dpi=120, sharey=True, squeeze=False)
+    axes = axes[0]
     try:
-        for ax, (metric, title) in zip(axes, PLOTTED, strict=True):
+        for ax, (metric, title) in zip(axes, panels, strict=True):
             for study in studies:
                 points = [(p["steps"], p["metrics"][metric]) for p in study["curve"] if metric in p["metrics"]]
                 if not points:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
-from ..evaluation.runner import tasks_to_kinds
+from ..evaluation.lmeval_output import tasks_to_kinds
 from ..evaluation.settings import EvalSettings
 from ..lmeval_task.documents import FILE_NAMES, TaskSettings
 from ..lmeval_task.judges import JudgeConfig

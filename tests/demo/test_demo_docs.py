@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from llamafactory_safeeraser.demo.settings import RUN_NAMES, display_name
-from llamafactory_safeeraser.demo.summary import META_KEY, METRICS, SARR_CUT, docs_tables
+from llamafactory_safeeraser.demo.summary import META_KEY, SARR_CUT, docs_tables, metric_columns
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MARKERS = (
@@ -33,7 +33,7 @@ def test_committed_results_cover_every_run_over_three_seeds():
     assert len(meta["seeds"]) >= 3 and 233 in meta["seeds"] and meta["machine"] and meta["date"]
     assert set(results) == {"vanilla", *(display_name(run) for run in RUN_NAMES)}
     for run, metrics in results.items():
-        for metric, _ in METRICS:
+        for metric, _ in metric_columns():
             stats = metrics[metric]
             assert set(stats) == {"mean", "sd", "n"}, (run, metric)
             if metric != "judge_score":  # the rule judge scores every run; kept general for other judges

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from llamafactory_safeeraser.demo.outcome import describe_outcome
-from llamafactory_safeeraser.demo.summary import SARR_CUT, aggregate, main_table, mean_sd, pd_table
+from llamafactory_safeeraser.demo.summary import SARR_CUT, aggregate, main_table, pd_table
+from llamafactory_safeeraser.evaluation.seed_stats import mean_sd
 
 
 def summary(sarr: float, asr_eff: float = 0.0, asr_gen: float = 0.0, rr_eff: float = 0.0) -> dict:
@@ -19,7 +20,7 @@ def test_mean_and_sample_sd():
     stats = mean_sd([0.2, 0.4, None, 0.9])
     assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.5)
     assert stats["sd"] == pytest.approx(math.sqrt(((0.3**2) + (0.1**2) + (0.4**2)) / 2))
-    assert mean_sd([0.7]) == {"mean": 0.7, "sd": 0.0, "n": 1}
+    assert mean_sd([0.7]) == {"mean": 0.7, "sd": None, "n": 1}  # one value measures no spread
     assert mean_sd([None]) == {"mean": None, "sd": None, "n": 0}
 
 

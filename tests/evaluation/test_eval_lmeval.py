@@ -12,9 +12,9 @@ from conftest import REPO, run_cli
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.evaluation import EvalSettings, RunSpec, evaluate_runs
-from llamafactory_safeeraser.evaluation.plot import PLOT_TITLE
-from llamafactory_safeeraser.evaluation.results import HEADLINE, RESULTS_FORMAT
-from llamafactory_safeeraser.lmeval_task import scoring
+from llamafactory_safeeraser.evaluation.plot import plot_title
+from llamafactory_safeeraser.evaluation.results import RESULTS_FORMAT, headline
+from llamafactory_safeeraser.lmeval_task import metric_catalog, scoring
 from llamafactory_safeeraser.lmeval_task.documents import category_task, task_docs
 from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 from llamafactory_safeeraser.tasks import TASK_DIR
@@ -98,7 +98,7 @@ def test_metrics_match_the_logged_samples_rescored(evaluated: Path, run: str) ->
         rows = by_kind[kind]
         task = results["tasks"][kind]
         assert task["n"] == len(rows) == expected_sizes[kind]
-        for metric in scoring.OVERALL_METRICS[kind]:
+        for metric in metric_catalog.kind_metrics(kind):
             values = [row[metric] for _, row in rows]
             assert task["metrics"][metric] == pytest.approx(sum(values) / len(values))
             assert task["stderr"][metric] == pytest.approx(mean_stderr(values))
@@ -110,12 +110,12 @@ def test_metrics_match_the_logged_samples_rescored(evaluated: Path, run: str) ->
         for category in CATEGORIES:
             in_category = [row for doc, row in rows if doc["category"] == category]
             assert task["per_category"][category]["n"] == len(in_category) > 0
-            for metric in scoring.OVERALL_METRICS[kind]:
+            for metric in metric_catalog.kind_metrics(kind):
                 values = [row[metric] for row in in_category]
                 assert task["per_category"][category][metric] == pytest.approx(sum(values) / len(values))
                 if len(values) > 1:
                     assert task["per_category"][category]["stderr"][metric] == pytest.approx(mean_stderr(values))
-    for column, (kind, metric) in HEADLINE.items():
+    for column, (kind, metric) in headline().items():
         assert results["summary"][column] == results["tasks"][kind]["metrics"][metric] is not None
         assert results["summary_stderr"][column] == results["tasks"][kind]["stderr"][metric] is not None
     # The tiny random model's sampled text is gibberish: SARR must mostly see that (degenerate), not call it normal.
@@ -171,7 +171,7 @@ def test_report_compares_runs_with_tables_and_plot(evaluated: Path) -> None:
     pd_row = f"| GA | {100 * before:.1f} | {100 * after:.1f} | {100 * (after - before) / before:+.1f}% |"
     assert "## Effect of prompt decouple (PD)" in report and pd_row in report
     assert "### ASR on the forget set (efficacy) ↓" in report and "| Run | " + " | ".join(CATEGORIES) + " |" in report
-    assert f"![{PLOT_TITLE}](report.png)" in report
+    assert f"![{plot_title()}](report.png)" in report
     assert (evaluated / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -255,7 +255,7 @@ def test_plain_lm_eval_cli(tiny_model_dir: Path, lora_adapter: Path, synthetic_d
         names = [f"safeeraser_{kind}"] + [category_task(kind, category) for category in CATEGORIES]
         assert document["group_subtasks"][names[0]] == names[1:]
         for name in names:
-            for metric in scoring.metric_names(kind, model_judge=False):  # a value and a standard error each
+            for metric in metric_catalog.metric_names(kind, model_judge=False):  # a value and a standard error each
                 assert isinstance(results[name][f"{metric},none"], float)
                 assert isinstance(results[name][f"{metric}_stderr,none"], float)
             assert "judge_failure_rate,none" not in results[name]  # the rule judge cannot fail

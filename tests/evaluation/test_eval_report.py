@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from llamafactory_safeeraser.errors import SafeEraserError
-from llamafactory_safeeraser.evaluation.plot import PLOT_TITLE, build_figure, method_groups
-from llamafactory_safeeraser.evaluation.report import pd_pairs, write_report
-from llamafactory_safeeraser.evaluation.results import RESULTS_FORMAT, find_run_folders, load_run_results
+from llamafactory_safeeraser.evaluation.plot import build_figure, method_groups, plot_title
+from llamafactory_safeeraser.evaluation.report import write_report
+from llamafactory_safeeraser.evaluation.results import RESULTS_FORMAT, find_run_folders, load_run_results, pd_pairs
 from llamafactory_safeeraser.evaluation.specificity import BENCHMARKS, SPECIFICITY_FILE, summarize_specificity
 
 
@@ -75,7 +75,8 @@ def test_report_tables_pd_effect_and_plot(tmp_path: Path) -> None:
     assert "| GA | models/llava | saves/GA | rule | 3 | 512 | - | 233 |" in report
     assert "lexical proxies" in report
     assert (tmp_path / "out" / "report.png").read_bytes()[:4] == b"\x89PNG"
-    assert f"![{PLOT_TITLE}](report.png)" in report
+    assert f"![{plot_title()}](report.png)" in report
+    assert plot_title() == "SARR, ASR and ROUGE-L per method, without and with prompt decouple (PD)"
     assert "Spec" not in report  # no run has specificity results
 
 
@@ -179,3 +180,12 @@ def test_plot_pairs_each_method_and_no_label_overlaps() -> None:
         import matplotlib.pyplot as plt
 
         plt.close(figure)
+
+
+def test_report_refuses_two_runs_of_one_name(tmp_path: Path) -> None:
+    first = write_runs(tmp_path / "a", [results("GA", 0.1, 0.9)])
+    second = write_runs(tmp_path / "b", [results("GA", 0.2, 0.3), results("PO", 0.2, 0.3)])
+    with pytest.raises(SafeEraserError, match=r"b/GA/results.json: run name 'GA' is also the run of .*a/GA") as error:
+        write_report([*first, *second], tmp_path / "out" / "report.md")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -10,10 +10,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from lmeval_harness import aggregate_responses
 
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.evaluation.results import RunSpec, samples_jsonl, summarize
-from llamafactory_safeeraser.lmeval_task import documents, scoring
+from llamafactory_safeeraser.lmeval_task import documents, metric_catalog
 from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 from llamafactory_safeeraser.lmeval_task.task_files import SHARED_TEMPLATE, render_task_files
 from llamafactory_safeeraser.tasks import TASK_DIR
@@ -54,7 +55,7 @@ def test_one_group_per_kind_with_a_subtask_per_category(loaded) -> None:
     for kind in KINDS:
         group = groups[f"safeeraser_{kind}"]
         assert group.child_names == [documents.category_task(kind, category) for category in CATEGORIES]
-        assert [agg.metric for agg in group.aggregate_metric_list] == scoring.metric_names(kind)
+        assert [agg.metric for agg in group.aggregate_metric_list] == metric_catalog.metric_names(kind)
         assert all(agg.weight_by_size for agg in group.aggregate_metric_list)
         sizes = []
         for category in CATEGORIES:
@@ -63,7 +64,7 @@ def test_one_group_per_kind_with_a_subtask_per_category(loaded) -> None:
             assert docs and {doc["category"] for doc in docs} == {category}
             assert docs == documents.task_docs(kind, metadata, category)
             # lm-eval's registered `mean`: the aggregation it knows the standard error of
-            assert all(task.aggregation()[name] is mean for name in scoring.metric_names(kind))
+            assert all(task.aggregation()[name] is mean for name in metric_catalog.metric_names(kind))
             sizes.append(len(docs))
         assert sum(sizes) == len(documents.task_docs(kind, metadata))
 
@@ -82,23 +83,8 @@ def respond(doc: dict) -> str:
 def aggregated(loaded):
     """lm-eval's own results (aggregation, groups, logged samples) for the hand-written responses: what
     simple_evaluate does after generation, run on responses instead of a model's."""
-    from lm_eval.evaluator_utils import _process_results
-
     _, task_dict = loaded
-    accumulated = {}
-    for name, task in task_dict["tasks"].items():
-        raw_metrics: dict = {}
-        samples = []
-        for doc_id, doc in enumerate(task.eval_docs):
-            response = respond(doc)
-            metrics = task.process_results(doc, [response])
-            samples.append({"doc_id": doc_id, "doc": doc, "filtered_resps": [response], "metrics": list(metrics)})
-            samples[-1].update(metrics)
-            for metric, value in metrics.items():
-                raw_metrics.setdefault((metric, "none"), []).append(value)
-        accumulated[name] = {"task": task, "raw_metrics": raw_metrics, "logged_samples": samples}
-    result = _process_results(accumulated, task_dict["groups"], bootstrap_iters=100000)
-    return result._to_eval_results(samples=result.samples)
+    return aggregate_responses(task_dict, respond)
 
 
 def test_printed_table_has_a_value_and_a_standard_error_on_every_row(aggregated) -> None:
@@ -113,7 +99,9 @@ def test_printed_table_has_a_value_and_a_standard_error_on_every_row(aggregated)
             float(row[6]), float(row[8])  # numbers, not N/A
     table = make_table(aggregated, "results")
     rows_per_kind = {kind: 1 + len(CATEGORIES) for kind in KINDS}  # the group and its six subtasks
-    expected_rows = sum(n * len(scoring.metric_names(kind, model_judge=False)) for kind, n in rows_per_kind.items())
+    expected_rows = sum(
+        n * len(metric_catalog.metric_names(kind, model_judge=False)) for kind, n in rows_per_kind.items()
+    )
     assert len([line for line in table.splitlines()[2:] if line.strip()]) == expected_rows
 
 

@@ -21,7 +21,7 @@ import pytest
 from lm_eval.models.utils import replace_placeholders
 from prompt_parity import ROWS, eval_tasks, task_request, training_prompts
 
-from llamafactory_safeeraser.evaluation.runner import one_bos_like_training
+from llamafactory_safeeraser.evaluation.processor_bos import one_bos_like_training
 from llamafactory_safeeraser.lmeval_task import documents
 
 FAMILIES = ("llava", "qwen2_vl", "mllama")

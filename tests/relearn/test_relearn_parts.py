@@ -10,8 +10,9 @@ import pytest
 from llamafactory_safeeraser.data.records import read_benchmark
 from llamafactory_safeeraser.errors import SafeEraserError
 from llamafactory_safeeraser.evaluation.results import RunSpec
+from llamafactory_safeeraser.evaluation.seed_stats import mean_sd
 from llamafactory_safeeraser.relearn import RelearnSettings, relearn_runs, write_relearn_report
-from llamafactory_safeeraser.relearn.curve import aggregate, mean_sd
+from llamafactory_safeeraser.relearn.curve import aggregate
 from llamafactory_safeeraser.relearn.report import RELEARN_FILE, RELEARN_FORMAT, pooled_study
 from llamafactory_safeeraser.relearn.split import image_groups, split_records
 from llamafactory_safeeraser.relearn.train import relearn_config

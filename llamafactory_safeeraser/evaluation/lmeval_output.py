@@ -1,0 +1,119 @@
+"""The one place that knows lm-eval's names and output layout: task and group names, ``"metric,none"`` keys,
+standard-error keys, logged samples, configs.
+
+``simple_evaluate(..., log_samples=True)`` returns ``results`` (task or group name -> ``"<metric>,<filter>"``
+and ``"<metric>_stderr,<filter>"`` values; our tasks have the one filter ``none``), ``samples`` (subtask ->
+logged samples: ``doc``, ``doc_id``, ``filtered_resps``, ``metrics`` and each metric's value), ``configs``,
+``config`` and ``n-samples``. The group ``safeeraser`` holds one group per task kind (``safeeraser_<kind>``),
+whose subtasks are the categories (``lmeval_task.documents.category_task``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ..data.records import CATEGORIES
+from ..errors import SafeEraserError
+from ..lmeval_task.documents import GROUP, TASK_KINDS, category_task
+
+FILTER = "none"  # the filter of our tasks' filter_list: lm-eval keys every value by it
+TASK_PREFIX = f"{GROUP}_"
+
+
+def kind_group(kind: str) -> str:
+    """The lm-eval group of a task kind: ``safeeraser_efficacy``."""
+    return TASK_PREFIX + kind
+
+
+def tasks_to_kinds(tasks: Sequence[str]) -> list[str]:
+    """The task kinds that the lm-eval task names ``tasks`` (``safeeraser``, ``safeeraser_<kind>``) run."""
+    kinds: list[str] = []
+    for task in tasks:
+        if task == GROUP:
+            kinds += list(TASK_KINDS)
+        elif task.startswith(TASK_PREFIX) and task[len(TASK_PREFIX) :] in TASK_KINDS:
+            kinds.append(task[len(TASK_PREFIX) :])
+        else:
+            choices = "|".join(TASK_KINDS)
+            raise SafeEraserError(f"unknown SafeEraser task '{task}'; use {GROUP} or {TASK_PREFIX}<{choices}>")
+    return list(dict.fromkeys(kinds))
+
+
+def reported_kinds(raw: Mapping[str, Any]) -> list[str]:
+    """The task kinds whose group lm-eval reported, in ``TASK_KINDS`` order."""
+    return [kind for kind in TASK_KINDS if kind_group(kind) in raw["results"]]
+
+
+def task_results(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """One task's or group's aggregated numbers (empty when lm-eval did not run it)."""
+    return raw["results"].get(name, {})
+
+
+def metric_value(task_results: Mapping[str, Any], metric: str) -> Any:
+    return task_results.get(f"{metric},{FILTER}")
+
+
+def metric_stderr(task_results: Mapping[str, Any], metric: str) -> float | None:
+    """The standard error lm-eval gives ``metric``; None where it has none ("N/A")."""
+    value = task_results.get(f"{metric}_stderr,{FILTER}")
+    return None if value in (None, "N/A") else float(value)
+
+
+def subtask_results(raw: Mapping[str, Any], kind: str, category: str) -> Mapping[str, Any]:
+    """One category subtask's aggregated numbers."""
+    return task_results(raw, category_task(kind, category))
+
+
+def subtask_samples(raw: Mapping[str, Any], kind: str, category: str) -> list[Mapping[str, Any]]:
+    """The logged samples of one category subtask."""
+    return raw.get("samples", {}).get(category_task(kind, category), [])
+
+
+def kind_samples(raw: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    """Every logged sample of a task kind, category by category."""
+    return [sample for category in CATEGORIES for sample in subtask_samples(raw, kind, category)]
+
+
+def logged_samples(raw: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(subtask name, logged sample) for every response lm-eval logged."""
+    for task_name, samples in raw.get("samples", {}).items():
+        for sample in samples:
+            yield task_name, sample
+
+
+def sample_doc(sample: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The task document the sample's response answered (with what ``process_results`` added to it)."""
+    return sample["doc"]
+
+
+def sample_doc_id(sample: Mapping[str, Any]) -> int:
+    return sample["doc_id"]
+
+
+def sample_response(sample: Mapping[str, Any]) -> str:
+    return sample["filtered_resps"][0]
+
+
+def sample_value(sample: Mapping[str, Any], metric: str) -> float | None:
+    """The sample's value of ``metric``; None where ``process_results`` left it out (a judge failure)."""
+    return sample.get(metric)
+
+
+def sample_scores(sample: Mapping[str, Any]) -> dict[str, float]:
+    """Every metric value the sample has."""
+    return {key: sample[key] for key in sample.get("metrics", []) if sample.get(key) is not None}
+
+
+def generation_kwargs(raw: Mapping[str, Any]) -> Any:
+    """The generation settings the tasks ran with (the first task's config: they share them)."""
+    return next(iter(raw.get("configs", {}).values()), {}).get("generation_kwargs")
+
+
+def device(raw: Mapping[str, Any]) -> str | None:
+    return raw.get("config", {}).get("device")
+
+
+def raw_numbers(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """lm-eval's own numbers, as results.json keeps them."""
+    return {"results": raw["results"], "n-samples": raw.get("n-samples")}

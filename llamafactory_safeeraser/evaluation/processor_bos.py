@@ -1,0 +1,35 @@
+"""The BOS token of lm-eval's prompts: one at most, as the training prompts have (and no EOS)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def one_bos_like_training(processor: Any) -> None:
+    """Make the processor lm-eval calls write one BOS at most, as the training prompts have (and no EOS).
+
+    hf-multimodal calls the processor with the defaults and cannot pass ``add_special_tokens=False``. Where
+    the tokenizer writes the BOS (LLaVA-1.5's ``<s>``), training has it too (``integration.prompts.missing_bos``).
+    Where the processor writes one itself (MllamaProcessor prepends ``<|begin_of_text|>``) a tokenizer that
+    also adds one (Llama 3's) would make two: its own is switched off.
+    """
+    tokenizer = processor.tokenizer
+    if getattr(tokenizer, "add_eos_token", False):
+        tokenizer.add_eos_token = False
+    if leading_bos(processor) > 1 and hasattr(tokenizer, "add_bos_token"):
+        tokenizer.add_bos_token = False  # also rewrites a fast tokenizer's post-processor
+    if leading_bos(processor) > 1:
+        logger.warning("the model's processor writes two BOS tokens; lm-eval's prompts will differ from training's")
+
+
+def leading_bos(processor: Any) -> int:
+    """How many BOS tokens the processor writes before a text."""
+    bos = processor.tokenizer.bos_token_id
+    ids = processor(text=["A"])["input_ids"][0]
+    count = 0
+    while bos is not None and count < len(ids) and ids[count] == bos:
+        count += 1
+    return count
