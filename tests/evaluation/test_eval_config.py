@@ -188,3 +188,16 @@ def test_report_from_a_yaml_listing_run_folders(tmp_path: Path) -> None:
     assert "| GA | 90.0 | 30.0 | -66.7% |" in out.read_text()
     proc = run_cli(["safeeraser", "report", str(config), "run=GA"], timeout=120)
     assert proc.returncode == 2 and "unknown key 'run' (did you mean 'runs'?); valid keys: runs, output" in proc.stderr
+
+
+def test_eval_passes_overwrite_on_to_the_runner(monkeypatch, tmp_path: Path) -> None:
+    from llamafactory_safeeraser.cli import main
+
+    seen: list[bool] = []
+    monkeypatch.setattr(
+        "llamafactory_safeeraser.evaluation.runner.evaluate_runs",
+        lambda runs, settings, out, progress=None, overwrite=False: seen.append(overwrite),
+    )
+    base = ["eval", "model_name_or_path=m", f"output_dir={tmp_path}"]
+    assert main(base) == 0 and main([*base, "overwrite=true"]) == 0 and main([*base, "--overwrite"]) == 0
+    assert seen == [False, True, True]
