@@ -19,7 +19,7 @@ LAYERS = (
     ("lmeval_task",),
     ("integration", "offline"),
     ("data",),
-    ("errors", "fileio", "options", "__init__"),
+    ("errors", "fileio", "settings", "__init__"),
 )
 
 

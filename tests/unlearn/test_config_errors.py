@@ -18,6 +18,10 @@ def parse(tiny_model_dir, prepared_dir, tmp_path, **keys):
 
 
 CASES = {
+    "method left out": (  # no silent default: the recipe names its method
+        {},
+        r"`stage: unlearn` needs `unlearn_method`; valid choices: ga, gd, idkdpo, kl, npo, po, rmu, simnpo\.",
+    ),
     "unknown method": (
         {"unlearn_method": "erase_all"},
         r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, idkdpo, kl, npo, po, rmu, simnpo",
