@@ -46,7 +46,7 @@ TOLERANCE = 1e-6
 TWO_PROCESSES = {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2", "DS_ACCELERATOR": "cpu"}
 
 
-def run_config(start_adapter, model_dir, dataset_dir, method: str, setup: str, **overrides) -> dict:
+def run_config(model_dir, dataset_dir, method: str, setup: str, **overrides) -> dict:
     config = base_train_config(
         model_dir,
         dataset_dir,
@@ -55,7 +55,6 @@ def run_config(start_adapter, model_dir, dataset_dir, method: str, setup: str, *
         dataset="safeeraser_forget",
         pd_dataset="safeeraser_pd",
         pd_weight=0.5,
-        adapter_name_or_path=str(start_adapter),
         max_samples=8,
         num_train_epochs=2.0,
         per_device_train_batch_size=1,
@@ -80,18 +79,7 @@ def start_adapter(tiny_model_dir, prepared_dir, tmp_path_factory):
     """LLaMA-Factory's fresh LoRA adapter (lora_target: all), saved untrained: one step at learning rate 0."""
     from llamafactory_safeeraser.unlearn.workflow import is_identity_adapter
 
-    config = base_train_config(
-        tiny_model_dir,
-        prepared_dir,
-        stage="unlearn",
-        unlearn_method="gd",
-        dataset="safeeraser_forget",
-        retain_dataset="safeeraser_retain",
-        optim="sgd",
-        learning_rate=0.0,
-        max_steps=1,
-        max_samples=2,
-    )
+    config = run_config(tiny_model_dir, prepared_dir, "gd", "ddp", learning_rate=0.0, max_steps=1)
     out = llamafactory_train(config, tmp_path_factory.mktemp("start_adapter"), "start")
     assert is_identity_adapter(out)  # so the disabled-adapter reference is the starting model (workflow's check)
     return out
@@ -105,7 +93,8 @@ def trained(start_adapter, tiny_model_dir, prepared_dir, tmp_path_factory):
     def get(method: str, setup: str):
         if (method, setup) not in runs:
             keys = {"save_strategy": "steps", "save_steps": 2, "save_only_model": False} if method == "npo" else {}
-            config = run_config(start_adapter, tiny_model_dir, prepared_dir, method, setup, **keys)
+            keys["adapter_name_or_path"] = str(start_adapter)
+            config = run_config(tiny_model_dir, prepared_dir, method, setup, **keys)
             work = tmp_path_factory.mktemp(f"{method}_{setup}")
             runs[(method, setup)] = llamafactory_train(config, work, "run", timeout=1200, **TWO_PROCESSES)
         return runs[(method, setup)]
@@ -175,11 +164,11 @@ def test_resume_from_a_zero_checkpoint_continues_exactly(setup, trained, start_a
     interrupted = full.parent / "interrupted"
     shutil.copytree(checkpoint, interrupted / "checkpoint-2")  # what a killed run leaves behind
     config = run_config(
-        start_adapter,
         tiny_model_dir,
         prepared_dir,
         "npo",
         setup,
+        adapter_name_or_path=str(start_adapter),
         output_dir=str(interrupted),
         resume_from_checkpoint=str(interrupted / "checkpoint-2"),
     )
