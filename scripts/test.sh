@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|specificity] [pytest args...]
+# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|specificity|deepspeed] [pytest args...]
 #   fast:  unit and in-process tests only (a few minutes)
 #   full:  everything but the shape and specificity tiers, including end-to-end llamafactory-cli / torchrun /
 #          lm-eval runs and the LlamaBoard browser test (default)
 #   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, ~45 min)
 #   specificity: the lmms-eval specificity runs, in their own ./.venv-specificity with the [specificity] extra
 #                (lmms-eval pins av<16 and filelock<4 and downgrades wandb and protobuf: kept out of ./.venv)
+#   deepspeed: ZeRO-2/3 vs DDP on CPU (2 processes, DeepSpeed's CPU accelerator), in ./.venv-deepspeed with the
+#              [deepspeed] extra; DeepSpeed compiles its CPU communication op on first use: needs a C++ compiler
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tier="${1:-full}"
 [ $# -gt 0 ] && shift
 if [ "$tier" = specificity ]; then
   export VENV=.venv-specificity EXTRAS=test,specificity
+fi
+if [ "$tier" = deepspeed ]; then
+  export VENV=.venv-deepspeed EXTRAS=test,deepspeed
+  # DeepSpeed's CPU ops are built per torch install: keep them beside this venv, not in ~/.cache
+  export TORCH_EXTENSIONS_DIR="$PWD/.venv-deepspeed/torch_extensions"
+  if ! command -v c++ >/dev/null; then
+    echo "[test] installing a C++ toolchain (Debian's build-essential) for DeepSpeed's CPU ops"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential
+  fi
 fi
 scripts/setup-venv.sh
 if [ "$tier" = full ]; then
@@ -22,9 +33,10 @@ source "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check llamafactory_safeeraser tests benchmarks examples
 case "$tier" in
-  fast) exec python -m pytest -m "not slow and not shape and not specificity" "$@" ;;
-  full) exec python -m pytest -m "not shape and not specificity" "$@" ;;
+  fast) exec python -m pytest -m "not slow and not shape and not specificity and not deepspeed" "$@" ;;
+  full) exec python -m pytest -m "not shape and not specificity and not deepspeed" "$@" ;;
   shape) exec python -m pytest -m shape "$@" ;;
   specificity) exec python -m pytest -m specificity "$@" ;;
-  *) echo "usage: scripts/test.sh [fast|full|shape|specificity] [pytest args...]" >&2; exit 2 ;;
+  deepspeed) exec python -m pytest -m deepspeed tests/e2e/test_deepspeed.py "$@" ;;
+  *) echo "usage: scripts/test.sh [fast|full|shape|specificity|deepspeed] [pytest args...]" >&2; exit 2 ;;
 esac

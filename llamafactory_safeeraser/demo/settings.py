@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import SafeEraserError
 from ..offline.synthetic import World
+from ..settings import check_settings, setting
 from ..unlearn.registry import BUILTIN_METHODS as METHODS
 
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -27,26 +28,59 @@ DEMO_WORLD = World(
 )
 
 
+MAX_SEED_COUNT = 99  # `seeds` N up to this is a count; a larger single number is one seed (--seeds 240)
+
+
+def seed_list(value: Any) -> Any:
+    """``seeds`` text (or a YAML number): N <= MAX_SEED_COUNT: the first N of 233, 234, ...; else seeds."""
+    if isinstance(value, (list, tuple)):
+        return value  # the seeds themselves
+    try:
+        seeds = tuple(int(part) for part in str(value).split(","))
+    except ValueError:
+        raise ValueError("expected a count or a comma-separated list") from None
+    if len(seeds) > 1 or seeds[0] > MAX_SEED_COUNT:
+        return seeds
+    if seeds[0] < 1:
+        raise ValueError("expected at least one seed")
+    return tuple(DEFAULT_SEEDS[0] + i for i in range(seeds[0]))
+
+
 @dataclass
 class DemoSettings:
-    out_dir: Path = Path("demo_out")
-    seeds: tuple[int, ...] = DEFAULT_SEEDS  # every number is a mean ± sd over these
+    out_dir: Path = setting(
+        Path("demo_out"), help="output folder; finished steps are reused on a re-run", flags=("--out",)
+    )
+    seeds: tuple[int, ...] = setting(  # every number is a mean ± sd over these
+        DEFAULT_SEEDS,
+        help=f"N <= {MAX_SEED_COUNT}: the first N of 233, 234, ... (1 for a quick look); a larger number: that "
+        "one seed; or a comma-separated list",
+        parse=seed_list,
+    )
     world: World = DEMO_WORLD
     images_per_concept: int = 4
     model_size: str = "demo"
     runs: tuple[str, ...] = RUN_NAMES
-    parallel: int = 2  # training runs at a time (2 cores: one thread each)
+    parallel: int = setting(2, help="unlearning runs trained at the same time", minimum=1)  # 2 cores: one each
     harmful_samples: int = 1  # the paper samples 3 answers per harmful question
     max_gen_toks: int = 40  # the paper allows 512; the synthetic answers are < 30 tokens
     eval_batch_size: int = 64
     eval_limit: int | None = None
     vanilla_overrides: dict[str, Any] = field(default_factory=dict)
     unlearn_overrides: dict[str, Any] = field(default_factory=dict)
-    recipe_dir: Path | None = None
-    relearn: tuple[str, ...] = ()  # models attacked by relearning afterwards: "vanilla" and run names
+    recipe_dir: Path | None = setting(
+        help="folder of the tiny_*.yaml recipes (default: the installed yaml/)", flags=("--recipes",)
+    )
+    relearn: tuple[str, ...] = setting(
+        (),
+        help="afterwards, attack these models by relearning (vanilla and run names such as po_pd; without names: "
+        f"{' '.join(DEFAULT_RELEARN)}); about 40 s per model and seed",
+        const=DEFAULT_RELEARN,
+    )
     relearn_steps: tuple[int, ...] = (0, 16, 32, 64)  # relearning step counts scored
 
     def __post_init__(self) -> None:
+        check_settings(self)
         unknown = [name for name in self.relearn if name != "vanilla" and name not in self.runs]
         if unknown:
             raise SafeEraserError(

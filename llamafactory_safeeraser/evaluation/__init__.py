@@ -12,7 +12,8 @@ Typical use (several runs in one process, one report)::
 from ..lmeval_task.judges import JudgeConfig
 from .report import write_report
 from .results import RunSpec, find_run_folders, load_run_results
-from .runner import EvalSettings, Evaluator, RunResult, evaluate_runs
+from .runner import Evaluator, RunResult, evaluate_runs
+from .settings import EvalSettings
 
 __all__ = [
     "EvalSettings",

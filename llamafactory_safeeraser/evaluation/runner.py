@@ -11,18 +11,16 @@ written atomically.
 from __future__ import annotations
 
 import gc
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..devices import default_device
-from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
-from ..lmeval_task.judges import JudgeConfig, get_judge
+from ..lmeval_task.judges import get_judge
 from .lmeval_logging import quiet_expected_lm_eval_warnings
 from .lmeval_output import tasks_to_kinds
 from .processor_bos import one_bos_like_training
@@ -38,60 +36,7 @@ from .results import (
     summarize,
 )
 from .run_checks import check_not_finished, check_runs
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """What every run of one evaluation shares."""
-
-    data_dir: str | Path | None = None
-    train_file: str | Path | None = None
-    val_file: str | Path | None = None
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    harmful_samples: int = 3
-    max_gen_toks: int | None = None  # None: the tasks' 512 (the reference's)
-    limit: int | None = None  # documents per category subtask (after harmful-sample repetition); quick runs
-    batch_size: int = 1
-    template: str = "llava"
-    image_max_pixels: int | None = None  # the training run's LLaMA-Factory keys; None: its defaults
-    image_min_pixels: int | None = None
-    sarr_question: str = "harmful"  # SARR's question about the SD image: harmful (the reference) or sd_question
-    seed: int = 233
-    device: str | None = None  # default: cuda when available, else cpu
-    tasks: tuple[str, ...] = ("safeeraser",)
-
-    def __post_init__(self) -> None:
-        for name in ("harmful_samples", "batch_size", "max_gen_toks", "limit", "image_max_pixels", "image_min_pixels"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise SafeEraserError(f"{name} must be a positive integer, got {value!r}")
-
-    def metadata(self) -> dict[str, Any]:
-        """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""
-        metadata: dict[str, Any] = {
-            "harmful_samples": self.harmful_samples,
-            "template": self.template,
-            "sarr_question": self.sarr_question,
-        }
-        for key in ("data_dir", "train_file", "val_file"):
-            if getattr(self, key) is not None:
-                metadata[key] = str(Path(getattr(self, key)).expanduser().resolve())
-        for key in ("image_max_pixels", "image_min_pixels"):
-            if getattr(self, key) is not None:
-                metadata[key] = getattr(self, key)
-        metadata.update(judge_metadata(self.judge))
-        return metadata
-
-    def gen_kwargs(self) -> dict[str, Any] | None:
-        return {"max_gen_toks": self.max_gen_toks} if self.max_gen_toks is not None else None
-
-
-def judge_metadata(config: JudgeConfig) -> dict[str, Any]:
-    """Inverse of :meth:`JudgeConfig.from_metadata`."""
-    values = json.loads(config.to_json())
-    metadata: dict[str, Any] = {"judge": values.pop("name"), "rule_asr_overlap": values.pop("asr_overlap")}
-    metadata.update({f"judge_{key}": value for key, value in values.items() if value is not None})
-    return metadata
+from .settings import EvalSettings
 
 
 def check_data(settings: EvalSettings) -> TaskOptions:

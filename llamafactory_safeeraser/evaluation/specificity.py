@@ -27,9 +27,11 @@ from ..devices import default_device
 from ..errors import SafeEraserError
 from ..fileio import read_json_document, write_json_atomic
 from ..lmeval_task.judges.openai_compatible import judge_api_key
+from ..settings import check_settings, setting, shared
 from .lmeval_output import metric_value, task_results
 from .merge import merge_adapter
 from .results import RunSpec, model_location, run_folder_name, run_record
+from .settings import EvalSettings
 
 SPECIFICITY_FILE = "specificity.json"
 SPECIFICITY_FORMAT = "safeeraser-specificity/1"
@@ -67,15 +69,24 @@ def benchmark_of(task: str) -> Benchmark:
 
 @dataclass(frozen=True)
 class SpecificitySettings:
-    tasks: tuple[str, ...] = DEFAULT_TASKS
-    include_path: str | None = None  # lmms-eval --include_path: task copies that read local files
-    lmms_model: str = "llava_hf"  # lmms-eval's model class
-    limit: int | None = None
-    batch_size: int = 1
-    device: str | None = None  # default: cuda when available, else cpu
-    grader_model: str | None = None  # MM-Vet and MMBench: the GPT grader's model name
-    grader_base_url: str | None = None  # its OpenAI-compatible endpoint (default: OpenAI's)
-    timeout_s: float | None = None  # per benchmark
+    tasks: tuple[str, ...] = setting(
+        DEFAULT_TASKS,
+        help="lmms-eval tasks, one per benchmark; a copy reading local files may add a suffix (pope_local)",
+    )
+    include_path: str | None = setting(help="lmms-eval --include_path: a folder of task YAMLs (local copies)")
+    lmms_model: str = setting("llava_hf", help="lmms-eval's model class for the (merged) model")
+    limit: int | None = setting(help="documents per benchmark, for quick runs (none: all)", minimum=1)
+    batch_size: int = shared(EvalSettings, "batch_size")
+    device: str | None = shared(EvalSettings, "device")
+    grader_model: str | None = setting(help="MM-Vet and MMBench: the GPT grader (none: lmms-eval's gpt-4o-2024-11-20)")
+    grader_base_url: str | None = setting(
+        help="the grader's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (none: OpenAI's); key from env "
+        "SAFEERASER_JUDGE_API_KEY or OPENAI_API_KEY"
+    )
+    timeout_s: float | None = None  # per benchmark (not a key: the Python API's)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def grader_env(benchmark: Benchmark, settings: SpecificitySettings) -> dict[str, str]:

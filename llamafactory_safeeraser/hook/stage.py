@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 from ..integration import llamafactory as lf
+from ..settings import hf_field
 from ..unlearn.arguments import UNLEARN_STAGE, UnlearningArguments, check_unlearning_arguments
 from ..unlearn.params import declared_keys, help_text
 from ..unlearn.registry import all_methods
@@ -25,11 +26,7 @@ def arguments_class() -> type:
     keys = declared_keys(all_methods())
     method_keys = tuple(keys)
     fields: list[tuple[str, Any, Any]] = [
-        (
-            name,
-            declarations[0][1].type | None,
-            dataclasses.field(default=None, metadata={"help": help_text(declarations)}),
-        )
+        (name, declarations[0][1].type | None, hf_field(declarations[0][1], help_text(declarations), default=None))
         for name, declarations in keys.items()
     ]
     stage_help = "Which stage will be performed in training (`unlearn`: SafeEraser unlearning)."

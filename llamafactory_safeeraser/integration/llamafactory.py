@@ -231,6 +231,7 @@ class RunArguments:
     lora: bool  # finetuning_type: lora
     ref_model: str | None  # finetuning_args.ref_model: an explicit reference model
     continues_adapter: bool  # adapter_name_or_path set and no create_new_adapter
+    last_adapter: str | None  # the last of adapter_name_or_path: the one training continues
     forget_datasets: list[str]  # data_args.dataset
     cutoff_len: int
     seed: int
@@ -250,6 +251,7 @@ def run_arguments(model_args: Any, data_args: Any, training_args: Any, finetunin
         lora=finetuning_args.finetuning_type == "lora",
         ref_model=finetuning_args.ref_model,
         continues_adapter=bool(model_args.adapter_name_or_path) and not finetuning_args.create_new_adapter,
+        last_adapter=model_args.adapter_name_or_path[-1] if model_args.adapter_name_or_path else None,
         forget_datasets=data_args.dataset,
         cutoff_len=data_args.cutoff_len,
         seed=training_args.seed,

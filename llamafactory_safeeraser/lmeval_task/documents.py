@@ -21,6 +21,7 @@ needs nothing but the document and the response.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -39,7 +40,9 @@ from ..data.records import (
 )
 from ..data.user_turn import user_turn
 from ..errors import SafeEraserError
+from ..settings import METADATA, build, check_settings, group, read_values, setting
 from .judges import JudgeConfig
+from .judges.config import PREFIX as JUDGE_PREFIX
 
 # The lm-eval task folder these documents feed (``--include_path``): its YAML names the functions of
 # ``utils.py`` there, which call this module and ``scoring``.
@@ -56,16 +59,42 @@ DEFAULT_TEMPLATE = "llava"
 
 
 @dataclass(frozen=True)
-class TaskOptions:
-    train_file: Path | None  # None when neither the file nor a data dir is given
-    val_file: Path | None
-    harmful_samples: int
-    template: str
-    judge: JudgeConfig
-    image_max_pixels: int | None = None  # None: LLaMA-Factory's default
-    image_min_pixels: int | None = None
-    sarr_question: str = "harmful"  # the question asked about the SD image: see SD_IMAGE_QUESTIONS
-    tokenizer: str | None = None  # the evaluated model's tokenizer; None: prompt parts joined as they are
+class TaskSettings:
+    """The tasks' own metadata keys, declared once (``safeeraser eval`` reads them as config keys too)."""
+
+    template: str = setting(DEFAULT_TEMPLATE, help="LLaMA-Factory template the model was trained with")
+    image_max_pixels: int | None = setting(
+        help="the training run's image_max_pixels (none: LLaMA-Factory's 768*768)", minimum=1
+    )
+    image_min_pixels: int | None = setting(
+        help="the training run's image_min_pixels (none: LLaMA-Factory's 32*32)", minimum=1
+    )
+    data_dir: Path | None = setting(
+        help=f"folder holding all_train.json and all_val.json (none: env {DATA_DIR_ENV_VAR})", flags=("--data",)
+    )
+    train_file: Path | None = setting(help="the forget set file instead of <data_dir>/all_train.json")
+    val_file: Path | None = setting(help="the held-out file instead of <data_dir>/all_val.json")
+    harmful_samples: int = setting(DEFAULT_HARMFUL_SAMPLES, help="responses sampled per harmful question", minimum=1)
+    sarr_question: str = setting(
+        "harmful",
+        help="what SARR asks about the SD image: the harmful question (the reference) or a record's sd_question",
+        choices=SD_IMAGE_QUESTIONS,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass(frozen=True)
+class TaskOptions(TaskSettings):
+    """What a task reads from lm-eval's metadata: the task keys, the judge keys (``judge``, ``judge_model``, ...),
+    the evaluated model's ``tokenizer``; ``train_file`` / ``val_file`` resolved (from ``data_dir`` or the
+    environment), None when no data is given."""
+
+    judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
+    tokenizer: str | None = setting(
+        help="the evaluated model's tokenizer (none: the prompt's parts joined as they are); set per run"
+    )
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -78,39 +107,14 @@ class TaskOptions:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> TaskOptions:
-        data_dir = metadata.get("data_dir") or os.environ.get(DATA_DIR_ENV_VAR)
+        given = build(cls, read_values(cls, [(METADATA, metadata)], unknown=True))
+        data_dir = given.data_dir or os.environ.get(DATA_DIR_ENV_VAR)
         files: dict[str, Path | None] = {}
         for which, name in FILE_NAMES.items():
-            explicit = metadata.get(f"{which}_file")
-            chosen = explicit or (Path(str(data_dir)).expanduser() / name if data_dir else None)
-            files[which] = Path(str(chosen)).expanduser().resolve() if chosen else None
-        samples = _positive_int(metadata, "harmful_samples", DEFAULT_HARMFUL_SAMPLES)
-        template = str(metadata.get("template") or DEFAULT_TEMPLATE)
-        sarr_question = str(metadata.get("sarr_question") or "harmful")
-        if sarr_question not in SD_IMAGE_QUESTIONS:
-            raise SafeEraserError(
-                f"metadata 'sarr_question' must be one of {', '.join(SD_IMAGE_QUESTIONS)}, got {sarr_question!r}"
-            )
-        return cls(
-            files["train"],
-            files["val"],
-            samples,
-            template,
-            JudgeConfig.from_metadata(metadata),
-            _positive_int(metadata, "image_max_pixels", None),
-            _positive_int(metadata, "image_min_pixels", None),
-            sarr_question,
-            str(metadata["tokenizer"]) if metadata.get("tokenizer") else None,
-        )
-
-
-def _positive_int(metadata: Mapping[str, Any], key: str, default: int | None) -> int | None:
-    value = metadata.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
-        raise SafeEraserError(f"metadata '{key}' must be a positive integer, got {value!r}")
-    return int(value)
+            explicit = getattr(given, f"{which}_file")
+            chosen = explicit or (Path(data_dir).expanduser() / name if data_dir else None)
+            files[which] = Path(chosen).expanduser().resolve() if chosen else None
+        return dataclasses.replace(given, train_file=files["train"], val_file=files["val"])
 
 
 @functools.lru_cache(maxsize=256)

@@ -34,7 +34,7 @@ def cpu_recipe(
     ``output_dir`` stays the recipe's: set it. bf16 stays (``use_cpu`` lets transformers autocast on the CPU).
     """
     config = dict(recipe)
-    config.pop("deepspeed", None)  # ZeRO needs GPUs (DeepSpeed's CPU path is not what the recipe means)
+    config.pop("deepspeed", None)  # one CPU process, no DeepSpeed install (ZeRO vs DDP: scripts/test.sh deepspeed)
     config.update(
         model_name_or_path=str(model_dir),
         dataset_dir=str(dataset_dir),

@@ -1,4 +1,4 @@
-"""The keys of ``safeeraser respond``, declared once (flags, YAML config, checks and help come from here)."""
+"""The keys of ``safeeraser respond``, declared once (YAML config, key=value, flags, checks and help come from here)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..data.records import SD_IMAGE_QUESTIONS
 from ..errors import SafeEraserError
-from ..options import check_settings, key
+from ..lmeval_task.documents import TaskSettings
+from ..settings import check_settings, setting, shared
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # What changes the generated text; a journal written under other values is not resumed.
@@ -34,29 +35,35 @@ _GENERATION_KEYS = (
 
 @dataclass(frozen=True)
 class RespondSettings:
-    model: str | None = key(help="base model folder (Hugging Face format) or hub id", required=True)
-    input: str | None = key(help="SafeEraser file to answer (all_train.json, all_val.json)", required=True, flag="--in")
-    out: str | None = key(help="output folder; the answered file keeps the input's name", required=True)
-    adapter: str | None = key(help="PEFT/LoRA adapter folder applied on top of the model")
-    template: str = key("llava", help="LLaMA-Factory template the model was trained with (llava, qwen2_vl, mllama)")
-    sd_response: bool = key(False, help="also regenerate sd_response (the SD image with the same question)")
-    sd_question: str = key(
+    model: str | None = setting(help="base model folder (Hugging Face format) or hub id", required=True)
+    input: str | None = setting(
+        help="SafeEraser file to answer (all_train.json, all_val.json)", required=True, flags=("--in",)
+    )
+    out: str | None = setting(help="output folder; the answered file keeps the input's name", required=True)
+    adapter: str | None = setting(help="PEFT/LoRA adapter folder applied on top of the model")
+    template: str = shared(TaskSettings, "template")
+    sd_response: bool = setting(False, help="also regenerate sd_response (the SD image with the same question)")
+    sd_question: str = setting(
         "harmful",
         choices=SD_IMAGE_QUESTIONS,
         help="question asked about the SD image: the harmful one (as PD trains) or a record's sd_question",
     )
-    limit: int | None = key(help="answer only the first N records (a quick look); the output holds those", minimum=1)
-    batch_size: int = key(8, help="prompts per generate() call", minimum=1)
-    max_new_tokens: int = key(512, help="new tokens per answer (the SafeEraser evaluation's 512)", minimum=1)
-    do_sample: bool = key(False, help="sample with temperature and top_p instead of greedy decoding")
-    temperature: float = key(1.0, help="sampling temperature (with --do-sample)", minimum=0)
-    top_p: float = key(0.9, help="nucleus sampling mass (with --do-sample)", minimum=0)
-    seed: int = key(233, help="seed of the sampling; batch k draws from seed and k, so a resumed run draws the same")
-    dtype: str = key("auto", choices=DTYPES, help="model dtype; auto: bfloat16 on a GPU that has it, else float32")
-    device: str | None = key(help="device; default: cuda when available, else cpu")
-    image_max_pixels: int | None = key(help="the training run's image_max_pixels (default LLaMA-Factory's)", minimum=1)
-    image_min_pixels: int | None = key(help="the training run's image_min_pixels (default LLaMA-Factory's)", minimum=1)
-    overwrite: bool = key(False, help="replace an existing output file, or discard a journal of other settings")
+    limit: int | None = setting(
+        help="answer only the first N records (a quick look); the output holds those", minimum=1
+    )
+    batch_size: int = setting(8, help="prompts per generate() call", minimum=1)
+    max_new_tokens: int = setting(512, help="new tokens per answer (the SafeEraser evaluation's 512)", minimum=1)
+    do_sample: bool = setting(False, help="sample with temperature and top_p instead of greedy decoding")
+    temperature: float = setting(1.0, help="sampling temperature (with --do-sample)", minimum=0)
+    top_p: float = setting(0.9, help="nucleus sampling mass (with --do-sample)", minimum=0)
+    seed: int = setting(
+        233, help="seed of the sampling; batch k draws from seed and k, so a resumed run draws the same"
+    )
+    dtype: str = setting("auto", choices=DTYPES, help="model dtype; auto: bfloat16 on a GPU that has it, else float32")
+    device: str | None = setting(help="device; default: cuda when available, else cpu")
+    image_max_pixels: int | None = shared(TaskSettings, "image_max_pixels")
+    image_min_pixels: int | None = shared(TaskSettings, "image_min_pixels")
+    overwrite: bool = setting(False, help="replace an existing output file, or discard a journal of other settings")
 
     def __post_init__(self) -> None:
         check_settings(self)

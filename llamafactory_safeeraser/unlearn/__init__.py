@@ -1,20 +1,29 @@
 """Unlearning methods for `stage: unlearn`.
 
 Public API for writing a method: ``UnlearningTrainer``, ``StepOutputs``, ``register_method``,
-``MethodParam`` (a method's YAML keys) and the pure loss functions in ``losses``. Attributes load lazily,
-because importing the trainer imports LLaMA-Factory.
+``Setting`` (a method's YAML keys; ``MethodParam`` is its older name) and the pure loss functions in
+``losses``. Attributes load lazily, because importing the trainer imports LLaMA-Factory.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MethodParam", "StepOutputs", "UnlearningTrainer", "get_method", "method_names", "register_method"]
+__all__ = [
+    "MethodParam",
+    "Setting",
+    "StepOutputs",
+    "UnlearningTrainer",
+    "get_method",
+    "method_names",
+    "register_method",
+]
 
 _HOMES = {
     "UnlearningTrainer": "trainer",
     "StepOutputs": "outputs",
     "MethodParam": "params",
+    "Setting": "params",
     "register_method": "registry",
     "get_method": "registry",
     "method_names": "registry",

@@ -8,66 +8,85 @@ mistake; the check then fills in the chosen method's defaults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from .params import PD_PAIRINGS, SAMPLING_MODES
+from ..settings import Setting, hf_dataclass
+from .params import PD_PAIRINGS, SAMPLING_MODES, method_problem
 from .registry import BUILTIN_METHODS
 
 UNLEARN_STAGE = "unlearn"
 
+# The stage's general keys, declared once; the arguments class below (what HfArgumentParser reads, so
+# `llamafactory-cli train -h` and LlamaBoard show the help) is generated from them.
+GENERAL_SETTINGS = (
+    Setting(
+        "unlearn_method",
+        str | None,
+        None,
+        f"Unlearning method: {', '.join(BUILTIN_METHODS)}, or a name registered by a plugin "
+        "(required by `stage: unlearn`).",
+        required=True,
+    ),
+    Setting(
+        "retain_dataset",
+        str | None,
+        None,
+        "Retain dataset name(s) in dataset_info.json (methods with a retain term or reference).",
+    ),
+    Setting(
+        "pd_dataset",
+        str | None,
+        None,
+        "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i "
+        "(see pd_pairing).",
+    ),
+    Setting(
+        "pd_pairing",
+        str,
+        "same_question",
+        "Which PD row a step trains: the one of its forget row's question ('same_question'), or the row at the "
+        "index of its retain draw ('retain_draw', as the SafeEraser reference's data loader; needs retain_dataset).",
+        choices=PD_PAIRINGS,
+    ),
+    Setting(
+        "pd_weight",
+        float | None,
+        None,
+        "Weight of the prompt-decouple loss NLL(pd); needs pd_dataset. Default 1.0.",
+        minimum=0,
+    ),
+    Setting(
+        "retain_sampling",
+        str,
+        "per_epoch",
+        "Draw each forget row's retain row anew every epoch, uniformly from all retain rows ('per_epoch', "
+        "as the SafeEraser reference), or once ('fixed').",
+        choices=SAMPLING_MODES,
+    ),
+    Setting(
+        "eos_target",
+        bool,
+        False,
+        "Whether the end-of-turn token(s) after each answer are targets. The SafeEraser reference masks "
+        "them; as a gradient-ascent target the EOS teaches the model never to stop.",
+    ),
+    Setting(
+        "fused_forward",
+        bool,
+        True,
+        "One forward pass over the stacked forget/retain/PD rows (False: one pass per set).",
+    ),
+    Setting(
+        "cache_reference_logps",
+        bool,
+        True,
+        "NPO, IdkDPO: compute each row's reference log-prob once and reuse it every epoch.",
+    ),
+)
 
-@dataclass
-class UnlearningArguments:
-    unlearn_method: str = field(
-        default="ga",
-        metadata={"help": f"Unlearning method: {', '.join(BUILTIN_METHODS)}, or a name registered by a plugin."},
-    )
-    retain_dataset: str | None = field(
-        default=None,
-        metadata={"help": "Retain dataset name(s) in dataset_info.json (methods with a retain term or reference)."},
-    )
-    pd_dataset: str | None = field(
-        default=None,
-        metadata={
-            "help": "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i "
-            "(see pd_pairing)."
-        },
-    )
-    pd_pairing: str = field(
-        default="same_question",
-        metadata={
-            "help": "Which PD row a step trains: the one of its forget row's question ('same_question'), or the row at "
-            "the index of its retain draw ('retain_draw', as the SafeEraser reference's data loader; needs "
-            "retain_dataset)."
-        },
-    )
-    pd_weight: float | None = field(
-        default=None,
-        metadata={"help": "Weight of the prompt-decouple loss NLL(pd); needs pd_dataset. Default 1.0."},
-    )
-    retain_sampling: str = field(
-        default="per_epoch",
-        metadata={
-            "help": "Draw each forget row's retain row anew every epoch, uniformly from all retain rows ('per_epoch', "
-            "as the SafeEraser reference), or once ('fixed')."
-        },
-    )
-    eos_target: bool = field(
-        default=False,
-        metadata={
-            "help": "Whether the end-of-turn token(s) after each answer are targets. The SafeEraser reference masks "
-            "them; as a gradient-ascent target the EOS teaches the model never to stop."
-        },
-    )
-    fused_forward: bool = field(
-        default=True,
-        metadata={"help": "One forward pass over the stacked forget/retain/PD rows (False: one pass per set)."},
-    )
-    cache_reference_logps: bool = field(
-        default=True,
-        metadata={"help": "NPO, IdkDPO: compute each row's reference log-prob once and reuse it every epoch."},
-    )
+
+class _Derived:
+    """What the arguments class derives from its keys."""
 
     @property
     def effective_pd_weight(self) -> float:
@@ -83,6 +102,9 @@ class UnlearningArguments:
     @property
     def guard_action(self) -> str:
         return getattr(self, "forget_nll_guard", None) or "off"
+
+
+UnlearningArguments = hf_dataclass("UnlearningArguments", GENERAL_SETTINGS, __name__, bases=(_Derived,))
 
 
 GENERAL_KEYS = ("retain_dataset", "pd_dataset", "pd_weight")  # what another stage must not set
@@ -102,6 +124,10 @@ def check_unlearning_arguments(arguments: Any, stage: str, method_keys: tuple[st
             raise ValueError(f"{', '.join(used)} only apply to `stage: unlearn` (stage is '{stage}').")
         return
 
+    if arguments.unlearn_method is None:
+        from .registry import method_names
+
+        raise ValueError(f"`stage: unlearn` needs `unlearn_method`; valid choices: {', '.join(method_names())}.")
     method = get_method(arguments.unlearn_method)  # raises with the valid choices
     name = method.method_name
     own = {param.name: param for param in method.params}
@@ -112,17 +138,15 @@ def check_unlearning_arguments(arguments: Any, stage: str, method_keys: tuple[st
         value = getattr(arguments, param.name, None)
         if value is None:
             setattr(arguments, param.name, param.default)
-        elif (problem := param.check(value)) is not None:
+        elif (problem := method_problem(param, value)) is not None:
+            raise ValueError(problem)
+    for general in GENERAL_SETTINGS:  # the general keys' own checks (choices, minimum)
+        value = getattr(arguments, general.name)
+        if value is not None and (problem := method_problem(general, value)) is not None:
             raise ValueError(problem)
 
-    if arguments.retain_sampling not in SAMPLING_MODES:
-        raise ValueError(f"`retain_sampling` '{arguments.retain_sampling}' is not one of {', '.join(SAMPLING_MODES)}.")
-    if arguments.pd_pairing not in PD_PAIRINGS:
-        raise ValueError(f"`pd_pairing` '{arguments.pd_pairing}' is not one of {', '.join(PD_PAIRINGS)}.")
     if arguments.pd_weight is not None and arguments.pd_dataset is None:
         raise ValueError("`pd_weight` is set but there is no `pd_dataset` to apply it to.")
-    if arguments.pd_weight is not None and arguments.pd_weight < 0:
-        raise ValueError("`pd_weight` must be >= 0.")
     if method.uses_retain_rows(arguments) and arguments.retain_dataset is None:
         raise ValueError(f"unlearn_method '{name}' needs `retain_dataset`.")
     if arguments.draws_pd_with_retain and arguments.retain_dataset is None:

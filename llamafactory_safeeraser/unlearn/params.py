@@ -1,4 +1,5 @@
-"""A method's YAML keys, each declared once: name, type, default, check and help.
+"""A method's YAML keys, each declared once (a :class:`~llamafactory_safeeraser.settings.Setting`: name, type,
+default, check and help).
 
 A method class lists its keys in ``params``. From those declarations come the fields of the arguments
 class LLaMA-Factory parses (so the keys show in ``llamafactory-cli train -h``), the parse-time checks and
@@ -12,59 +13,33 @@ defaults; the declarations must agree on everything else.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from ..settings import Setting
 
-@dataclass(frozen=True)
-class MethodParam:
-    name: str
-    type: type  # float, int or str
-    default: Any  # None: the method computes it (the help says how)
-    help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    exclusive_minimum: bool = False  # value > minimum rather than >=
+MethodParam = Setting  # the name plugins written against earlier releases import
 
-    def check(self, value: Any) -> str | None:
-        """Why ``value`` is not acceptable, or None."""
-        if self.choices and value not in self.choices:
-            return f"`{self.name}` '{value}' is not one of {', '.join(self.choices)}."
-        if self.minimum is not None:
-            if self.exclusive_minimum and not value > self.minimum:
-                return f"`{self.name}` must be > {self.minimum:g}."
-            if not self.exclusive_minimum and not value >= self.minimum:
-                return f"`{self.name}` must be >= {self.minimum:g}."
+
+def method_problem(param: Setting, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for a method key, as LLaMA-Factory's checks word it, or None."""
+    problem = param.problem(value)
+    if problem is None:
         return None
-
-    @property
-    def constraint(self) -> str:
-        if self.choices:
-            return " | ".join(self.choices)
-        if self.minimum is not None:
-            return f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
-        return ""
-
-    def same_key_as(self, other: MethodParam) -> bool:
-        """Whether two declarations of one name agree on all but the default."""
-        return (self.type, self.choices, self.minimum, self.exclusive_minimum) == (
-            other.type,
-            other.choices,
-            other.minimum,
-            other.exclusive_minimum,
-        )
+    if param.choices:
+        return f"`{param.name}` '{value}' is not one of {', '.join(map(str, param.choices))}."
+    return f"`{param.name}` {problem}."
 
 
-def positive(name: str, type_: type, default: Any, help_text: str) -> MethodParam:
-    return MethodParam(name, type_, default, help_text, minimum=0, exclusive_minimum=True)
+def positive(name: str, type_: type, default: Any, help_text: str) -> Setting:
+    return Setting(name, type_, default, help_text, minimum=0, exclusive_minimum=True)
 
 
-def non_negative(name: str, type_: type, default: Any, help_text: str) -> MethodParam:
-    return MethodParam(name, type_, default, help_text, minimum=0)
+def non_negative(name: str, type_: type, default: Any, help_text: str) -> Setting:
+    return Setting(name, type_, default, help_text, minimum=0)
 
 
-def one_of(name: str, choices: tuple[str, ...], default: str, help_text: str) -> MethodParam:
-    return MethodParam(name, str, default, help_text, choices=choices)
+def one_of(name: str, choices: tuple[str, ...], default: str, help_text: str) -> Setting:
+    return Setting(name, str, default, help_text, choices=choices)
 
 
 SAMPLING_MODES = ("per_epoch", "fixed")  # a draw per row anew every epoch, or once for the run
@@ -72,7 +47,7 @@ PD_PAIRINGS = ("same_question", "retain_draw")  # PD row i with forget row i, or
 
 
 # ----- keys several methods declare ----------------------------------------------------------------------
-def retain_weight(default: float) -> MethodParam:
+def retain_weight(default: float) -> Setting:
     """The weight of the retain NLL term the base trainer adds (GD, PO, NPO, ...), with this method's default."""
     return non_negative("retain_weight", float, default, "weight of NLL(retain); 0 leaves the retain rows out")
 
@@ -92,15 +67,13 @@ GUARD = (
         "forget NLL bound for the guard (default: ln of the vocabulary size, the NLL of a uniform guess)",
     ),
 )
-REFUSAL_FILE = MethodParam(
-    "refusal_file", str, None, "file of refusal answers, one per line (default: the built-in list)"
-)
+REFUSAL_FILE = Setting("refusal_file", str, None, "file of refusal answers, one per line (default: the built-in list)")
 
 
 # ----- the union over methods ----------------------------------------------------------------------------
-def declared_keys(methods: Iterable[type]) -> dict[str, list[tuple[str, MethodParam]]]:
+def declared_keys(methods: Iterable[type]) -> dict[str, list[tuple[str, Setting]]]:
     """Every key any of ``methods`` declares: name -> [(method name, declaration)], in declaration order."""
-    keys: dict[str, list[tuple[str, MethodParam]]] = {}
+    keys: dict[str, list[tuple[str, Setting]]] = {}
     for method in methods:
         for param in method.params:
             declared = keys.setdefault(param.name, [])
@@ -114,7 +87,7 @@ def declared_keys(methods: Iterable[type]) -> dict[str, list[tuple[str, MethodPa
     return keys
 
 
-def help_text(declarations: list[tuple[str, MethodParam]]) -> str:
+def help_text(declarations: list[tuple[str, Setting]]) -> str:
     """One ``-h`` line for a key: which methods read it, with their defaults, and what it means."""
     first = declarations[0][1]
     defaults = ", ".join(

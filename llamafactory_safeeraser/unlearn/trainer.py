@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 import torch
 
 from ..integration import llamafactory as lf
+from ..settings import Setting
 from . import losses
 from .collator import ROW_SETS
 from .guard import ForgetNLLGuard
 from .outputs import StepOutputs
-from .params import MethodParam
 
 logger = lf.get_logger(__name__)
 
@@ -40,7 +40,7 @@ class UnlearningTrainer(lf.CustomSeq2SeqTrainer):
 
     method_name: ClassVar[str] = ""
     # the method's own YAML keys (see params.py); their resolved values are on self.finetuning_args
-    params: ClassVar[tuple[MethodParam, ...]] = ()
+    params: ClassVar[tuple[Setting, ...]] = ()
     # which forget-prompt rows the method trains on: harmful answers and/or refusals (PO, IdkDPO)
     uses_forget_rows: ClassVar[bool] = True
     uses_refusal_rows: ClassVar[bool] = False

@@ -6,6 +6,7 @@ them comes from ``integration.llamafactory.run_arguments`` (its field names live
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..data.refusals import load_refusals
@@ -36,11 +37,34 @@ def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, fin
         )
     if run.eval_split:
         raise ValueError("`stage: unlearn` has no eval split; evaluate with `safeeraser eval` (lm-eval) instead.")
-    if method.reference_row_sets and run.lora and run.ref_model is None and run.continues_adapter:
+    if (
+        method.reference_row_sets
+        and run.lora
+        and run.ref_model is None
+        and run.continues_adapter
+        and not is_identity_adapter(Path(run.last_adapter))
+    ):
         raise ValueError(
             f"unlearn_method '{method.method_name}' needs a reference model: with LoRA it is the base model with "
-            "the adapter disabled, which is not the starting model when training continues an existing adapter. "
-            "Merge the adapter first (llamafactory-cli export), set `create_new_adapter: true`, or set `ref_model`."
+            "the adapter disabled, which is not the starting model when training continues a trained adapter "
+            "(a fresh one, every lora_B zero, is fine). Merge the adapter first (llamafactory-cli export), set "
+            "`create_new_adapter: true`, or set `ref_model`."
+        )
+
+
+def is_identity_adapter(adapter_dir: Path) -> bool:
+    """Whether a saved LoRA adapter leaves the model unchanged (every lora_B zero, as a fresh adapter): training
+    it, the disabled-adapter reference is still the starting model. A fixed starting adapter makes LoRA runs
+    start alike however the base model was loaded (ZeRO-3's zero.Init draws from the seeded RNG; DDP does not)."""
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as tensors:
+        keys = list(tensors.keys())
+        return all(".lora_A." in key or ".lora_B." in key for key in keys) and not any(
+            tensors.get_tensor(key).any() for key in keys if ".lora_B." in key
         )
 
 

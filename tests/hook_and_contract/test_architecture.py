@@ -19,7 +19,7 @@ LAYERS = (
     ("lmeval_task",),
     ("integration", "offline"),
     ("data",),
-    ("errors", "fileio", "options", "devices", "__init__"),
+    ("errors", "fileio", "settings", "devices", "__init__"),
 )
 
 

@@ -21,7 +21,7 @@ from llamafactory_safeeraser.integration.llamaboard import (
     _loss_plot_with_terms,
     loss_terms_figure,
 )
-from llamafactory_safeeraser.unlearn.params import MethodParam
+from llamafactory_safeeraser.settings import Setting
 from llamafactory_safeeraser.unlearn.registry import all_methods
 
 BUILT_IN = ["ga", "gd", "idkdpo", "kl", "npo", "po", "rmu", "simnpo"]
@@ -30,8 +30,8 @@ BUILT_IN = ["ga", "gd", "idkdpo", "kl", "npo", "po", "rmu", "simnpo"]
 class ToyMethod:  # what a plugin's trainer class shows the board: its name and declared keys
     method_name = "toy"
     params = (
-        MethodParam("toy_alpha", float, 0.5, "toy: a weight", minimum=0),
-        MethodParam("toy_mode", str, "fast", "toy: a mode", choices=("fast", "slow")),
+        Setting("toy_alpha", float, 0.5, "toy: a weight", minimum=0),
+        Setting("toy_mode", str, "fast", "toy: a mode", choices=("fast", "slow")),
     )
 
 

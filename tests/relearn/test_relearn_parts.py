@@ -16,6 +16,7 @@ from llamafactory_safeeraser.relearn.curve import aggregate
 from llamafactory_safeeraser.relearn.report import RELEARN_FILE, RELEARN_FORMAT, pooled_study
 from llamafactory_safeeraser.relearn.split import image_groups, split_records
 from llamafactory_safeeraser.relearn.train import relearn_config
+from llamafactory_safeeraser.settings import build
 
 
 # ----- the split -----------------------------------------------------------------------------------------
@@ -56,11 +57,11 @@ def test_settings_add_step_zero_and_checkpoint_on_every_step_count(tmp_path):
         ({"relearn_share": 1.0}, "'relearn_share' must be between 0 and 1"),
         ({"seeds": (1, 1)}, "'seeds' repeats a seed: 1 1"),
         ({"tasks": ("safeeraser_nope",)}, "unknown SafeEraser task 'safeeraser_nope'"),
-        ({"judge": "openai"}, "the openai judge needs"),
-        ({"steps": (-1,)}, r"key 'steps' \(--steps\): must be >= 0, got -1"),
+        ({"judge": "openai"}, "the openai judge needs"),  # the judge keys: one group, JudgeConfig
+        ({"steps": (-1,)}, r"key 'steps' must be >= 0, got -1"),
     ):
         with pytest.raises(SafeEraserError, match=message):
-            RelearnSettings(data=str(tmp_path), **bad)
+            build(RelearnSettings, {"data": str(tmp_path), **bad})  # key values, as the command line gives them
 
 
 def test_relearning_config_is_plain_sft_of_a_new_adapter_at_a_constant_rate(tmp_path):

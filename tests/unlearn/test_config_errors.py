@@ -18,6 +18,10 @@ def parse(tiny_model_dir, prepared_dir, tmp_path, **keys):
 
 
 CASES = {
+    "method left out": (  # no silent default: the recipe names its method
+        {},
+        r"`stage: unlearn` needs `unlearn_method`; valid choices: ga, gd, idkdpo, kl, npo, po, rmu, simnpo\.",
+    ),
     "unknown method": (
         {"unlearn_method": "erase_all"},
         r"unknown unlearn_method 'erase_all'; valid choices: ga, gd, idkdpo, kl, npo, po, rmu, simnpo",
@@ -105,6 +109,29 @@ def test_npo_continuing_an_adapter_has_no_valid_reference(tiny_model_dir, prepar
     args = parse(tiny_model_dir, prepared_dir, tmp_path, unlearn_method="npo", adapter_name_or_path=str(tmp_path))
     model_args, data_args, training_args, finetuning_args, _ = args
     with pytest.raises(ValueError, match="needs a reference model"):
+        check_run_arguments(model_args, data_args, training_args, finetuning_args)
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_npo_may_start_from_a_fresh_adapter_not_a_trained_one(trained, tiny_model_dir, prepared_dir, tmp_path):
+    """A saved adapter whose lora_B are all zero (a fresh one) is the starting model: the disabled-adapter
+    reference stays valid (how the ZeRO-3 tests start every run alike); one lora_B entry off zero is not."""
+    import torch
+    from safetensors.torch import save_file
+
+    prefix = "base_model.model.model.language_model.layers.0.self_attn.q_proj"
+    lora_b = torch.zeros(64, 8)
+    lora_b[3, 5] = 1e-3 if trained else 0.0
+    save_file(
+        {f"{prefix}.lora_A.weight": torch.randn(8, 64), f"{prefix}.lora_B.weight": lora_b},
+        str(tmp_path / "adapter_model.safetensors"),
+    )
+    args = parse(tiny_model_dir, prepared_dir, tmp_path, unlearn_method="npo", adapter_name_or_path=str(tmp_path))
+    model_args, data_args, training_args, finetuning_args, _ = args
+    if trained:
+        with pytest.raises(ValueError, match="needs a reference model"):
+            check_run_arguments(model_args, data_args, training_args, finetuning_args)
+    else:
         check_run_arguments(model_args, data_args, training_args, finetuning_args)
 
 

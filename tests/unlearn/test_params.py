@@ -8,7 +8,8 @@ import pytest
 from conftest import BIN, REPO, base_train_config, run_cli
 
 from llamafactory_safeeraser.hook.stage import arguments_class, parse_train_args
-from llamafactory_safeeraser.unlearn.params import MethodParam, declared_keys, markdown_table
+from llamafactory_safeeraser.settings import Setting
+from llamafactory_safeeraser.unlearn.params import declared_keys, markdown_table
 from llamafactory_safeeraser.unlearn.registry import all_methods, get_method
 
 
@@ -71,15 +72,15 @@ def test_docs_key_table_is_the_generated_one():
 def test_two_methods_may_not_declare_one_key_differently():
     class A:
         method_name = "a"
-        params = (MethodParam("shared", float, 1.0, "x", minimum=0),)
+        params = (Setting("shared", float, 1.0, "x", minimum=0),)
 
     class B:
         method_name = "b"
-        params = (MethodParam("shared", float, 2.0, "x", minimum=0, exclusive_minimum=True),)
+        params = (Setting("shared", float, 2.0, "x", minimum=0, exclusive_minimum=True),)
 
     class C:
         method_name = "c"
-        params = (MethodParam("shared", float, 3.0, "another default is fine", minimum=0),)
+        params = (Setting("shared", float, 3.0, "another default is fine", minimum=0),)
 
     assert [m for m, _ in declared_keys([A, C])["shared"]] == ["a", "c"]
     with pytest.raises(TypeError, match="`shared`: unlearn_method 'b' declares it unlike 'a'"):

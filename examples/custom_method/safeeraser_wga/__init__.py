@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from llamafactory_safeeraser.unlearn import MethodParam, StepOutputs, UnlearningTrainer
+from llamafactory_safeeraser.settings import Setting
+from llamafactory_safeeraser.unlearn import StepOutputs, UnlearningTrainer
 from llamafactory_safeeraser.unlearn.losses import row_means, token_logps
 
 
@@ -27,7 +28,7 @@ def weighted_ascent_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: floa
 
 class WGATrainer(UnlearningTrainer):
     # `wga_alpha: 0.5` in a YAML file sets it; `llamafactory-cli train -h` lists it
-    params = (MethodParam("wga_alpha", float, 1.0, "WGA: exponent of the token weight p^alpha", minimum=0),)
+    params = (Setting("wga_alpha", float, 1.0, "WGA: exponent of the token weight p^alpha", minimum=0),)
 
     def method_loss(self, batch: StepOutputs):
         alpha = self.finetuning_args.wga_alpha  # resolved at parse time: the YAML's value or the default

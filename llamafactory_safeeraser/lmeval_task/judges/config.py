@@ -6,10 +6,11 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import SafeEraserError
+from ...settings import METADATA, build, check_settings, keys_of, read_values, setting
 from .registry import judge_class
 
 API_KEY_ENV_VARS = ("SAFEERASER_JUDGE_API_KEY", "OPENAI_API_KEY")
@@ -27,46 +28,37 @@ def default_cache_path() -> str:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """Everything that selects and tunes a judge; travels as JSON inside each lm-eval doc (no secrets)."""
+    """Everything that selects and tunes a judge; travels as JSON inside each lm-eval doc (no secrets).
 
-    name: str = field(default="rule", metadata={"help": "the judge: rule (offline), hf (a local model) or openai"})
-    model: str | None = field(
-        default=None, metadata={"help": "hf: a local model folder (or hub id); openai: the served model name"}
+    A settings group: embedded with the prefix ``judge_`` its keys are ``judge``, ``judge_model``, ...,
+    ``rule_asr_overlap``, in the evaluation's config, relearning's and lm-eval's metadata alike."""
+
+    name: str = setting("rule", name="judge", help="the judge: rule (offline), hf (a local model) or openai")
+    model: str | None = setting(help="hf: a local model folder (or hub id); openai: the served model name")
+    base_url: str | None = setting(help=f"openai: e.g. http://127.0.0.1:8000/v1 (default: env {BASE_URL_ENV_VAR})")
+    cache: str | None = setting(  # from_values fills in the default path for model judges
+        help=f"model judges: sqlite file of replies; 'off' disables (default: env {CACHE_ENV_VAR}, "
+        "else ~/.cache/safeeraser/judge_cache.sqlite)"
     )
-    base_url: str | None = field(
-        default=None, metadata={"help": f"openai: e.g. http://127.0.0.1:8000/v1 (default: env {BASE_URL_ENV_VAR})"}
-    )
-    cache: str | None = field(  # from_metadata fills in the default path for model judges
-        default=None,
-        metadata={
-            "help": f"model judges: sqlite file of replies; 'off' disables (default: env {CACHE_ENV_VAR}, "
-            "else ~/.cache/safeeraser/judge_cache.sqlite)"
-        },
-    )
-    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request", "minimum": 0})
-    max_retries: int = field(
-        default=3, metadata={"help": "openai: retries after the first attempt (timeouts, 429, 5xx)", "minimum": 0}
-    )
-    backoff: float = field(
-        default=1.0, metadata={"help": "openai: first retry delay in seconds; doubles", "minimum": 0}
-    )
-    concurrency: int = field(default=8, metadata={"help": "openai: parallel requests", "minimum": 1})
-    batch_size: int = field(default=8, metadata={"help": "hf: prompts per generate() call", "minimum": 1})
-    max_new_tokens: int = field(default=32, metadata={"help": "model judges: reply length in tokens", "minimum": 1})
-    device: str | None = field(default=None, metadata={"help": "hf: the judge's device (default: cuda if available)"})
-    asr_overlap: float = field(
-        default=0.5,
-        metadata={"help": "rule: ROUGE-L recall of the forget target that counts as reproducing it", "minimum": 0},
+    timeout: float = setting(60.0, help="openai: seconds per request", minimum=0)
+    max_retries: int = setting(3, help="openai: retries after the first attempt (timeouts, 429, 5xx)", minimum=0)
+    backoff: float = setting(1.0, help="openai: first retry delay in seconds; doubles", minimum=0)
+    concurrency: int = setting(8, help="openai: parallel requests", minimum=1)
+    batch_size: int = setting(8, help="hf: prompts per generate() call", minimum=1)
+    max_new_tokens: int = setting(32, help="model judges: reply length in tokens", minimum=1)
+    device: str | None = setting(help="hf: the judge's device (default: cuda if available)")
+    asr_overlap: float = setting(
+        0.5,
+        name="rule_asr_overlap",
+        help="rule: ROUGE-L recall of the forget target that counts as reproducing it",
+        minimum=0,
     )
 
     def __post_init__(self) -> None:
-        for setting, (what, where) in judge_class(self.name).required.items():  # raises for an unknown name
-            if not getattr(self, setting):
+        check_settings(self)
+        for setting_name, (what, where) in judge_class(self.name).required.items():  # raises for an unknown name
+            if not getattr(self, setting_name):
                 raise SafeEraserError(f"the {self.name} judge needs {what} ({where})")
-        for setting in dataclasses.fields(self):
-            minimum = setting.metadata.get("minimum")
-            if minimum is not None and getattr(self, setting.name) < minimum:
-                raise SafeEraserError(f"judge setting '{metadata_key(setting.name)}' must be >= {minimum}")
 
     @property
     def uses_model(self) -> bool:
@@ -80,37 +72,25 @@ class JudgeConfig:
         return cls(**json.loads(text))
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> JudgeConfig:
-        """Read ``judge``, ``judge_model``, ``judge_base_url``, ``judge_cache``, ``judge_<setting>`` keys."""
-        name = str(metadata.get("judge") or "rule")
-        values: dict[str, Any] = {"name": name}
-        for setting in dataclasses.fields(cls):
-            if setting.name == "name":
-                continue
-            key = metadata_key(setting.name)
-            if metadata.get(key) is not None:
-                values[setting.name] = _coerce(key, metadata[key], setting.type)
+    def from_values(cls, values: dict[str, Any]) -> JudgeConfig:
+        """The judge of these field values, with the environment's defaults filled in (base URL, cache file)."""
+        values = dict(values)
+        name = values.get("name") or "rule"
         if name == "openai" and not values.get("base_url") and os.environ.get(BASE_URL_ENV_VAR):
             values["base_url"] = os.environ[BASE_URL_ENV_VAR]
         if judge_class(name).uses_model and not values.get("cache"):
             values["cache"] = default_cache_path()
         return cls(**values)
 
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> JudgeConfig:
+        """Read the ``judge``, ``judge_model``, ``judge_base_url``, ..., ``rule_asr_overlap`` keys (others ignored)."""
+        return build(cls, read_values(cls, [(METADATA, metadata)], unknown=True, prefix=PREFIX), prefix=PREFIX)
 
-def metadata_key(setting: str) -> str:
+
+PREFIX = "judge_"  # the keys of JudgeConfig's fields, unless a field names its own
+
+
+def metadata_key(setting_name: str) -> str:
     """The lm-eval metadata key (and evaluation config key) of a JudgeConfig field."""
-    return {"name": "judge", "asr_overlap": "rule_asr_overlap"}.get(setting, f"judge_{setting}")
-
-
-def _coerce(key: str, value: Any, type_name: Any) -> Any:
-    kind = str(type_name)
-    try:
-        if kind.startswith("float"):
-            return float(value)
-        if kind.startswith("int"):
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError
-            return int(float(value))
-    except (TypeError, ValueError):
-        raise SafeEraserError(f"metadata '{key}': expected a number, got {value!r}") from None
-    return str(value)
+    return next(key.name for key in keys_of(JudgeConfig, PREFIX) if key.path == (setting_name,))

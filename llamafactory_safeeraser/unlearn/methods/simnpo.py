@@ -6,8 +6,9 @@ replaced by a length normalisation, so long answers are not forgotten faster tha
 
 from __future__ import annotations
 
+from ...settings import Setting
 from .. import losses
-from ..params import MethodParam, positive, retain_weight
+from ..params import positive, retain_weight
 from ..registry import register_method
 from ..trainer import StepOutputs, UnlearningTrainer
 
@@ -16,7 +17,7 @@ from ..trainer import StepOutputs, UnlearningTrainer
 class SimNPOTrainer(UnlearningTrainer):
     params = (
         positive("simnpo_beta", float, 2.5, "SimNPO's inverse temperature beta"),
-        MethodParam("simnpo_gamma", float, 0.0, "SimNPO's reward margin gamma"),
+        Setting("simnpo_gamma", float, 0.0, "SimNPO's reward margin gamma"),
         retain_weight(0.0),  # optional term, off unless set
     )
 

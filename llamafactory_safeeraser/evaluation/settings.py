@@ -1,0 +1,49 @@
+"""What every run of one evaluation shares: the tasks' metadata keys plus generation, lm-eval and the judge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..lmeval_task.documents import TaskSettings
+from ..lmeval_task.judges import JudgeConfig
+from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
+from ..settings import check_settings, group, keys_of, setting, values_of
+
+
+@dataclass(frozen=True)
+class EvalSettings(TaskSettings):
+    """What every run of one evaluation shares (``safeeraser eval`` reads these keys, and ``relearn`` shares them)."""
+
+    max_gen_toks: int | None = setting(
+        name="max_new_tokens",
+        help="new tokens per response (none: the tasks' 512, the reference's)",
+        minimum=1,
+        flags=("--max-gen-toks",),
+    )
+    limit: int | None = setting(help="documents per category subtask, for quick runs (none: all)", minimum=1)
+    batch_size: int = setting(1, help="batch size of generation", minimum=1)
+    seed: int = setting(233, help="seed of sampling and of lm-eval")
+    device: str | None = setting(help="none: cuda when available, else cpu")
+    tasks: tuple[str, ...] = setting(
+        ("safeeraser",), help="lm-eval tasks: safeeraser, or some of safeeraser_efficacy, _generality, _sarr, _utility"
+    )
+    judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    def metadata(self) -> dict[str, Any]:
+        """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""
+        metadata: dict[str, Any] = {}
+        for key in keys_of(TaskSettings):
+            value = getattr(self, key.path[0])
+            if value is not None:
+                metadata[key.name] = str(value.expanduser().resolve()) if isinstance(value, Path) else value
+        judge = values_of(self.judge, JUDGE_PREFIX)
+        metadata.update({name: value for name, value in judge.items() if value is not None})
+        return metadata
+
+    def gen_kwargs(self) -> dict[str, Any] | None:
+        return {"max_gen_toks": self.max_gen_toks} if self.max_gen_toks is not None else None
