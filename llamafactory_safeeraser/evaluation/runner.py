@@ -218,6 +218,7 @@ class Evaluator:
         settings = self.settings
         started = time.time()
         judge = get_judge(self.options.judge)  # the instance the tasks use: same config, same object
+        judge.check_health()  # a dead endpoint fails here, before the model generates anything
         stats_before = judge.stats()
         lm = self.load_model(run)
         # lm-eval's hf-multimodal runs gc.collect() after every batch; with the process's long-lived objects
@@ -251,6 +252,11 @@ class Evaluator:
         summary = summarize(run, raw, settings, self.options, judge_stats, duration_s=time.time() - started)
         write_json_atomic(folder / RESULTS_FILE, summary)
         write_text_atomic(folder / SAMPLES_FILE, samples_jsonl(raw))
+        if judge.stopped is not None:  # the results so far are kept; the run is not a result
+            failures = judge_stats.get("failed_requests", 0)
+            raise SafeEraserError(
+                f"{judge.stopped}; run '{run.name}' stopped ({failures} judge failures, kept in {folder})"
+            )
         return RunResult(run, folder, summary)
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 from ..data.records import load_raw_records, read_benchmark
 from ..data.relocate import relocated
-from ..errors import SafeEraserError
 from ..evaluation.results import RunSpec
 from ..evaluation.runner import check_runs
-from ..fileio import write_json_atomic
+from ..fileio import check_output_file, write_json_atomic
 from .items import batches, build_items
 from .journal import Journal
 from .settings import RespondSettings
@@ -56,10 +55,7 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     if settings.limit is not None:
         records = records[: settings.limit]
     output = settings.output_file
-    if output.resolve() == source.resolve():
-        raise SafeEraserError(f"{output}: the output would replace the input; choose another --out folder")
-    if output.exists() and not settings.overwrite:
-        raise SafeEraserError(f"{output}: output file exists (pass --overwrite to replace it)")
+    check_output_file(output, "respond", settings.overwrite, provenance_path(output), [source])
     check_runs([RunSpec("respond", str(settings.model), settings.adapter)])  # one line for a missing folder
     check_template(settings.template)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()

@@ -50,6 +50,27 @@ class JudgeConfig:
     backoff: float = field(
         default=1.0, metadata={"help": "openai: first retry delay in seconds; doubles", "minimum": 0}
     )
+    request_deadline: float = field(
+        default=120.0,
+        metadata={
+            "help": "openai: seconds one request may take in all, retries and their delays included",
+            "minimum": 0,
+        },
+    )
+    health_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "openai: seconds the one request before the first document may take (0: no check)",
+            "minimum": 0,
+        },
+    )
+    max_consecutive_failures: int = field(
+        default=10,
+        metadata={
+            "help": "model judges: after this many failed requests in a row, send no more and fail the run (0: never)",
+            "minimum": 0,
+        },
+    )
     concurrency: int = field(default=8, metadata={"help": "openai: parallel requests", "minimum": 1})
     batch_size: int = field(default=8, metadata={"help": "hf: prompts per generate() call", "minimum": 1})
     max_new_tokens: int = field(default=32, metadata={"help": "model judges: reply length in tokens", "minimum": 1})
