@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from .data.records import SD_IMAGE_QUESTIONS
 from .demo.settings import DEFAULT_RELEARN, DEFAULT_SEEDS
-from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
+from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError, debug_mode
 from .evaluation.config import EVAL_KEYS, REPORT_KEYS, SPECIFICITY_KEYS
 from .offline.tiny_models.sizes import ALL_SIZES, FAMILY_SIZES
 from .options import add_arguments
@@ -57,12 +57,19 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from .data.records import read_benchmark
+    from .data.records import check_benchmark
 
+    problems = 0
     for path in args.files:
-        records = read_benchmark(path)
-        pairs = sum(len(r.unsafe_pairs) for r in records)
-        print(f"{path}: {len(records)} records, {pairs} harmful questions: OK")
+        records, errors = check_benchmark(path)
+        for error in errors:
+            print(f"safeeraser: error: {error}", file=sys.stderr)
+        problems += len(errors)
+        if not errors:
+            pairs = sum(len(r.unsafe_pairs) for r in records)
+            print(f"{path}: {len(records)} records, {pairs} harmful questions: OK")
+    if problems:
+        raise SafeEraserError(f"{problems} problem(s) in {len(args.files)} file(s)")
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -300,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except (SafeEraserError, FileExistsError) as err:
+        if debug_mode():
+            raise
         print(f"safeeraser: error: {err}", file=sys.stderr)
         return USAGE_ERROR_EXIT_CODE
     return 0

@@ -300,6 +300,10 @@ def evaluate_runs(
     compare in one report. Returns the results in the order of ``runs``.
     """
     check_runs(runs)
+    from ..integration.template_match import check_template_fits_model  # imports LLaMA-Factory
+
+    for run in runs:  # a template of another model family: refused before any model loads
+        check_template_fits_model(settings.template, model_location(run.model))
     evaluator = Evaluator(settings)
     results = []
     for run in runs:

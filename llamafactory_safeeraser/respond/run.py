@@ -46,7 +46,9 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     """Answer ``settings.input`` with ``settings.model`` into ``settings.out`` (see the module docstring)."""
     from tqdm import tqdm
 
-    from .prompts import check_template  # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
+    # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
+    from ..integration.template_match import check_template_fits_model
+    from .prompts import check_template
 
     started = time.time()
     source = Path(str(settings.input))
@@ -58,6 +60,7 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     check_output_file(output, "respond", settings.overwrite, provenance_path(output), [source])
     check_runs([RunSpec("respond", str(settings.model), settings.adapter)])  # one line for a missing folder
     check_template(settings.template)
+    check_template_fits_model(settings.template, str(settings.model))
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     journal = Journal.open(journal_path(output), settings.fingerprint(digest), discard_other=settings.overwrite)
 
