@@ -199,6 +199,7 @@ def check_output_file(path: Path, command: str, overwrite: bool, record: Path, i
         if path.resolve() == Path(source).resolve():
             raise SafeEraserError(f"{path}: the output would replace the input; choose another --out folder")
     if not path.exists():
+        check_writable(path.parent)
         return
     if not record.exists():
         raise SafeEraserError(
@@ -206,3 +207,19 @@ def check_output_file(path: Path, command: str, overwrite: bool, record: Path, i
         )
     if not overwrite:
         raise SafeEraserError(f"{path}: output file exists (pass --overwrite to replace it)")
+
+
+def check_writable(folder: Path) -> None:
+    """Write a scratch file in ``folder``, or in the nearest folder above it that exists (nothing is left
+    behind): a read-only place fails now, in one line, not after the work."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        fd, tmp = tempfile.mkstemp(prefix=".write-test.", dir=existing)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise SafeEraserError(f"{folder}: cannot write here ({err.strerror or err})") from None

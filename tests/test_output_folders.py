@@ -129,6 +129,14 @@ def test_an_unwritable_output_folder_is_one_line(work, capsys):
         assert "cannot write" in err
 
 
+def test_respond_into_an_unwritable_place_is_one_line_before_any_model_loads(work, tiny_model_dir, capsys):
+    blocked = work / "other" / "notes.txt" / "out"
+    argv = ["respond", "--model", str(tiny_model_dir), "--in", "S/all_train.json", "--out", str(blocked)]
+    code, err = run(argv, capsys)
+    assert_refused_in_one_line(code, err)
+    assert "cannot write here" in err
+
+
 def test_output_folder_leaves_nothing_behind_when_refusing_after_the_work(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     final = tmp_path / "out"
