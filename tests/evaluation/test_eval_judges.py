@@ -65,7 +65,8 @@ class JudgeServer:
                     server.failures_left -= 1
                 try:
                     time.sleep(server.delay)
-                    if server.mode == "fail" or fail_now:
+                    dead_after_health = server.mode == "fail_after_health" and "Response: " in prompt
+                    if server.mode == "fail" or fail_now or dead_after_health:
                         self._send(500, b'{"error": {"message": "internal error"}}')
                     elif server.mode == "garbage":
                         self._send(200, b"<html>this is not JSON at all")
@@ -531,3 +532,39 @@ def test_hf_judge_with_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     ) as info:
         get_judge(JudgeConfig(name="hf", model=str(missing), cache="off"))
     assert "\n" not in str(info.value) and info.value.__cause__ is None
+
+
+@pytest.mark.slow  # generates with the tiny model through lm-eval (about 15 s on 2 shared CPU cores)
+def test_eval_whose_judge_dies_midway_keeps_the_results_and_exits_2(
+    tiny_model_dir: Path, synthetic_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from llamafactory_safeeraser.cli import main
+
+    out = tmp_path / "eval"
+    with JudgeServer(mode="fail_after_health") as server:
+        argv = [
+            "eval",
+            f"model_name_or_path={tiny_model_dir}",
+            f"data_dir={synthetic_dir}",
+            f"output_dir={out}",
+            "judge=openai",
+            f"judge_model={MODEL}",
+            f"judge_base_url={server.base_url}",
+            f"judge_cache={tmp_path / 'cache.sqlite'}",
+            "judge_max_retries=0",
+            "judge_max_consecutive_failures=3",
+            "judge_concurrency=1",
+            "limit=2",
+            "max_new_tokens=4",
+            "device=cpu",
+            "run_name=dead",
+        ]
+        code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    line = [x for x in err.splitlines() if x.startswith("safeeraser: error:")]
+    assert len(line) == 1 and server.base_url in line[0] and "3 requests in a row failed" in line[0]
+    assert len(server.prompts) == 1 + 3  # the health check, then three failures, then nothing
+    results = json.loads((out / "dead" / "results.json").read_text())
+    assert results["judge"]["stats"]["failed_requests"] > 3  # unsent queries count as failures too
+    assert (out / "dead" / "samples.jsonl").stat().st_size > 0
