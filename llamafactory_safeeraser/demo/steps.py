@@ -16,7 +16,7 @@ from ..data.prompt import IMAGE_PLACEHOLDER
 from ..data.records import read_benchmark
 from ..data.refusals import BUILTIN_REFUSALS, draw_refusals
 from ..errors import SafeEraserError
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import record_written, write_json_atomic, write_text_atomic
 
 # Openly harmful, text-only stand-in requests answered with refusals: the vanilla model's
 # refusal repertoire (LLaVA-1.5 can refuse; without this PO through LoRA has nothing to build on).
@@ -97,6 +97,7 @@ def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int, world: Any = N
     info = json.loads((out_dir / "dataset_info.json").read_text())
     info["safeeraser_vanilla"] = dataset_info_entry("vanilla.json")
     write_json_atomic(out_dir / "dataset_info.json", info)
+    record_written(out_dir, "prepare", ["vanilla.json"])  # a re-run of the step may replace it
 
 
 def llamafactory_train(recipe: Path, overrides: dict[str, Any], log_file: Path, threads: int) -> None:
