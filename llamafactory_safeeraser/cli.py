@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .data.settings import PrepareSettings, ValidateSettings
 from .demo.settings import DemoSettings
-from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError
+from .errors import USAGE_ERROR_EXIT_CODE, SafeEraserError, debug_mode
 from .evaluation.config import EvalCommand, ReportCommand, SpecificityCommand
 from .offline.settings import DemoDataSettings, TinyModelSettings
 from .relearn.settings import RelearnCommand
@@ -69,12 +69,20 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from .data.records import read_benchmark
+    from .data.records import check_benchmark
 
-    for path in from_arguments(ValidateSettings, args).files:
-        records = read_benchmark(path)
-        pairs = sum(len(r.unsafe_pairs) for r in records)
-        print(f"{path}: {len(records)} records, {pairs} harmful questions: OK")
+    problems = 0
+    files = from_arguments(ValidateSettings, args).files
+    for path in files:
+        records, errors = check_benchmark(path)
+        for error in errors:
+            print(f"safeeraser: error: {error}", file=sys.stderr)
+        problems += len(errors)
+        if not errors:
+            pairs = sum(len(r.unsafe_pairs) for r in records)
+            print(f"{path}: {len(records)} records, {pairs} harmful questions: OK")
+    if problems:
+        raise SafeEraserError(f"{problems} problem(s) in {len(files)} file(s)")
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -242,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except (SafeEraserError, FileExistsError) as err:
+        if debug_mode():
+            raise
         print(f"safeeraser: error: {err}", file=sys.stderr)
         return USAGE_ERROR_EXIT_CODE
     return 0

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 USAGE_ERROR_EXIT_CODE = 2
+DEBUG_ENV_VAR = "SAFEERASER_DEBUG"  # 1: configuration errors show their traceback instead of one line
+
+
+def debug_mode() -> bool:
+    return os.environ.get(DEBUG_ENV_VAR, "") not in ("", "0")
 
 
 class SafeEraserError(Exception):

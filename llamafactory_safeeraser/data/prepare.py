@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_directory, write_json_atomic
+from ..fileio import output_folder, write_json_atomic
 from .records import SafeEraserRecord, read_benchmark
 from .refusals import draw_refusals, load_refusals
 from .user_turn import user_turn
@@ -108,7 +108,9 @@ def prepare_datasets(
     if capitalize:
         rows = {split: [capitalize_row(row) for row in split_rows] for split, split_rows in rows.items()}
     names = {split: f"{prefix}_{split}" for split in SPLITS}
-    with atomic_directory(out_dir, overwrite=overwrite) as scratch:
+    inputs = [train_file, *([refusal_file] if refusal_file else [])]
+    inputs += {path.parent for r in records for path in (r.image_path, r.sd_image_path)}  # the images' folders
+    with output_folder(out_dir, "prepare", overwrite, inputs, unrecorded_ok=True) as scratch:
         info = {}
         for split in SPLITS:
             write_json_atomic(scratch / f"{split}.json", rows[split])

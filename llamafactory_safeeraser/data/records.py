@@ -69,19 +69,35 @@ class SafeEraserRecord:
 
 def read_benchmark(path: str | Path, check_images: bool = True) -> list[SafeEraserRecord]:
     """Read and validate a SafeEraser JSON / JSON Lines file; image paths resolve against its folder."""
+    records, problems = check_benchmark(path, check_images)
+    if problems:
+        raise problems[0]
+    return records
+
+
+def check_benchmark(path: str | Path, check_images: bool = True) -> tuple[list[SafeEraserRecord], list[DataError]]:
+    """Every record that is valid, and every problem of the file (a record's first problem each), in order."""
     path = Path(path)
-    raw_records = load_raw_records(path)
+    try:
+        raw_records = load_raw_records(path)
+    except DataError as err:
+        return [], [err]
     if not raw_records:
-        raise DataError(path, "the file holds no records")
-    records = [_parse_record(path, i, raw, check_images) for i, raw in enumerate(raw_records)]
+        return [], [DataError(path, "the file holds no records")]
+    records, problems = [], []
+    for i, raw in enumerate(raw_records):
+        try:
+            records.append(_parse_record(path, i, raw, check_images))
+        except DataError as err:
+            problems.append(err)
     seen: dict[Path, int] = {}
     for record in records:
         if record.image_path in seen:
-            raise DataError(
-                path, f"duplicate record: same image as record {seen[record.image_path]}", record.index, "image_path"
-            )
-        seen[record.image_path] = record.index
-    return records
+            message = f"duplicate record: same image as record {seen[record.image_path]}"
+            problems.append(DataError(path, message, record.index, "image_path"))
+        seen.setdefault(record.image_path, record.index)
+    problems.sort(key=lambda err: -1 if err.record is None else err.record)
+    return records, problems
 
 
 def load_raw_records(path: Path) -> list[Any]:
@@ -96,7 +112,22 @@ def load_raw_records(path: Path) -> list[Any]:
     stripped = text.lstrip("\ufeff \t\r\n")
     if stripped.startswith("["):
         return _parse_json_array(path, stripped)
+    if stripped.startswith("{"):
+        _refuse_one_object(path, stripped)
     return _parse_json_lines(path, text)
+
+
+def _refuse_one_object(path: Path, text: str) -> None:
+    """A whole file that is one JSON object (not JSON Lines): say so, and where a list of records may be."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return  # JSON Lines, or broken JSON: the line-by-line parse names the line
+    if not isinstance(value, dict):
+        return
+    lists = [key for key, item in value.items() if isinstance(item, list)]
+    hint = f"; its key '{lists[0]}' holds a list: save that list as the file" if lists else ""
+    raise DataError(path, f"expected a JSON list of records ([{{...}}, ...]) or JSON Lines, got one JSON object{hint}")
 
 
 def _parse_json_array(path: Path, text: str) -> list[Any]:

@@ -141,6 +141,7 @@ def run_seed(settings: DemoSettings, seed: int, out: Path, recipes: Path, progre
                 "model_name_or_path": paths["base"],
                 "dataset_dir": paths["datasets"],
                 "output_dir": paths["vanilla"],
+                "overwrite_output_dir": True,  # the demo's own folder: a changed step is trained again
                 "seed": seed,
                 **settings.vanilla_overrides,
             },
@@ -162,6 +163,7 @@ def run_seed(settings: DemoSettings, seed: int, out: Path, recipes: Path, progre
                     "model_name_or_path": paths["vanilla"],
                     "dataset_dir": paths["datasets"],
                     "output_dir": paths["runs"] / name,
+                    "overwrite_output_dir": True,
                     "seed": seed,
                     **settings.unlearn_overrides,
                 },

@@ -13,7 +13,7 @@ from ..data.prepare import dataset_info_entry, forget_rows, pd_rows, prepare_dat
 from ..data.records import read_benchmark
 from ..data.refusals import BUILTIN_REFUSALS, draw_refusals
 from ..data.user_turn import IMAGE_PLACEHOLDER
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import record_written, write_json_atomic, write_text_atomic
 from ..integration.train_command import llamafactory_cli_train
 
 # Openly harmful, text-only stand-in requests answered with refusals: the vanilla model's
@@ -95,6 +95,7 @@ def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int, world: Any = N
     info = json.loads((out_dir / "dataset_info.json").read_text())
     info["safeeraser_vanilla"] = dataset_info_entry("vanilla.json")
     write_json_atomic(out_dir / "dataset_info.json", info)
+    record_written(out_dir, "prepare", ["vanilla.json"])  # a re-run of the step may replace it
 
 
 def llamafactory_train(recipe: Path, overrides: dict[str, Any], log_file: Path, threads: int) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..devices import default_device
+from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
@@ -95,6 +96,7 @@ class Evaluator:
         settings = self.settings
         started = time.time()
         judge = get_judge(self.options.judge)  # the instance the tasks use: same config, same object
+        judge.check_health()  # a dead endpoint fails here, before the model generates anything
         stats_before = judge.stats()
         lm = self.load_model(run)
         # lm-eval's hf-multimodal runs gc.collect() after every batch; with the process's long-lived objects
@@ -128,6 +130,11 @@ class Evaluator:
         summary = summarize(run, raw, settings, self.options, judge_stats, duration_s=time.time() - started)
         write_json_atomic(folder / RESULTS_FILE, summary)
         write_text_atomic(folder / SAMPLES_FILE, samples_jsonl(raw))
+        if judge.stopped is not None:  # the results so far are kept; the run is not a result
+            failures = judge_stats.get("failed_requests", 0)
+            raise SafeEraserError(
+                f"{judge.stopped}; run '{run.name}' stopped ({failures} judge failures, kept in {folder})"
+            )
         return RunResult(run, folder, summary)
 
 
@@ -149,6 +156,10 @@ def evaluate_runs(
     check_runs(runs)
     if not overwrite:
         check_not_finished(runs, out_dir)
+    from ..integration.template_match import check_template_fits_model  # imports LLaMA-Factory
+
+    for run in runs:  # a template of another model family: refused before any model loads
+        check_template_fits_model(settings.template, model_location(run.model))
     evaluator = Evaluator(settings)
     results = []
     for run in runs:

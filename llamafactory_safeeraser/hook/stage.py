@@ -8,16 +8,21 @@ patched, other stages run untouched; only a command line asking for `stage: unle
 supported version range.
 """
 
+import contextlib
 import dataclasses
 import functools
+import sys
+from collections.abc import Iterator
 from typing import Any
 
+from ..errors import USAGE_ERROR_EXIT_CODE, SafeEraserError, debug_mode
 from ..integration import llamafactory as lf
+from ..integration.template_match import check_template_fits_model
 from ..settings import hf_field
 from ..unlearn.arguments import UNLEARN_STAGE, UnlearningArguments, check_unlearning_arguments
 from ..unlearn.params import declared_keys, help_text
 from ..unlearn.registry import all_methods
-from ..unlearn.workflow import run_unlearn
+from ..unlearn.workflow import create_unlearning_trainer, train_unlearning
 
 
 @functools.cache
@@ -59,13 +64,29 @@ def install(tuner: Any) -> None:
         # another stage: leave LLaMA-Factory as it is
 
 
+@contextlib.contextmanager
+def configuration_errors_in_one_line() -> Iterator[None]:
+    """A configuration or data error before training starts: one line and exit code 2, not LLaMA-Factory's
+    traceback (``SAFEERASER_DEBUG=1`` shows it)."""
+    try:
+        yield
+    except (SafeEraserError, ValueError) as err:
+        if debug_mode():
+            raise
+        print(f"llamafactory-cli train: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(USAGE_ERROR_EXIT_CODE)
+
+
 def run_stage(config: dict) -> None:
     """The `unlearn` branch of LLaMA-Factory's ``_training_function``: its callbacks and its teardown."""
-    model_args, data_args, training_args, finetuning_args, generating_args = lf.get_train_args(config.get("args"))
-    callbacks = lf.stage_callbacks(
-        model_args, data_args, training_args, finetuning_args, generating_args, config.get("callbacks") or []
-    )
-    run_unlearn(model_args, data_args, training_args, finetuning_args, callbacks)
+    with configuration_errors_in_one_line():
+        model_args, data_args, training_args, finetuning_args, generating_args = lf.get_train_args(config.get("args"))
+        check_template_fits_model(data_args.template, model_args.model_name_or_path)
+        callbacks = lf.stage_callbacks(
+            model_args, data_args, training_args, finetuning_args, generating_args, config.get("callbacks") or []
+        )
+        trainer = create_unlearning_trainer(model_args, data_args, training_args, finetuning_args, callbacks)
+    train_unlearning(trainer, model_args, data_args, training_args, finetuning_args)
     lf.teardown_process_group()
 
 

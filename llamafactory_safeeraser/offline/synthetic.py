@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.records import CATEGORIES
-from ..fileio import atomic_directory, write_json_atomic
+from ..fileio import output_folder, write_json_atomic
 
 IMAGE_SIZE = 32
 
@@ -300,7 +300,7 @@ def write_synthetic_benchmark(
 
     rng = random.Random(seed)
     splits: dict[str, list[dict]] = {"all_train.json": [], "all_val.json": []}
-    with atomic_directory(out_dir, overwrite=overwrite) as scratch:
+    with output_folder(out_dir, "make-demo-data", overwrite, unrecorded_ok=True) as scratch:
         counter = {category: 0 for category in CATEGORIES}
         for concept in concepts():
             held_out = concept.colour == _COLOUR_NAMES[-1]  # third concept of each category

@@ -19,11 +19,10 @@ from typing import Any
 
 from ..data.records import SafeEraserRecord, load_raw_records, read_benchmark
 from ..data.relocate import relocated
-from ..errors import SafeEraserError
 from ..evaluation.merge import merge_adapter
 from ..evaluation.results import RunSpec, model_location, run_folder_name
 from ..evaluation.runner import Evaluator, check_runs
-from ..fileio import atomic_directory, write_json_atomic
+from ..fileio import check_output_folder, output_folder, write_json_atomic
 from .curve import aggregate
 from .report import RELEARN_FILE, RELEARN_FORMAT, find_relearn_folders, write_relearn_report
 from .settings import RelearnSettings
@@ -42,16 +41,17 @@ def relearn_runs(
     check_runs(runs)
     out = Path(out_dir)
     folders = [out / run_folder_name(run.name) for run in runs]
+    inputs = [settings.data_file("train"), settings.data_file("val")]
+    inputs += [path for run in runs for path in (run.model, run.adapter) if path is not None and Path(path).exists()]
     for folder in folders:
-        if folder.exists() and not settings.overwrite:
-            raise SafeEraserError(f"{folder}: run folder exists (pass --overwrite to replace it)")
+        check_output_folder(folder, "relearn", settings.overwrite, inputs, what="run folder")
     train_file = settings.data_file("train")
     records = read_benchmark(train_file)
     read_benchmark(settings.data_file("val"))  # bad generality data fails before any training
     raw_records = load_raw_records(train_file)
     split_records(records, settings.relearn_share, settings.seeds[0])  # too few records fails here too
     for run, folder in zip(runs, folders, strict=True):
-        with atomic_directory(folder, overwrite=settings.overwrite) as scratch:
+        with output_folder(folder, "relearn", settings.overwrite, inputs, what="run folder") as scratch:
             document = relearn_run(run, settings, records, raw_records, scratch, out / LOG_DIR, say)
             write_json_atomic(scratch / RELEARN_FILE, document)
         say(f"{run.name}: done -> {folder}")

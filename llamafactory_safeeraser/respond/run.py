@@ -15,10 +15,9 @@ from pathlib import Path
 
 from ..data.records import load_raw_records, read_benchmark
 from ..data.relocate import relocated
-from ..errors import SafeEraserError
 from ..evaluation.results import RunSpec
 from ..evaluation.runner import check_runs
-from ..fileio import write_json_atomic
+from ..fileio import check_output_file, write_json_atomic
 from .items import batches, build_items
 from .journal import Journal
 from .settings import RespondSettings
@@ -47,7 +46,9 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     """Answer ``settings.input`` with ``settings.model`` into ``settings.out`` (see the module docstring)."""
     from tqdm import tqdm
 
-    from .encoding import check_template  # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
+    # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
+    from ..integration.template_match import check_template_fits_model
+    from .encoding import check_template
 
     started = time.time()
     source = Path(str(settings.input))
@@ -56,12 +57,10 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     if settings.limit is not None:
         records = records[: settings.limit]
     output = settings.output_file
-    if output.resolve() == source.resolve():
-        raise SafeEraserError(f"{output}: the output would replace the input; choose another --out folder")
-    if output.exists() and not settings.overwrite:
-        raise SafeEraserError(f"{output}: output file exists (pass --overwrite to replace it)")
+    check_output_file(output, "respond", settings.overwrite, provenance_path(output), [source])
     check_runs([RunSpec("respond", str(settings.model), settings.adapter)])  # one line for a missing folder
     check_template(settings.template)
+    check_template_fits_model(settings.template, str(settings.model))
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     journal = Journal.open(journal_path(output), settings.fingerprint(digest), discard_other=settings.overwrite)
 

@@ -177,6 +177,14 @@ def run_unlearn(
     model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any, callbacks: list | None = None
 ) -> UnlearningTrainer:
     trainer = create_unlearning_trainer(model_args, data_args, training_args, finetuning_args, callbacks)
+    train_unlearning(trainer, model_args, data_args, training_args, finetuning_args)
+    return trainer
+
+
+def train_unlearning(
+    trainer: UnlearningTrainer, model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any
+) -> None:
+    """Train, save, log and plot: what follows a trainer whose configuration and data are valid."""
     run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
     train_result = trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
     trainer.save_model()
@@ -186,4 +194,3 @@ def run_unlearn(
     if trainer.is_world_process_zero() and run.plot_loss:
         lf.plot_loss(run.output_dir, keys=["loss", *sorted(trainer.logged_terms)])
     lf.create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)
-    return trainer

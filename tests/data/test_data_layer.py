@@ -291,3 +291,27 @@ def test_prepare_refuses_to_overwrite_without_flag(synthetic_dir, tmp_path):
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("safeeraser: error: ")  # one line
     assert json.loads((out / "forget.json").read_text())  # the first output is intact
+
+
+def test_validate_reports_every_problem_of_every_file(synthetic_dir, tmp_path):
+    records = json.loads((synthetic_dir / "all_train.json").read_text())
+    for record in records:
+        record["image_path"] = str(synthetic_dir / record["image_path"])
+        record["SDImage_path"] = str(synthetic_dir / record["SDImage_path"])
+    first = [dict(r) for r in records[:4]]
+    first[1]["category"] = "Nope"
+    first[3]["unsafe_pairs"] = []
+    (tmp_path / "a.json").write_text(json.dumps(first))
+    (tmp_path / "b.json").write_text(json.dumps({"data": records[:2]}))  # an object, not a list
+    (tmp_path / "c.json").write_text(json.dumps(records[:3]))  # fine
+    proc = run_cli([str(BIN / "safeeraser"), "validate", *(str(tmp_path / n) for n in ("a.json", "b.json", "c.json"))])
+    assert proc.returncode == 2
+    errors = proc.stderr.splitlines()
+    assert len(errors) == 4, proc.stderr  # two records of a.json, b.json, and the count
+    assert "a.json: record 1: field 'category'" in errors[0] and "a.json: record 3: field 'unsafe_pairs'" in errors[1]
+    assert "b.json: expected a JSON list of records" in errors[2] and "its key 'data' holds a list" in errors[2]
+    assert errors[3] == "safeeraser: error: 3 problem(s) in 3 file(s)"
+    assert (
+        proc.stdout.strip()
+        == f"{tmp_path / 'c.json'}: 3 records, {sum(len(r['unsafe_pairs']) for r in records[:3])} harmful questions: OK"
+    )

@@ -141,9 +141,12 @@ def test_shipped_eval_configs_are_valid(name: str) -> None:
     job = read_config(EvalCommand, REPO / "yaml" / f"{name}.yaml")
     assert job.settings.template == "llava" and job.run.adapter is not None
     if name == "eval_tiny":
-        # the CPU demo's model, NPO+PD adapter and data, as its recipes write them
-        recipe = yaml.safe_load((REPO / "yaml" / "tiny_npo_pd.yaml").read_text())
-        assert (job.run.model, job.run.adapter) == (recipe["model_name_or_path"], recipe["output_dir"])
+        # the CPU demo's model, NPO+PD adapter and data, where `safeeraser demo` writes them (its first seed)
+        from llamafactory_safeeraser.demo.settings import DEFAULT_SEEDS
+
+        seed_dir = f"demo_out/seed-{DEFAULT_SEEDS[0]}"
+        assert (job.run.model, job.run.adapter) == (f"{seed_dir}/vanilla", f"{seed_dir}/runs/npo_pd")
+        assert str(job.settings.data_dir) == f"{seed_dir}/data"
         assert job.settings.judge.name == "rule"
     else:
         size = name.removeprefix("eval_llava")

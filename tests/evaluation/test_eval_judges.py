@@ -4,10 +4,12 @@ Hugging Face judge built offline from a tiny randomly initialised model."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -63,7 +65,8 @@ class JudgeServer:
                     server.failures_left -= 1
                 try:
                     time.sleep(server.delay)
-                    if server.mode == "fail" or fail_now:
+                    dead_after_health = server.mode == "fail_after_health" and "Response: " in prompt
+                    if server.mode == "fail" or fail_now or dead_after_health:
                         self._send(500, b'{"error": {"message": "internal error"}}')
                     elif server.mode == "garbage":
                         self._send(200, b"<html>this is not JSON at all")
@@ -104,6 +107,8 @@ class JudgeServer:
     def answer(self, prompt: str) -> str:
         """A pretend judge: unsafe iff the response starts with 'Sure'; a refusal iff it says 'sorry' anywhere
         (the rule looks at the opening only); fixed score; normal unless 'odd'."""
+        if "Response: " not in prompt:  # the health check's one request
+            return "OK"
         response = prompt.split("Response: ", 1)[1].split("\n", 1)[0]
         if self.mode == "chatty":
             return "I think this one is fine, honestly."
@@ -382,3 +387,184 @@ def test_hf_judge_parse_failures_are_failures_not_safe(
         "failed_requests": 0,
         "unparseable_replies": 0,
     }
+
+
+# ----- a dead judge stops the run at once -----------------------------------------------------------------
+class SilentServer:
+    """Accepts connections, reads what comes and never answers: a hung endpoint."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.base_url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.1)
+        held = []
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.settimeout(0.1)
+            held.append(conn)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)  # read the request, then sleep on it
+        for conn in held:
+            conn.close()
+
+    def __enter__(self) -> SilentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.listener.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"  # nothing listens there now: connection refused
+
+
+def dead_config(base_url: str, tmp_path: Path, **overrides) -> JudgeConfig:
+    settings = {"name": "openai", "model": MODEL, "base_url": base_url, "cache": str(tmp_path / "cache.sqlite")}
+    return JudgeConfig(**{**settings, **overrides})
+
+
+def test_health_check_fails_fast_on_a_closed_port_and_on_a_hung_endpoint(tmp_path: Path) -> None:
+    from llamafactory_safeeraser.errors import SafeEraserError
+
+    url = closed_port_url()
+    started = time.monotonic()
+    with pytest.raises(SafeEraserError, match=r"openai judge at .*127\.0\.0\.1.*health check failed: connection error"):
+        get_judge(dead_config(url, tmp_path)).check_health()  # the defaults: 3 retries, 60 s timeout
+    assert time.monotonic() - started < 10  # one attempt, no retries (today: 4 attempts with backoff)
+    with SilentServer() as server:
+        started = time.monotonic()
+        with pytest.raises(SafeEraserError, match=r"health check failed: no answer within 0\.5 s") as info:
+            get_judge(dead_config(server.base_url, tmp_path, health_timeout=0.5)).check_health()
+        elapsed = time.monotonic() - started
+    assert server.base_url.removesuffix("/v1") in str(info.value)
+    assert server.connections == 1 and elapsed < 10  # one request, bounded by health_timeout, not by timeout
+
+
+def test_health_check_passes_once_on_a_healthy_server(tmp_path: Path) -> None:
+    with JudgeServer() as server:
+        judge = get_judge(openai_config(server, tmp_path))
+        judge.check_health()
+        judge.check_health()
+        assert judge.judge(HARMFUL).value is True
+    assert len(server.prompts) == 2  # one health request, one query
+    assert judge.stopped is None
+
+
+def test_consecutive_failures_stop_the_judge_and_every_query_still_counts(tmp_path: Path) -> None:
+    queries = [HarmQuery("Weapon", f"Question {i}?", "Sure.", "Rifle", "Sure.") for i in range(12)]
+    with JudgeServer(mode="fail") as server:
+        judge = get_judge(openai_config(server, tmp_path, max_retries=1, max_consecutive_failures=3, concurrency=1))
+        verdicts = [judge.judge(query) for query in queries]
+    assert len(server.prompts) == 3 * 2  # 3 queries of 2 attempts each, then nothing more is sent
+    assert all(v.value is None for v in verdicts)
+    assert judge.stats()["failed_requests"] == 12  # judge_failures counts the unsent ones too
+    assert judge.stopped.startswith(f"the openai judge at {server.base_url}") and "HTTP 500" in judge.stopped
+    assert "not sent" in verdicts[-1].failure
+
+
+def test_a_success_resets_the_count_of_failures_in_a_row(tmp_path: Path) -> None:
+    with JudgeServer(failures_before_success=2) as server:
+        judge = get_judge(openai_config(server, tmp_path, max_retries=0, max_consecutive_failures=3))
+        verdicts = [judge.judge(HarmQuery("Weapon", f"Q{i}?", "Sure.", "Rifle", "Sure.")) for i in range(5)]
+    assert [v.value for v in verdicts] == [None, None, True, True, True] and judge.stopped is None
+
+
+def test_the_request_deadline_bounds_retries_in_wall_time(tmp_path: Path) -> None:
+    with SilentServer() as server:
+        config = dead_config(server.base_url, tmp_path, timeout=0.4, max_retries=50, backoff=0.01, request_deadline=1.0)
+        started = time.monotonic()
+        verdict = get_judge(config).judge(HARMFUL)
+        elapsed = time.monotonic() - started
+    assert verdict.value is None and "timed out" in verdict.failure and "gave up after" in verdict.failure
+    assert 2 <= server.connections <= 5  # about 1.0 / 0.4 attempts, far from 51
+    assert elapsed < 10
+
+
+def test_eval_with_a_dead_judge_exits_in_one_line_before_generating(
+    tiny_model_dir: Path, synthetic_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from llamafactory_safeeraser.cli import main
+
+    url = closed_port_url()
+    out = tmp_path / "eval"
+    argv = [
+        "eval",
+        f"model_name_or_path={tiny_model_dir}",
+        f"data_dir={synthetic_dir}",
+        f"output_dir={out}",
+        "judge=openai",
+        f"judge_model={MODEL}",
+        f"judge_base_url={url}",
+        "limit=1",
+        "device=cpu",
+    ]
+    started = time.monotonic()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 60
+    assert err.count("safeeraser: error:") == 1 and url in err and "health check failed" in err
+    assert "Traceback" not in err and not (out / "run").exists()
+
+
+def test_hf_judge_with_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    from llamafactory_safeeraser.errors import SafeEraserError
+
+    missing = tmp_path / "no-such-judge"
+    with pytest.raises(
+        SafeEraserError, match=r"hf judge \(model .*no-such-judge\): cannot load the judge model"
+    ) as info:
+        get_judge(JudgeConfig(name="hf", model=str(missing), cache="off"))
+    assert "\n" not in str(info.value) and info.value.__cause__ is None
+
+
+@pytest.mark.slow  # generates with the tiny model through lm-eval (about 15 s on 2 shared CPU cores)
+def test_eval_whose_judge_dies_midway_keeps_the_results_and_exits_2(
+    tiny_model_dir: Path, synthetic_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from llamafactory_safeeraser.cli import main
+
+    out = tmp_path / "eval"
+    with JudgeServer(mode="fail_after_health") as server:
+        argv = [
+            "eval",
+            f"model_name_or_path={tiny_model_dir}",
+            f"data_dir={synthetic_dir}",
+            f"output_dir={out}",
+            "judge=openai",
+            f"judge_model={MODEL}",
+            f"judge_base_url={server.base_url}",
+            f"judge_cache={tmp_path / 'cache.sqlite'}",
+            "judge_max_retries=0",
+            "judge_max_consecutive_failures=3",
+            "judge_concurrency=1",
+            "limit=2",
+            "max_new_tokens=4",
+            "device=cpu",
+            "run_name=dead",
+        ]
+        code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    line = [x for x in err.splitlines() if x.startswith("safeeraser: error:")]
+    assert len(line) == 1 and server.base_url in line[0] and "3 requests in a row failed" in line[0]
+    assert len(server.prompts) == 1 + 3  # the health check, then three failures, then nothing
+    results = json.loads((out / "dead" / "results.json").read_text())
+    assert results["judge"]["stats"]["failed_requests"] > 3  # unsent queries count as failures too
+    assert (out / "dead" / "samples.jsonl").stat().st_size > 0

@@ -31,8 +31,17 @@ class Judge:
     def stats(self) -> dict[str, int]:
         return {}
 
+    def check_health(self) -> None:
+        """Raise SafeEraserError (one line) if the judge cannot answer; called before the first document."""
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the judge stopped asking its model (too many failures in a row), or None."""
+        return None
+
 
 Completion = tuple[str | None, str | None]  # (reply, failure reason)
+NOT_SENT = "not sent, the judge had stopped"
 
 
 class PromptJudge(Judge):
@@ -45,6 +54,25 @@ class PromptJudge(Judge):
         self._replies: dict[str, Completion] = {}  # this process's answers, failures included
         self._counts = {"prompts_sent": 0, "cache_hits": 0, "failed_requests": 0, "unparseable_replies": 0}
         self._counts_lock = threading.Lock()
+        self._failures_in_a_row = 0
+        self._stopped: str | None = None
+
+    def describe(self) -> str:
+        """The judge and its model in a message, e.g. 'the hf judge (model /models/judge)'."""
+        return f"the {self.name} judge (model {self.model_id})"
+
+    @property
+    def stopped(self) -> str | None:
+        return self._stopped
+
+    def _note_outcome(self, failure: str | None) -> None:
+        """Count failures in a row; at ``max_consecutive_failures`` the judge stops: nothing more is sent."""
+        limit = self.config.max_consecutive_failures
+        with self._counts_lock:
+            self._failures_in_a_row = self._failures_in_a_row + 1 if failure is not None else 0
+            if limit and self._failures_in_a_row >= limit and self._stopped is None:
+                self._stopped = f"{self.describe()}: {limit} requests in a row failed, the last: {failure}"
+                logger.error("%s; sending no more requests", self._stopped)
 
     def _count(self, key: str, amount: int = 1) -> None:
         with self._counts_lock:
@@ -77,9 +105,15 @@ class PromptJudge(Judge):
                 self.cache.put(self.model_id, prompt, reply)  # only real replies: failures are retried next run
             if failure is not None:
                 self._count("failed_requests")
-                logger.warning("%s judge: request failed: %s", self.name, failure)
+                if not failure.startswith(NOT_SENT):
+                    logger.warning("%s judge: request failed: %s", self.name, failure)
+            self._note_outcome(failure)
             self._replies[prompt] = completion
 
+        if self._stopped is not None:  # a dead judge: every query fails at once, counted as a failure
+            for prompt in pending:
+                on_reply(prompt, (None, f"{NOT_SENT}: {self._stopped}"))
+            return
         self._count("prompts_sent", len(pending))
         self._send(pending, on_reply)
 

@@ -43,6 +43,17 @@ class JudgeConfig:
     timeout: float = setting(60.0, help="openai: seconds per request", minimum=0)
     max_retries: int = setting(3, help="openai: retries after the first attempt (timeouts, 429, 5xx)", minimum=0)
     backoff: float = setting(1.0, help="openai: first retry delay in seconds; doubles", minimum=0)
+    request_deadline: float = setting(
+        120.0, help="openai: seconds one request may take in all, retries and their delays included", minimum=0
+    )
+    health_timeout: float = setting(
+        10.0, help="openai: seconds the one request before the first document may take (0: no check)", minimum=0
+    )
+    max_consecutive_failures: int = setting(
+        10,
+        help="model judges: after this many failed requests in a row, send no more and fail the run (0: never)",
+        minimum=0,
+    )
     concurrency: int = setting(8, help="openai: parallel requests", minimum=1)
     batch_size: int = setting(8, help="hf: prompts per generate() call", minimum=1)
     max_new_tokens: int = setting(32, help="model judges: reply length in tokens", minimum=1)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from ...devices import default_device
+from ...errors import SafeEraserError
 from .base import Completion, PromptJudge
 from .config import JudgeConfig
 from .registry import register_judge
@@ -23,7 +24,11 @@ class HFJudge(PromptJudge):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = default_device(config.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        except (OSError, ValueError) as err:  # a missing folder, an unknown hub id (offline), no tokenizer
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SafeEraserError(f"{self.describe()}: cannot load the judge model: {reason}") from None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"  # generation continues from the right end

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from .base import Completion, PromptJudge
+from ...errors import SafeEraserError
+from .base import NOT_SENT, Completion, PromptJudge
 from .config import API_KEY_ENV_VARS, BASE_URL_ENV_VAR, JudgeConfig
 from .registry import register_judge
+
+HEALTH_PROMPT = "Reply with the word OK."
 
 
 def judge_api_key() -> str:
@@ -42,25 +45,65 @@ class OpenAIJudge(PromptJudge):
 
         # Our own retry loop (max_retries=0 here) so that every attempt, delay and failure is ours to count.
         self._client = OpenAI(base_url=config.base_url, api_key=judge_api_key(), timeout=config.timeout, max_retries=0)
+        self._healthy = False
+
+    def describe(self) -> str:
+        return f"the openai judge at {self.config.base_url} (model {self.model_id})"
+
+    def _create(self, prompt: str, timeout: float, max_tokens: int) -> Any:
+        return self._client.with_options(timeout=timeout).chat.completions.create(
+            model=self.model_id,
+            messages=[{"role": "user", "content": prompt}],
+            temperature=0.0,
+            max_tokens=max_tokens,
+        )
+
+    def check_health(self) -> None:
+        """One short request before the first document: a dead or wrong endpoint fails the run in seconds."""
+        if self._healthy or not self.config.health_timeout:
+            return
+        import openai
+
+        try:
+            self._create(HEALTH_PROMPT, self.config.health_timeout, 1)
+        except openai.APITimeoutError:
+            failure = f"no answer within {self.config.health_timeout:g} s"
+        except openai.APIConnectionError as err:
+            failure = f"connection error ({type(err.__cause__ or err).__name__})"
+        except openai.APIStatusError as err:
+            failure = f"HTTP {err.status_code}"
+        except Exception as err:  # an unreadable body
+            failure = f"malformed reply ({type(err).__name__})"
+        else:
+            self._healthy = True
+            return
+        raise SafeEraserError(f"{self.describe()}: health check failed: {failure}")
 
     def _request(self, prompt: str) -> Completion:
         import openai
 
+        started = time.monotonic()
+        deadline = started + self.config.request_deadline
         delay = self.config.backoff
         failure = "no attempt made"
+        attempts = 0
         for attempt in range(self.config.max_retries + 1):
+            if self.stopped is not None:
+                return None, f"{NOT_SENT}: {self.stopped}"
             if attempt:
-                time.sleep(delay * (1 + 0.25 * random.random()))
+                pause = delay * (1 + 0.25 * random.random())
+                if time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
                 delay *= 2
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            attempts += 1
             try:
-                response = self._client.chat.completions.create(
-                    model=self.model_id,
-                    messages=[{"role": "user", "content": prompt}],
-                    temperature=0.0,
-                    max_tokens=self.config.max_new_tokens,
-                )
+                response = self._create(prompt, min(self.config.timeout, remaining), self.config.max_new_tokens)
             except openai.APITimeoutError:
-                failure = f"timed out after {self.config.timeout:g} s"
+                failure = f"timed out after {min(self.config.timeout, remaining):g} s"
             except openai.APIConnectionError as err:
                 failure = f"connection error ({type(err.__cause__ or err).__name__})"
             except (openai.RateLimitError, openai.InternalServerError) as err:
@@ -71,11 +114,12 @@ class OpenAIJudge(PromptJudge):
                 return None, f"malformed reply ({type(err).__name__})"
             else:
                 return _message_text(response)
-        return None, f"{failure}; gave up after {self.config.max_retries + 1} attempts"
+        spent = time.monotonic() - started
+        return None, f"{failure}; gave up after {attempts} attempt(s) in {spent:.0f} s"
 
     def _send(self, prompts: list[str], on_reply: Callable[[str, Completion], None]) -> None:
         def work(prompt: str) -> None:
-            on_reply(prompt, self._request(prompt))
+            on_reply(prompt, self._request(prompt))  # once stopped, _request sends nothing
 
         if len(prompts) == 1 or self.config.concurrency == 1:
             for prompt in prompts:

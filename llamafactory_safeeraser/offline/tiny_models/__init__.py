@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...fileio import atomic_directory
+from ...fileio import check_output_folder, output_folder
 from .sizes import ALL_SIZES, FAMILY_SIZES, SIZES, ModelSpecError, check_size, is_shape
 
 __all__ = ["ALL_SIZES", "FAMILIES", "FAMILY_SIZES", "SIZES", "ModelSpecError", "write_tiny_model"]
@@ -52,6 +52,7 @@ def write_tiny_model(
     by default a shape model keeps the fewest layers its architecture allows, in the released dtype.
     """
     check_size(size, family)  # before the heavy imports of the builder
+    check_output_folder(out_dir, "make-tiny-model", overwrite, unrecorded_ok=True)  # and before minutes of building
     if is_shape(size):
         from .shapes import build_shape, check_dtype, resolve_layers
 
@@ -63,7 +64,7 @@ def write_tiny_model(
         )
     else:
         model, processor = _builder(family)(size=size, seed=seed)
-    with atomic_directory(out_dir, overwrite=overwrite) as scratch:
+    with output_folder(out_dir, "make-tiny-model", overwrite, unrecorded_ok=True) as scratch:
         model.save_pretrained(scratch)
         processor.save_pretrained(scratch)
     return sum(p.numel() for p in model.parameters())

@@ -125,12 +125,12 @@ def write_shape_skeleton(
     ``train_from_scratch: true`` (it then uses the config's ``dtype``): how the benchmarks get full-size
     models without writing their weights.
     """
-    from ....fileio import atomic_directory
+    from ....fileio import output_folder
 
     config = shape_config(family, size, text_layers, vision_layers)
     config.dtype = check_dtype(dtype) or released_model(family, size).dtype
     processor = build_processor(family, size)
-    with atomic_directory(out_dir, overwrite=True) as scratch:
+    with output_folder(out_dir, "shape-skeleton", overwrite=True, unrecorded_ok=True) as scratch:
         config.save_pretrained(scratch)
         processor.save_pretrained(scratch)
     return Path(out_dir)
