@@ -223,6 +223,8 @@ class RunArguments:
     """What the `unlearn` stage reads of LLaMA-Factory's own parsed arguments, under names of ours: the
     LLaMA-Factory field names are read here and nowhere else (``run_arguments``)."""
 
+    model: str  # model_args.model_name_or_path
+    template: str | None  # data_args.template
     do_train: bool
     streaming_packing_or_tokenized: bool  # data_args.streaming / packing / tokenized_path
     train_on_prompt: bool
@@ -243,6 +245,8 @@ class RunArguments:
 
 def run_arguments(model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any) -> RunArguments:
     return RunArguments(
+        model=model_args.model_name_or_path,
+        template=data_args.template,
         do_train=bool(training_args.do_train),
         streaming_packing_or_tokenized=bool(data_args.streaming or data_args.packing or data_args.tokenized_path),
         train_on_prompt=bool(data_args.train_on_prompt),
