@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
-from importlib.metadata import entry_points
 from typing import TypeVar
+
+from ..plugins import broken_plugin, load_entry_points
 
 ENTRY_POINT_GROUP = "llamafactory_safeeraser.methods"
 # the built-in methods, paper methods first; each is the module methods/<name>.py
@@ -48,14 +49,9 @@ def _load_all() -> None:
     _loaded = True
     for module in BUILTIN_METHODS:
         import_module(f"{__package__}.methods.{module}")
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = entry.load()
-        except Exception as err:  # a broken plugin: report it when asked for, break nothing else
-            _BROKEN[entry.name.lower()] = f"{type(err).__name__}: {err}"
-            continue
-        if entry.name.lower() not in _METHODS:
-            register_method(entry.name)(cls)
+    load_entry_points(
+        ENTRY_POINT_GROUP, _METHODS, lambda name, cls: register_method(name)(cls), _BROKEN, normalise=str.lower
+    )
 
 
 def method_names() -> list[str]:
@@ -72,9 +68,7 @@ def get_method(name: str) -> type:
     _load_all()
     key = name.lower()
     if key in _BROKEN:
-        raise ValueError(
-            f"unlearn_method '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: {_BROKEN[key]}"
-        )
+        raise ValueError(broken_plugin(f"unlearn_method '{name}'", ENTRY_POINT_GROUP, _BROKEN[key]))
     if key not in _METHODS:
         raise ValueError(f"unknown unlearn_method '{name}'; valid choices: {', '.join(method_names())}")
     return _METHODS[key]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from ...errors import SafeEraserError
+from ...plugins import broken_plugin, load_entry_points
 
 ENTRY_POINT_GROUP = "llamafactory_safeeraser.judges"
 T = TypeVar("T", bound=type)
@@ -38,15 +38,7 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     if not _entry_points_loaded:
         _entry_points_loaded = True
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            if entry.name in _CLASSES:
-                continue
-            try:
-                cls = entry.load()
-            except Exception as err:  # a broken plugin: report it when asked for, break nothing else
-                _BROKEN[entry.name] = f"{type(err).__name__}: {err}"
-                continue
-            register_judge(entry.name)(cls)
+        load_entry_points(ENTRY_POINT_GROUP, _CLASSES, lambda name, cls: register_judge(name)(cls), _BROKEN)
 
 
 def judge_names() -> list[str]:
@@ -58,9 +50,7 @@ def judge_class(name: str) -> type:
     if name not in _CLASSES:
         _load_entry_points()
     if name in _BROKEN:
-        raise SafeEraserError(
-            f"judge '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: {_BROKEN[name]}"
-        )
+        raise SafeEraserError(broken_plugin(f"judge '{name}'", ENTRY_POINT_GROUP, _BROKEN[name]))
     if name not in _CLASSES:
         raise SafeEraserError(f"unknown judge '{name}'; choose one of {', '.join(judge_names())}")
     return _CLASSES[name]
