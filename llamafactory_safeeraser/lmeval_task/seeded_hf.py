@@ -8,6 +8,10 @@ seed and the request's identity (task name, doc_id, repeat): :func:`document_see
 then runs with one last logits processor (:class:`PerRowSampler`) that warps each row as transformers' sampling
 does (temperature, top-k, top-p, min-p) and leaves only the token that row's generator drew.
 
+Plain lm-eval finds it too (``hook/lmeval_models`` adds it to lm-eval's model index):
+``lm-eval --model safeeraser-hf-multimodal --model_args pretrained=...,seed=S``, under ``accelerate launch``
+for several processes.
+
 Data-parallel: lm-eval's HFLM splits documents over ``accelerate launch`` / ``torchrun`` processes only when the
 machine has more than one GPU; this model splits them over the processes on CPU and on one GPU too.
 """
@@ -31,7 +35,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-MODEL_NAME = "safeeraser-hf-multimodal"
+from . import MODEL_NAME
+
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p")
 # transformers' other sampling warpers: not reproduced here, so refused rather than silently dropped
 UNSUPPORTED_KEYS = ("typical_p", "epsilon_cutoff", "eta_cutoff", "top_h", "num_beams")

@@ -142,7 +142,7 @@ def test_two_processes_give_the_samples_and_numbers_of_one(
     )
     assert two.returncode == 0, two.stderr[-3000:]
     samples = {name: (tmp_path / name / "r" / "samples.jsonl").read_text().splitlines() for name in ("one", "two")}
-    assert len(samples["one"]) == 3 * 6 * (2 + 2 + 1 + 1)  # 3 documents per category subtask, harmful ones twice
+    assert len(samples["one"]) == 3 * 6 * 4  # 3 documents per category subtask (limit), 24 subtasks
     assert samples["one"] == samples["two"]
     responses = [json.loads(line)["response"] for line in samples["one"]]
     assert len(set(responses)) > len(responses) // 2  # sampled: repeats of a question differ
@@ -156,3 +156,11 @@ def test_two_processes_give_the_samples_and_numbers_of_one(
         for key, value in values.items():
             other = lm_eval["two"][task][key]
             assert other == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), (task, key)
+
+
+def test_plain_lm_eval_finds_the_seeded_model() -> None:
+    """The start-up hook adds it to lm-eval's model index: ``lm-eval --model safeeraser-hf-multimodal`` works."""
+    code = "from lm_eval.api.registry import get_model; print(get_model('safeeraser-hf-multimodal').__name__)"
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "SeededHFMultimodalLM"

@@ -1,0 +1,95 @@
+"""Evaluation in data-parallel processes: ``safeeraser eval`` with 2 processes vs 1 on the same documents.
+
+Both paths are the command a user runs (``safeeraser eval ... num_processes=N``), timed end to end: start-up,
+model load, generation with sampling (the tasks' temperature 1, top-p 0.9), rule-judge scoring, files. One
+process gets every core (``OMP_NUM_THREADS`` = cores), each of the 2 processes half of them. The two paths
+alternate for ``--repeats`` rounds and the medians are compared; every round also checks that both wrote the
+same samples.jsonl (per-document seeds), so the speed-up is for the same results.
+
+    python benchmarks/eval_parallel.py [--limit 4] [--max-new-tokens 32] [--batch-size 8]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+
+NAME = "eval_parallel"
+PROCESSES = 2
+
+
+def run_eval(assets: Any, out_dir: Path, num_processes: int, limit: int, max_new_tokens: int, batch: int) -> float:
+    """Seconds of one ``safeeraser eval`` command."""
+    cores = os.cpu_count() or 1
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // num_processes))}
+    command = [
+        sys.executable,
+        "-m",
+        "llamafactory_safeeraser.cli",
+        "eval",
+        f"model_name_or_path={assets.model_dir}",
+        f"data_dir={assets.data_dir}",
+        f"output_dir={out_dir}",
+        "run_name=bench",
+        f"limit={limit}",
+        f"max_new_tokens={max_new_tokens}",
+        "harmful_samples=1",
+        f"batch_size={batch}",
+        f"num_processes={num_processes}",
+        "device=cpu",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = common.base_parser(NAME, __doc__.split("\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="documents per category subtask (default 4; quick 1)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="tokens per response (default 32; quick 4)")
+    parser.add_argument("--batch-size", type=int, default=8, help="generation batch size per process")
+    args = parser.parse_args(argv)
+    started = time.time()
+    options = common.run_options(args, repeats=3, warmup=1)
+    limit = args.limit or (1 if options.quick else 4)
+    max_new_tokens = args.max_new_tokens or (4 if options.quick else 32)
+    assets = common.ensure_assets(args.work_dir, options.size)
+    timings: dict[str, list[float]] = {"1 process": [], f"{PROCESSES} processes": []}
+    with tempfile.TemporaryDirectory() as work:
+        for round_index in range(options.warmup + options.repeats):
+            outs = {n: Path(work) / f"{round_index}-{n}" for n in (1, PROCESSES)}
+            seconds = {n: run_eval(assets, outs[n], n, limit, max_new_tokens, args.batch_size) for n in outs}
+            samples = {n: (outs[n] / "bench" / "samples.jsonl").read_text() for n in outs}
+            if samples[1] != samples[PROCESSES]:
+                raise SystemExit("the two paths wrote different samples.jsonl")
+            if round_index >= options.warmup:  # the first round pays one-time costs (file caches, compiled code)
+                timings["1 process"].append(seconds[1])
+                timings[f"{PROCESSES} processes"].append(seconds[PROCESSES])
+            print(
+                f"round {round_index + 1}: 1 process {seconds[1]:.1f} s, {PROCESSES} processes "
+                f"{seconds[PROCESSES]:.1f} s, {samples[1].count(chr(10))} responses each, equal"
+            )
+    medians = {path: common.median(values) for path, values in timings.items()}
+    speedup = medians["1 process"] / medians[f"{PROCESSES} processes"]
+    results = {
+        "settings": {"limit": limit, "max_new_tokens": max_new_tokens, "batch_size": args.batch_size},
+        "responses": samples[1].count("\n"),
+        "timings": {path: common.summary(values) for path, values in timings.items()},
+        "speedup": speedup,
+        "same_samples": True,
+    }
+    rows = [[path, f"{medians[path]:.1f}"] for path in timings] + [["speed-up", f"{speedup:.2f}x"]]
+    print(common.format_table(["path", "median s"], rows))
+    common.write_results(args.out, NAME, options, results, started)
+    return results
+
+
+if __name__ == "__main__":
+    main()
