@@ -205,10 +205,8 @@ def _wire(
 
     def reset_fields(choice: str) -> list:  # a user's pick: the chosen method's defaults
         read = spec.fields_for(choice) if choice else {}
-        return [
-            gr.update(visible=True, value=read[name]) if name in read else gr.update(visible=False)
-            for name in per_choice
-        ]
+        return [gr.update(visible=True, value=read[name]) if name in read else gr.update(visible=False)
+                for name in per_choice]
 
     stage_dropdown.change(show_box, [stage_dropdown], [box], queue=False)
     selector = inputs[spec.selector.name]

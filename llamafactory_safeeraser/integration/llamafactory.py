@@ -293,3 +293,5 @@ def encode_answer(template: Any, tokenizer: Any, text: str) -> list[int]:
 def end_of_turn_ids(template: Any, tokenizer: Any) -> frozenset[int]:
     """The tokens that end an answer in this template (EOS and its stop words)."""
     return frozenset(template.get_stop_token_ids(tokenizer))
+
+

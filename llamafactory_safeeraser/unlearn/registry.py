@@ -71,9 +71,8 @@ def get_method(name: str) -> type:
     _load_all()
     key = name.lower()
     if key in _BROKEN:
-        raise ValueError(
-            f"unlearn_method '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: {_BROKEN[key]}"
-        )
+        raise ValueError(f"unlearn_method '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: "
+                         f"{_BROKEN[key]}")
     if key not in _METHODS:
         raise ValueError(f"unknown unlearn_method '{name}'; valid choices: {', '.join(method_names())}")
     return _METHODS[key]

@@ -81,3 +81,5 @@ def build_llava(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     model = LlavaForConditionalGeneration(config)
     set_generation_tokens(model, tokenizer)
     return model, processor
+
+

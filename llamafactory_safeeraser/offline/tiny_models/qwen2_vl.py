@@ -105,3 +105,5 @@ def build_qwen2_vl(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     model = Qwen2VLForConditionalGeneration(config)
     set_generation_tokens(model, tokenizer)
     return model, processor
+
+

@@ -64,3 +64,5 @@ def tiny_size(size: str, family: str) -> TinySize:
     if size not in SIZES:
         raise ModelSpecError(f"size '{size}' is a released shape, not a tiny size")
     return SIZES[size]
+
+
