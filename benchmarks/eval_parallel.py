@@ -1,10 +1,10 @@
 """Evaluation in data-parallel processes: ``safeeraser eval`` with 2 processes vs 1 on the same documents.
 
-Both paths are the command a user runs (``safeeraser eval ... num_processes=N``), timed end to end: start-up,
-model load, generation with sampling (the tasks' temperature 1, top-p 0.9), rule-judge scoring, files. One
-process gets every core (``OMP_NUM_THREADS`` = cores), each of the 2 processes half of them. The two paths
-alternate for ``--repeats`` rounds and the medians are compared; every round also checks that both wrote the
-same samples.jsonl (per-document seeds), so the speed-up is for the same results.
+Every path is the command a user runs (``safeeraser eval ... num_processes=N``), timed end to end: start-up,
+model load, generation with sampling (the tasks' temperature 1, top-p 0.9), rule-judge scoring, files. Three
+paths: one process with one thread, one process with every core (``OMP_NUM_THREADS`` = cores), and 2 processes
+with half the cores each. They alternate for ``--repeats`` rounds and the medians are compared; every round also
+checks that all wrote the same samples.jsonl (per-document seeds), so the speed-up is for the same results.
 
     python benchmarks/eval_parallel.py [--limit 4] [--max-new-tokens 32] [--batch-size 8]
 """
@@ -25,10 +25,11 @@ NAME = "eval_parallel"
 PROCESSES = 2
 
 
-def run_eval(assets: Any, out_dir: Path, num_processes: int, limit: int, max_new_tokens: int, batch: int) -> float:
-    """Seconds of one ``safeeraser eval`` command."""
-    cores = os.cpu_count() or 1
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // num_processes))}
+def run_eval(
+    assets: Any, out_dir: Path, num_processes: int, threads: int, limit: int, max_new_tokens: int, batch: int
+) -> float:
+    """Seconds of one ``safeeraser eval`` command with ``threads`` per process."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [
         sys.executable,
         "-m",
@@ -61,32 +62,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     limit = args.limit or (1 if options.quick else 4)
     max_new_tokens = args.max_new_tokens or (4 if options.quick else 32)
     assets = common.ensure_assets(args.work_dir, options.size)
-    timings: dict[str, list[float]] = {"1 process": [], f"{PROCESSES} processes": []}
+    cores = os.cpu_count() or 1
+    parallel = f"{PROCESSES} processes"
+    # path -> (processes, threads per process)
+    paths = {
+        "1 process, 1 thread": (1, 1),
+        f"1 process, {cores} threads": (1, cores),
+        parallel: (PROCESSES, max(1, cores // PROCESSES)),
+    }
+    timings: dict[str, list[float]] = {path: [] for path in paths}
     with tempfile.TemporaryDirectory() as work:
         for round_index in range(options.warmup + options.repeats):
-            outs = {n: Path(work) / f"{round_index}-{n}" for n in (1, PROCESSES)}
-            seconds = {n: run_eval(assets, outs[n], n, limit, max_new_tokens, args.batch_size) for n in outs}
-            samples = {n: (outs[n] / "bench" / "samples.jsonl").read_text() for n in outs}
-            if samples[1] != samples[PROCESSES]:
-                raise SystemExit("the two paths wrote different samples.jsonl")
+            outs = {path: Path(work) / f"{round_index}-{i}" for i, path in enumerate(paths)}
+            seconds = {
+                path: run_eval(assets, outs[path], *paths[path], limit, max_new_tokens, args.batch_size)
+                for path in paths
+            }
+            samples = {path: (outs[path] / "bench" / "samples.jsonl").read_text() for path in paths}
+            if len(set(samples.values())) != 1:
+                raise SystemExit("the paths wrote different samples.jsonl")
             if round_index >= options.warmup:  # the first round pays one-time costs (file caches, compiled code)
-                timings["1 process"].append(seconds[1])
-                timings[f"{PROCESSES} processes"].append(seconds[PROCESSES])
-            print(
-                f"round {round_index + 1}: 1 process {seconds[1]:.1f} s, {PROCESSES} processes "
-                f"{seconds[PROCESSES]:.1f} s, {samples[1].count(chr(10))} responses each, equal"
-            )
+                for path in paths:
+                    timings[path].append(seconds[path])
+            shown = ", ".join(f"{path} {value:.1f} s" for path, value in seconds.items())
+            responses = samples[parallel].count("\n")
+            print(f"round {round_index + 1}: {shown}; {responses} responses each, equal")
     medians = {path: common.median(values) for path, values in timings.items()}
-    speedup = medians["1 process"] / medians[f"{PROCESSES} processes"]
+    speedups = {path: medians[path] / medians[parallel] for path in paths if path != parallel}
     results = {
         "settings": {"limit": limit, "max_new_tokens": max_new_tokens, "batch_size": args.batch_size},
-        "responses": samples[1].count("\n"),
+        "responses": responses,
         "timings": {path: common.summary(values) for path, values in timings.items()},
-        "speedup": speedup,
+        "speedup_vs": speedups,
+        "speedup": speedups["1 process, 1 thread"],
         "same_samples": True,
     }
-    rows = [[path, f"{medians[path]:.1f}"] for path in timings] + [["speed-up", f"{speedup:.2f}x"]]
-    print(common.format_table(["path", "median s"], rows))
+    rows = [[path, f"{medians[path]:.1f}", f"{speedups[path]:.2f}x" if path in speedups else ""] for path in paths]
+    print(common.format_table(["path", "median s", f"speed-up of {parallel}"], rows))
     common.write_results(args.out, NAME, options, results, started)
     return results
 
