@@ -9,8 +9,8 @@ then runs with one last logits processor (:class:`PerRowSampler`) that warps eac
 does (temperature, top-k, top-p, min-p) and leaves only the token that row's generator drew.
 
 Plain lm-eval finds it too (``hook/lmeval_models`` adds it to lm-eval's model index):
-``lm-eval --model safeeraser-hf-multimodal --model_args pretrained=...,seed=S``, under ``accelerate launch``
-for several processes.
+``lm-eval --model safeeraser-hf-multimodal --model_args pretrained=...,seed=S``, under ``torchrun`` (or
+``accelerate launch`` on GPUs) for several processes.
 
 Data-parallel: lm-eval's HFLM splits documents over ``accelerate launch`` / ``torchrun`` processes only when the
 machine has more than one GPU; this model splits them over the processes on CPU and on one GPU too.
