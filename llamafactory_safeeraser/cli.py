@@ -96,7 +96,12 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"{result.run.name}: {shown} -> {result.folder}")
 
     evaluate_runs(
-        [command.run], command.settings, command.output_dir, progress=report_progress, overwrite=command.overwrite
+        [command.run],
+        command.settings,
+        command.output_dir,
+        progress=report_progress,
+        overwrite=command.overwrite,
+        num_processes=command.num_processes,
     )
     print(f"report: {command.output_dir / 'report.md'}")
 

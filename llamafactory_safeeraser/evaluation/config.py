@@ -57,6 +57,11 @@ class EvalCommand(RunKeys):
         help="the run's name in the report (none: the adapter's folder name, else the model's)", flags=("--name",)
     )
     overwrite: bool = setting(False, help="replace an existing run folder of the same run_name")
+    num_processes: int = setting(
+        1,
+        help="data-parallel processes of lm-eval (torchrun; gloo on CPU): the same results and samples as one",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True)

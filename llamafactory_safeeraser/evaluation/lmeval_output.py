@@ -82,6 +82,13 @@ def logged_samples(raw: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, A
             yield task_name, sample
 
 
+def order_samples(raw: dict[str, Any]) -> None:
+    """Put every task's logged samples in doc_id order, as one process logs them (lm-eval gathers a parallel
+    run's samples rank after rank)."""
+    for samples in raw.get("samples", {}).values():
+        samples.sort(key=sample_doc_id)
+
+
 def sample_doc(sample: Mapping[str, Any]) -> Mapping[str, Any]:
     """The task document the sample's response answered (with what ``process_results`` added to it)."""
     return sample["doc"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
 from .lmeval_logging import quiet_expected_lm_eval_warnings
-from .lmeval_output import tasks_to_kinds
+from .lmeval_output import order_samples, tasks_to_kinds
+from .parallel import launch, merge_judge_outcome
 from .processor_bos import one_bos_like_training
 from .report import write_report
 from .results import (
@@ -31,6 +32,7 @@ from .results import (
     SAMPLES_FILE,
     RunSpec,
     find_run_folders,
+    load_run_results,
     model_location,
     run_folder_name,
     samples_jsonl,
@@ -78,10 +80,16 @@ class Evaluator:
     def load_model(self, run: RunSpec) -> Any:
         from lm_eval.api.registry import get_model
 
+        model_name = "hf-multimodal"
         model_args: dict[str, Any] = {"pretrained": model_location(run.model), "max_images": 1}
+        if self.settings.document_seeds:
+            from ..lmeval_task.seeded_hf import MODEL_NAME  # registers the model
+
+            # hf-multimodal with per-document sampling seeds: responses do not depend on batching or processes
+            model_name, model_args["seed"] = MODEL_NAME, self.settings.seed
         if run.adapter is not None:
             model_args["peft"] = model_location(run.adapter)
-        lm = get_model("hf-multimodal").create_from_arg_obj(
+        lm = get_model(model_name).create_from_arg_obj(
             model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
         )
         one_bos_like_training(lm.processor)
@@ -90,6 +98,14 @@ class Evaluator:
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
         """Evaluate one run into ``out_dir/<name>/``, replacing its files (each atomically). The caller owns the
         folder: :func:`evaluate_runs` refuses a finished one first; relearn and the demo write their own."""
+        result = self.evaluate_share(run, out_dir)
+        if result is None:  # only non-zero ranks of a parallel job get None
+            raise RuntimeError("lm-eval returned no results")
+        return result
+
+    def evaluate_share(self, run: RunSpec, out_dir: str | Path) -> RunResult | None:
+        """:meth:`evaluate` in one process of a data-parallel job (``parallel``): this process generates its share
+        of the documents; rank 0 writes the run's files and returns its result, the other ranks None."""
         from lm_eval import simple_evaluate
 
         quiet_expected_lm_eval_warnings()
@@ -123,18 +139,20 @@ class Evaluator:
             gc.unfreeze()
             del lm
             gc.collect()
-        if raw is None:  # only non-zero ranks get None; we run single-process
-            raise RuntimeError("lm-eval returned no results")
-        folder = Path(out_dir) / run_folder_name(run.name)
         judge_stats = {key: value - stats_before.get(key, 0) for key, value in judge.stats().items()}
+        judge_stats, stopped = merge_judge_outcome(judge_stats, judge.stopped)  # over the processes of a job
+        if raw is None:  # a non-zero rank of a parallel job: rank 0 has every sample
+            if stopped is not None:
+                raise SafeEraserError(f"{stopped}; run '{run.name}' stopped")
+            return None
+        order_samples(raw)
+        folder = Path(out_dir) / run_folder_name(run.name)
         summary = summarize(run, raw, settings, self.options, judge_stats, duration_s=time.time() - started)
         write_json_atomic(folder / RESULTS_FILE, summary)
         write_text_atomic(folder / SAMPLES_FILE, samples_jsonl(raw))
-        if judge.stopped is not None:  # the results so far are kept; the run is not a result
+        if stopped is not None:  # the results so far are kept; the run is not a result
             failures = judge_stats.get("failed_requests", 0)
-            raise SafeEraserError(
-                f"{judge.stopped}; run '{run.name}' stopped ({failures} judge failures, kept in {folder})"
-            )
+            raise SafeEraserError(f"{stopped}; run '{run.name}' stopped ({failures} judge failures, kept in {folder})")
         return RunResult(run, folder, summary)
 
 
@@ -145,8 +163,10 @@ def evaluate_runs(
     report: bool = True,
     progress: Callable[[RunResult], None] | None = None,
     overwrite: bool = False,
+    num_processes: int = 1,
 ) -> list[RunResult]:
-    """Evaluate ``runs`` one after another in this process; then write ``OUT/report.md`` (+ PNG).
+    """Evaluate ``runs`` one after another, in this process or each over ``num_processes`` data-parallel
+    processes (``parallel``: the same files); then write ``OUT/report.md`` (+ PNG).
 
     A run whose folder ``OUT/<name>/`` already holds a results.json is refused before any model loads, unless
     ``overwrite`` (then its files are replaced, each atomically). The report covers every run folder in
@@ -160,13 +180,26 @@ def evaluate_runs(
 
     for run in runs:  # a template of another model family: refused before any model loads
         check_template_fits_model(settings.template, model_location(run.model))
-    evaluator = Evaluator(settings)
     results = []
-    for run in runs:
-        result = evaluator.evaluate(run, out_dir)
+    for result in _run_results(runs, settings, out_dir, num_processes):
         results.append(result)
         if progress is not None:
             progress(result)
     if report:
         write_report(find_run_folders(out_dir), Path(out_dir) / "report.md")
     return results
+
+
+def _run_results(
+    runs: Sequence[RunSpec], settings: EvalSettings, out_dir: str | Path, num_processes: int
+) -> Iterator[RunResult]:
+    """Each run's result as it finishes: evaluated here, or by a data-parallel job (read back from its files)."""
+    if num_processes == 1:
+        evaluator = Evaluator(settings)
+        for run in runs:
+            yield evaluator.evaluate(run, out_dir)
+        return
+    check_data(settings)  # bad data fails in one line before any process starts
+    for run in runs:
+        (folder,) = launch([run], settings, out_dir, num_processes)
+        yield RunResult(run, folder, load_run_results(folder))

@@ -25,6 +25,11 @@ class EvalSettings(TaskSettings):
     limit: int | None = setting(help="documents per category subtask, for quick runs (none: all)", minimum=1)
     batch_size: int = setting(1, help="batch size of generation", minimum=1)
     seed: int = setting(233, help="seed of sampling and of lm-eval")
+    document_seeds: bool = setting(
+        False,
+        help="sample each document from its own seed (safeeraser-hf-multimodal), so responses do not depend on "
+        "batching or processes; always on with num_processes > 1 (false: lm-eval's hf-multimodal, one seed)",
+    )
     device: str | None = setting(help="none: cuda when available, else cpu")
     tasks: tuple[str, ...] = setting(
         ("safeeraser",), help="lm-eval tasks: safeeraser, or some of safeeraser_efficacy, _generality, _sarr, _utility"

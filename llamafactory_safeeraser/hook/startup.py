@@ -1,11 +1,13 @@
 """Start-up hook, run from ``llamafactory_safeeraser.pth`` in every interpreter.
 
-It only registers a post-import hook for two LLaMA-Factory modules; nothing else is imported until
-LLaMA-Factory itself imports one of them:
+It only registers a post-import hook for two LLaMA-Factory modules and lm-eval's model index; nothing else is
+imported until LLaMA-Factory or lm-eval itself imports one of them:
 
 - ``llamafactory.train.tuner`` (every training command): ``hook/stage`` adds `stage: unlearn`;
 - ``llamafactory.webui.interface`` (``llamafactory-cli webui``): ``hook/board`` adds the `Unlearning` stage
-  to LlamaBoard.
+  to LlamaBoard;
+- ``lm_eval.models`` (lm-eval's model index): ``hook/lmeval_models`` adds ``safeeraser-hf-multimodal`` (lazily: its
+  module loads when a run picks it), so that plain ``lm-eval --model safeeraser-hf-multimodal`` finds it.
 
 That keeps every other program's start-up free, and it makes the patch reach torchrun workers, which
 re-execute ``llamafactory/launcher.py`` as a script and would lose patches applied by a wrapper command.
@@ -25,6 +27,7 @@ import types
 TARGETS = {
     "llamafactory.train.tuner": "llamafactory_safeeraser.hook.stage",
     "llamafactory.webui.interface": "llamafactory_safeeraser.hook.board",
+    "lm_eval.models": "llamafactory_safeeraser.hook.lmeval_models",
 }
 DISABLE_ENV = "SAFEERASER_DISABLE"
 

@@ -137,6 +137,16 @@ def test_eval_throughput(run_script):
         assert positive(row["speedup"]) and isinstance(row["met"], bool)
 
 
+@pytest.mark.slow  # two `safeeraser eval` commands, one of them over 2 processes
+def test_eval_parallel(run_script):
+    document = run_script("eval_parallel")
+    check_document(document, "eval_parallel")
+    assert "2 processes" in document["timings"] and len(document["timings"]) == 3
+    check_timings(document["timings"], set(document["timings"]))
+    assert document["same_samples"] is True and document["responses"] == 4 * 6 * document["settings"]["limit"]
+    assert positive(document["speedup"])
+
+
 # ----- the memory model and the GPU check (shape models) ----------------------------------------------
 def load_benchmark(name: str):
     sys.path.insert(0, str(BENCHMARKS))

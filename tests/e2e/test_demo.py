@@ -4,9 +4,12 @@ invariants hold, and a re-run reproduces the table."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import answer_nll
+from conftest import REPO, answer_nll
 
 from llamafactory_safeeraser.demo import DemoSettings, run_demo
 
@@ -53,7 +56,8 @@ def test_reduced_demo_invariants(demo):
     assert "## Outcome" in text and "| GA+PD |" in text and (out / "eval/report.png").is_file()
     assert json.loads((settings.out_dir / "settings.json").read_text())["seeds"] == [SEED]
     results = json.loads((settings.out_dir / "demo_results.json").read_text())
-    assert results["PO"]["sarr"] == {"mean": summary(settings, "PO")["sarr"], "sd": 0.0, "n": 1}
+    # one seed: no spread to speak of (sd None, shown as the mean alone)
+    assert results["PO"]["sarr"] == {"mean": summary(settings, "PO")["sarr"], "sd": None, "n": 1}
 
 
 def test_rerun_reuses_steps_and_reproduces_the_table(demo, capsys):
@@ -68,3 +72,19 @@ def test_rerun_reuses_steps_and_reproduces_the_table(demo, capsys):
     assert "vanilla model" in log and "(reused)" in log
     assert "unlearning GA+PD" in log and "unlearning GA+PD (llamafactory-cli train tiny_ga_pd.yaml) (reused)" not in log
     assert second == first
+
+
+def test_shipped_eval_yaml_runs_as_written_after_the_demo(demo, tmp_path):
+    """yaml/eval_tiny.yaml's own second command (the reduced demo has PO+PD, not NPO+PD), with limit=1."""
+    settings, _ = demo
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "demo_out").symlink_to(settings.out_dir)  # the YAML's relative paths, as after `scripts/demo.sh`
+    command = [sys.executable, "-m", "llamafactory_safeeraser.cli", "eval", str(REPO / "yaml/eval_tiny.yaml")]
+    overrides = ["adapter_name_or_path=demo_out/seed-233/runs/po_pd", "run_name=PO+PD", "limit=1"]
+    done = subprocess.run([*command, *overrides], cwd=work, capture_output=True, text=True, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((settings.out_dir / "eval_yaml/PO+PD/results.json").read_text())
+    assert results["summary"]["rr_eff"] is not None and "PO+PD" in done.stdout
+    again = subprocess.run([*command, *overrides], cwd=work, capture_output=True, text=True, env=os.environ)
+    assert again.returncode == 2 and "overwrite=true" in again.stderr  # a finished run is not replaced silently

@@ -200,7 +200,7 @@ def test_eval_passes_overwrite_on_to_the_runner(monkeypatch, tmp_path: Path) -> 
     seen: list[bool] = []
     monkeypatch.setattr(
         "llamafactory_safeeraser.evaluation.runner.evaluate_runs",
-        lambda runs, settings, out, progress=None, overwrite=False: seen.append(overwrite),
+        lambda runs, settings, out, progress=None, overwrite=False, num_processes=1: seen.append(overwrite),
     )
     base = ["eval", "model_name_or_path=m", f"output_dir={tmp_path}"]
     assert main(base) == 0 and main([*base, "overwrite=true"]) == 0 and main([*base, "--overwrite"]) == 0

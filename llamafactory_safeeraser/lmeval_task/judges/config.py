@@ -54,7 +54,9 @@ class JudgeConfig:
         help="model judges: after this many failed requests in a row, send no more and fail the run (0: never)",
         minimum=0,
     )
-    concurrency: int = setting(8, help="openai: parallel requests", minimum=1)
+    concurrency: int = setting(
+        8, help="openai: requests in flight, over all processes of a num_processes run (each its share)", minimum=1
+    )
     batch_size: int = setting(8, help="hf: prompts per generate() call", minimum=1)
     max_new_tokens: int = setting(32, help="model judges: reply length in tokens", minimum=1)
     device: str | None = setting(help="hf: the judge's device (default: cuda if available)")

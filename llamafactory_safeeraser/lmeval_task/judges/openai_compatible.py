@@ -1,5 +1,9 @@
 """The ``openai`` judge: an OpenAI-compatible chat-completions endpoint (OpenAI, a vLLM server, ...).
 
+``judge_concurrency`` bounds the requests in flight over all processes of one evaluation: in a data-parallel job
+(torchrun / ``accelerate launch`` set ``RANK`` and ``WORLD_SIZE``) each process sends at most its share
+(:func:`concurrency_share`), held by a semaphore around every request.
+
 The API key comes only from the environment (``SAFEERASER_JUDGE_API_KEY``, else ``OPENAI_API_KEY``) and is
 never part of a config, a log line or a result file.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +34,13 @@ def judge_api_key() -> str:
     return "EMPTY"
 
 
+def concurrency_share(total: int) -> int:
+    """This process's share of ``total`` requests in flight: ``total // N``, one more for the first ``total % N``
+    ranks, at least 1 (so with fewer than N the bound over the job is N)."""
+    rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return max(1, total // processes + (rank < total % processes))
+
+
 @register_judge("openai")
 class OpenAIJudge(PromptJudge):
     """Chat completions against an OpenAI-compatible endpoint, with retries, backoff and a timeout."""
@@ -46,6 +58,8 @@ class OpenAIJudge(PromptJudge):
         # Our own retry loop (max_retries=0 here) so that every attempt, delay and failure is ours to count.
         self._client = OpenAI(base_url=config.base_url, api_key=judge_api_key(), timeout=config.timeout, max_retries=0)
         self._healthy = False
+        self.concurrency = concurrency_share(config.concurrency)
+        self._in_flight = threading.BoundedSemaphore(self.concurrency)  # the bound, whoever calls _send
 
     def describe(self) -> str:
         return f"the openai judge at {self.config.base_url} (model {self.model_id})"
@@ -101,7 +115,8 @@ class OpenAIJudge(PromptJudge):
                 break
             attempts += 1
             try:
-                response = self._create(prompt, min(self.config.timeout, remaining), self.config.max_new_tokens)
+                with self._in_flight:
+                    response = self._create(prompt, min(self.config.timeout, remaining), self.config.max_new_tokens)
             except openai.APITimeoutError:
                 failure = f"timed out after {min(self.config.timeout, remaining):g} s"
             except openai.APIConnectionError as err:
@@ -121,11 +136,11 @@ class OpenAIJudge(PromptJudge):
         def work(prompt: str) -> None:
             on_reply(prompt, self._request(prompt))  # once stopped, _request sends nothing
 
-        if len(prompts) == 1 or self.config.concurrency == 1:
+        if len(prompts) == 1 or self.concurrency == 1:
             for prompt in prompts:
                 work(prompt)
             return
-        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(prompts))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
             for future in [pool.submit(work, prompt) for prompt in prompts]:
                 future.result()
 
