@@ -1,8 +1,8 @@
 """Evaluate one or several runs with lm-eval as a library and write their results (see ``results``).
 
 A run is a name, a base model folder and an optional LoRA adapter folder. lm-eval, the task
-index and the data are loaded once; each run then only loads its model (``hf-multimodal``,
-``max_images=1``, ``peft=`` for adapters) and generates. Per run, ``OUT/<name>/`` receives
+index and the data are loaded once; each run then only loads its model (``hf-multimodal``, or ``vllm-vlm``
+with ``backend=vllm``: see ``backends``) and generates. Per run, ``OUT/<name>/`` receives
 ``results.json`` (layout: :func:`summarize`) and ``samples.jsonl`` (one line per response);
 ``OUT/report.md`` and ``OUT/report.png`` compare every run found in ``OUT``. Files are
 written atomically.
@@ -21,9 +21,10 @@ from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
+from .backends import check_backend, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
 from .lmeval_output import tasks_to_kinds
-from .processor_bos import one_bos_like_training
+from .processor_bos import check_vllm_bos, one_bos_like_training
 from .report import write_report
 from .results import (
     RESULTS_FILE,
@@ -61,6 +62,7 @@ class Evaluator:
     def __init__(self, settings: EvalSettings):
         self.settings = settings
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
+        check_backend(settings)
 
     def task_manager(self, run: RunSpec) -> Any:
         """lm-eval's task index for ``run``: the settings' metadata plus the run's model as ``tokenizer``,
@@ -81,13 +83,14 @@ class Evaluator:
     def load_model(self, run: RunSpec) -> Any:
         from lm_eval.api.registry import get_model
 
-        model_args: dict[str, Any] = {"pretrained": model_location(run.model), "max_images": 1}
-        if run.adapter is not None:
-            model_args["peft"] = model_location(run.adapter)
-        lm = get_model("hf-multimodal").create_from_arg_obj(
-            model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
-        )
-        one_bos_like_training(lm.processor)
+        settings = self.settings
+        device = self._device() if settings.backend == "hf" else "cuda"  # vLLM picks its device itself
+        chosen = lm_eval_model(settings.backend, run, settings.batch_size, device, settings.seed)
+        lm = get_model(chosen.name).create_from_arg_obj(chosen.model_args, chosen.batch_args)
+        if settings.backend == "vllm":
+            check_vllm_bos(lm.processor)  # vLLM's engine encodes with the processor as released
+        else:
+            one_bos_like_training(lm.processor)
         return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:
