@@ -246,9 +246,9 @@ def zero_process(
         root = str(common.BENCH_DIR.parent)
         paths = [root, str(common.BENCH_DIR), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        timeout = max(hard_deadline - time.time(), 1.0) if hard_deadline != float("inf") else None
         try:
-            proc = subprocess.run(command, env=env, capture_output=True, text=True,
-                                  timeout=max(hard_deadline - time.time(), 1.0))  # fmt: skip
+            proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {"error": "stopped: past the time budget"}
         if proc.returncode != 0 or not out.is_file():
