@@ -155,6 +155,8 @@ def test_vllm_refusals_are_one_line(monkeypatch, tmp_path: Path, shape_processor
     check_template_for_vllm("llava")
     with pytest.raises(SafeEraserError, match=r"template 'qwen2_vl' uses <\|image_pad\|>; evaluate it with backend=hf"):
         check_template_for_vllm("qwen2_vl")
+    with pytest.raises(SafeEraserError, match=r"template 'mllama' uses <\|image\|>"):
+        check_template_for_vllm("mllama")
     with pytest.raises(SafeEraserError, match=r"field 'r'.*above vLLM's largest"):
         (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 1024}))
         lora_rank(str(tmp_path))
