@@ -62,12 +62,28 @@ def check_backend(settings: Any) -> None:
         check_template_for_vllm(settings.template)
 
 
+def adapter_config(adapter_dir: str) -> dict[str, Any]:
+    config_file = Path(adapter_dir) / "adapter_config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as err:
+        raise SafeEraserError(f"{config_file}: unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(config, dict):
+        raise SafeEraserError(f"{config_file}: not a JSON object")
+    return config
+
+
+def full_modules(adapter_dir: str) -> list[str]:
+    """The modules a PEFT adapter saves whole (``modules_to_save``: LLaMA-Factory's ``additional_target``)."""
+    return list(adapter_config(adapter_dir).get("modules_to_save") or [])
+
+
 def lora_rank(adapter_dir: str) -> int:
     """The ``max_lora_rank`` vLLM needs for a PEFT adapter folder: its ``r``, rounded up to a rank vLLM takes."""
     config_file = Path(adapter_dir) / "adapter_config.json"
     try:
-        rank = int(json.loads(config_file.read_text())["r"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        rank = int(adapter_config(adapter_dir)["r"])
+    except (KeyError, ValueError, TypeError) as err:
         raise SafeEraserError(f"{config_file}: cannot read the LoRA rank 'r' ({type(err).__name__}: {err})") from None
     for allowed in VLLM_LORA_RANKS:
         if rank <= allowed:
@@ -79,7 +95,8 @@ def lm_eval_model(backend: str, run: RunSpec, batch_size: int, device: str, seed
     """The lm-eval model of ``run`` under ``backend``: one image per prompt, the adapter as LoRA.
 
     ``hf``: ``peft=`` loads the adapter onto the base model. ``vllm``: ``lora_local_path=`` (lm-eval then sets
-    ``enable_lora`` and sends every request with the adapter; no merge needed), the engine seeded with ``seed``,
+    ``enable_lora`` and sends every request with the adapter; an adapter with whole modules is merged first by
+    the runner, see ``Evaluator.load_vllm_model``), the engine seeded with ``seed``,
     requests handed to vLLM all at once (``batch_size=auto``: vLLM schedules its own batches).
     """
     pretrained = model_location(run.model)

@@ -11,6 +11,7 @@ written atomically.
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
-from .backends import check_backend, lm_eval_model
+from .backends import check_backend, full_modules, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
 from .lmeval_output import tasks_to_kinds
 from .processor_bos import check_vllm_bos, one_bos_like_training
@@ -38,6 +39,7 @@ from .results import (
 )
 from .run_checks import check_not_finished, check_runs
 from .settings import EvalSettings
+from .specificity import merge_adapter
 
 
 def check_data(settings: EvalSettings) -> TaskOptions:
@@ -84,13 +86,27 @@ class Evaluator:
         from lm_eval.api.registry import get_model
 
         settings = self.settings
-        device = self._device() if settings.backend == "hf" else "cuda"  # vLLM picks its device itself
-        chosen = lm_eval_model(settings.backend, run, settings.batch_size, device, settings.seed)
-        lm = get_model(chosen.name).create_from_arg_obj(chosen.model_args, chosen.batch_args)
         if settings.backend == "vllm":
-            check_vllm_bos(lm.processor)  # vLLM's engine encodes with the processor as released
-        else:
-            one_bos_like_training(lm.processor)
+            return self.load_vllm_model(run)
+        chosen = lm_eval_model("hf", run, settings.batch_size, self._device(), settings.seed)
+        lm = get_model(chosen.name).create_from_arg_obj(chosen.model_args, chosen.batch_args)
+        one_bos_like_training(lm.processor)
+        return lm
+
+    def load_vllm_model(self, run: RunSpec) -> Any:
+        """lm-eval's vllm-vlm for ``run``. vLLM applies an adapter's LoRA layers only: one with fully trained
+        modules (LLaMA-Factory's ``additional_target``, the paper recipes' projector) is merged into the base
+        first, in a temporary folder (``TMPDIR``) that only lives while the engine loads it."""
+        from lm_eval.api.registry import get_model
+
+        settings = self.settings
+        with tempfile.TemporaryDirectory(prefix="safeeraser-vllm-merged-") as scratch:
+            if run.adapter is not None and full_modules(run.adapter):
+                merged = merge_adapter(run.model, run.adapter, Path(scratch))
+                run = RunSpec(run.name, str(merged), None)
+            chosen = lm_eval_model("vllm", run, settings.batch_size, "cuda", settings.seed)
+            lm = get_model(chosen.name).create_from_arg_obj(chosen.model_args, chosen.batch_args)
+        check_vllm_bos(lm.processor)  # vLLM's engine encodes with the processor as released
         return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:

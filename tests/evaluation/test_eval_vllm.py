@@ -117,6 +117,50 @@ def test_vllm_vlm_sends_every_request_with_the_adapter_as_lora(
     assert engine.calls[0]["lora_request"].path == str(adapter)
 
 
+def test_an_adapter_with_a_fully_trained_projector_is_merged_before_vllm_loads_it(
+    monkeypatch, tiny_model_dir: Path, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """The paper recipes' ``additional_target: multi_modal_projector`` saves the projector whole, which vLLM's
+    LoRA would drop: the runner merges the adapter and hands vLLM the merged folder, without LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    from llamafactory_safeeraser.evaluation import EvalSettings, Evaluator
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    config = LoraConfig(r=8, target_modules=["q_proj", "v_proj"], modules_to_save=["multi_modal_projector"])
+    peft_model = get_peft_model(model, config)
+    trained = {}
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "modules_to_save.default" in name:
+                param.add_(0.5)  # a trained projector: not the base's
+                trained[name.split("multi_modal_projector.")[1].replace("modules_to_save.default.", "")] = param.clone()
+    adapter = tmp_path / "npo_pd"
+    peft_model.save_pretrained(adapter)
+
+    def projector_at_init(engine_args: dict) -> dict:
+        folder = Path(engine_args["model"])
+        weights = {}
+        for file in folder.glob("*.safetensors"):
+            weights.update(load_file(file))
+        return {name.split("multi_modal_projector.")[1]: t for name, t in weights.items() if "projector" in name}
+
+    vllm_stub.vllm_vlm_class(monkeypatch)
+    monkeypatch.setattr(vllm_stub.LLM, "on_init", projector_at_init)
+    evaluator = Evaluator(EvalSettings(data_dir=synthetic_dir, backend="vllm"))
+    evaluator.load_model(RunSpec("npo_pd", str(tiny_model_dir), str(adapter)))
+    (engine,) = vllm_stub.LLM.instances
+    merged_dir = Path(engine.engine_args["model"])
+    assert merged_dir != tiny_model_dir and engine.engine_args["enable_lora"] is False
+    assert not merged_dir.exists()  # only lived while the engine loaded it
+    assert set(engine.seen_at_init) == set(trained)
+    for name, value in trained.items():
+        assert torch.equal(engine.seen_at_init[name].float(), value.float()), name
+
+
 def test_built_lm_eval_arguments_of_each_backend(tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     adapter.mkdir()

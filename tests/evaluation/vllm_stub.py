@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.metadata
 import sys
 import types
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -32,9 +33,11 @@ class LoRARequest:
 
 class LLM:
     instances: ClassVar[list[LLM]] = []
+    on_init: ClassVar[Callable[[dict[str, Any]], Any] | None] = None  # a test's look at the model folder, then
 
     def __init__(self, **engine_args: Any) -> None:
         self.engine_args = engine_args
+        self.seen_at_init = LLM.on_init(engine_args) if LLM.on_init is not None else None
         self.calls: list[dict[str, Any]] = []
         self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=MAX_MODEL_LEN))
         LLM.instances.append(self)
@@ -75,6 +78,7 @@ def vllm_vlm_class(monkeypatch: Any) -> type:
         importlib.metadata, "version", lambda name: STUB_VERSION if name == "vllm" else real_version(name)
     )
     LLM.instances.clear()
+    monkeypatch.setattr(LLM, "on_init", None)
     from lm_eval.models.vllm_vlms import VLLM_VLM
 
     return VLLM_VLM
