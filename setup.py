@@ -7,6 +7,7 @@ into site-packages. That start-up hook is what makes ``stage: unlearn`` exist in
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 
@@ -17,6 +18,17 @@ from setuptools.command.editable_wheel import editable_wheel
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTH_FILE = "llamafactory_safeeraser.pth"
 README = Path(HERE, "README.md")
+
+
+def supported_llamafactory() -> str:
+    """The package's SUPPORTED_LLAMAFACTORY (its __init__.py, read without importing it): one declaration."""
+    tree = ast.parse(Path(HERE, "llamafactory_safeeraser", "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == [
+            "SUPPORTED_LLAMAFACTORY"
+        ]:
+            return ast.literal_eval(node.value)
+    raise RuntimeError("llamafactory_safeeraser/__init__.py declares no SUPPORTED_LLAMAFACTORY")
 
 
 class BuildPyWithPth(build_py):
@@ -76,7 +88,7 @@ setup(
         ]
     },
     install_requires=[
-        "llamafactory>=0.9.5,<0.9.6",
+        f"llamafactory{supported_llamafactory()}",
         "transformers>=4.55,<=5.6.0",
         "peft>=0.18.0,<=0.18.1",
         "trl>=0.18,<=0.24.0",

@@ -218,10 +218,10 @@ class SFTBaseline:
 
     def batch(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """The stacked rows, in the order the unlearning collator stacks them, as one SFT batch."""
-        from llamafactory_safeeraser.unlearn.trainer import GROUPS
+        from llamafactory_safeeraser.unlearn.trainer import ROW_SETS
 
-        groups = [group for group in GROUPS if group in features[0]]
-        return self.collator([dict(feature[group]) for group in groups for feature in features])
+        row_sets = [row_set for row_set in ROW_SETS if row_set in features[0]]
+        return self.collator([dict(feature[row_set]) for row_set in row_sets for feature in features])
 
 
 def first_features(trainer: Any, batch_size: int) -> list[dict[str, Any]]:

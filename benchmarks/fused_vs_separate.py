@@ -47,7 +47,7 @@ def long_forget_datasets(assets: common.Assets, repeat: int) -> Path:
 
 def padded_tokens(batch: dict[str, Any]) -> tuple[int, int]:
     """(padded, real) token counts of a fused batch or of all per-set batches together."""
-    parts = batch["group_inputs"].values() if "group_inputs" in batch else [batch]
+    parts = batch["row_set_inputs"].values() if "row_set_inputs" in batch else [batch]
     return (
         sum(int(part["attention_mask"].numel()) for part in parts),
         sum(int((part["attention_mask"] > 0).sum()) for part in parts),
@@ -86,7 +86,7 @@ def measure_scenario(
         rows.append(
             {
                 "batch_size": batch_size,
-                "sets": list(trainer.train_dataset.groups),
+                "sets": list(trainer.train_dataset.row_sets),
                 "real_tokens": real,
                 "fused_padded_tokens": fused_padded,
                 "separate_padded_tokens": separate_padded,

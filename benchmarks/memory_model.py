@@ -117,7 +117,7 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
     from PIL import Image
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from llamafactory_safeeraser.integration.prompts import render_user_prompt
+    from llamafactory_safeeraser.integration.template_text import render_user_prompt
     from llamafactory_safeeraser.offline.cpu_recipe import CPU_DTYPE
     from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 

@@ -24,11 +24,11 @@ NAME = "npo_cache"
 
 def reference_logps(trainer: Any, batch: dict[str, Any], cache: dict | None) -> torch.Tensor:
     """log pi_ref(y|x) of the batch's forget rows, from ``cache`` (None: a fresh reference pass)."""
-    from llamafactory_safeeraser.unlearn.batch import UnlearningBatch
+    from llamafactory_safeeraser.unlearn.outputs import StepOutputs
 
     trainer.reference_logp_cache = cache
     inputs = common.fresh(batch)
-    view = UnlearningBatch(inputs["row_ids"], {}, {}, {}, inputs["reference_inputs"])  # the reference side only
+    view = StepOutputs(inputs["row_ids"], {}, {}, {}, inputs["reference_inputs"])  # the reference side only
     with torch.no_grad():
         return trainer.reference_sequence_logps(view, "forget")
 

@@ -108,7 +108,7 @@ class RecipeStep:
         self.rows = int(self.batch["input_ids"].shape[0])
         self.tokens = int(self.batch["attention_mask"].sum())
         # rows the reference (adapter disabled) runs a forward over: KL's retain row, NPO's forget row
-        self.reference_rows = 0 if config.sft else len(self.trainer.reference_groups)
+        self.reference_rows = 0 if config.sft else len(self.trainer.reference_row_sets)
 
     def step(self) -> None:
         cache = getattr(self.trainer, "reference_logp_cache", None)

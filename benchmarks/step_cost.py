@@ -44,9 +44,9 @@ def profile_table(fn: Any, before: Any, row_limit: int = 15) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
 
 
-def reference_forward(trainer: Any, batch: dict[str, Any], group: str) -> None:
+def reference_forward(trainer: Any, batch: dict[str, Any], row_set: str) -> None:
     """What KL/NPO add to a step: the reference (adapter disabled) over one set's rows, no gradient."""
-    inputs = dict(batch["reference_inputs"][group])
+    inputs = dict(batch["reference_inputs"][row_set])
     inputs.pop("labels")
     with torch.no_grad(), trainer.reference_model_context(trainer.model) as reference:
         reference(**inputs)
@@ -75,18 +75,18 @@ def measure_config(
         "unlearning_step": lambda: trainer.training_step(model, common.fresh(unlearning_batch)),
         "sft_step": lambda: baseline.trainer.training_step(model, common.fresh(sft_batch)),
     }
-    reference_group = trainer.reference_groups[0] if trainer.reference_groups else None
-    if reference_group is not None:
-        candidates["reference_forward"] = lambda: reference_forward(trainer, unlearning_batch, reference_group)
+    reference_row_set = trainer.reference_row_sets[0] if trainer.reference_row_sets else None
+    if reference_row_set is not None:
+        candidates["reference_forward"] = lambda: reference_forward(trainer, unlearning_batch, reference_row_set)
     timings = common.interleaved_timings(candidates, options.repeats, options.warmup, before_each)
     medians = {name: common.median(values) for name, values in timings.items()}
 
     ratio = medians["unlearning_step"] / medians["sft_step"]
-    reference_share = medians["reference_forward"] / medians["sft_step"] if reference_group else 0.0
+    reference_share = medians["reference_forward"] / medians["sft_step"] if reference_row_set else 0.0
     target = TARGET + reference_share
     floor = common.step_flops(model, sft_batch)
-    if reference_group is not None:
-        reference_rows = unlearning_batch["reference_inputs"][reference_group]
+    if reference_row_set is not None:
+        reference_rows = unlearning_batch["reference_inputs"][reference_row_set]
         floor["reference_forward_flops"] = common.step_flops(model, reference_rows)["forward_flops"]
         floor["total_flops"] += floor["reference_forward_flops"]
     executed = {}
@@ -97,11 +97,11 @@ def measure_config(
         "method": method,
         "pd": with_pd,
         "label": display_name(method + ("_pd" if with_pd else "")),
-        "sets": list(trainer.train_dataset.groups),
+        "sets": list(trainer.train_dataset.row_sets),
         "rows": int(sft_batch["input_ids"].shape[0]),
         "timings": {name: common.summary(values) for name, values in timings.items()},
         "ratio": ratio,
-        "reference_group": reference_group,
+        "reference_group": reference_row_set,  # the key of the stored results (benchmarks/results)
         "reference_forward_share": reference_share,
         "target": target,
         "met": ratio <= target,

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import output_folder, write_json_atomic
-from .prompt import llava_prompt
 from .records import SafeEraserRecord, read_benchmark
 from .refusals import draw_refusals, load_refusals
+from .user_turn import user_turn
 
 SPLITS = ("forget", "forget_refusal", "pd", "retain")
 
 
 def sft_row(image: Path, question: str, answer: str, category: str, record: int) -> dict:
     return {
-        "instruction": llava_prompt(question),
+        "instruction": user_turn(question),
         "output": answer,
         "images": [str(image)],
         "category": category,
@@ -63,8 +63,8 @@ def refusal_rows(records: list[SafeEraserRecord], refusals: tuple[str, ...], see
 def capitalize_row(row: dict) -> dict:
     """The reference data loader's text case: question and answer through ``str.capitalize()`` (every letter
     after the first lower-cased)."""
-    question = row["instruction"].removeprefix(llava_prompt(""))
-    return {**row, "instruction": llava_prompt(question.capitalize()), "output": row["output"].capitalize()}
+    question = row["instruction"].removeprefix(user_turn(""))
+    return {**row, "instruction": user_turn(question.capitalize()), "output": row["output"].capitalize()}
 
 
 def dataset_info_entry(file_name: str) -> dict:

@@ -13,8 +13,8 @@ from typing import Any
 from ..errors import SafeEraserError
 from ..offline.synthetic import World
 from ..settings import check_settings, setting
+from ..unlearn.registry import BUILTIN_METHODS as METHODS
 
-METHODS = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")  # paper methods first
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 RUN_NAMES = tuple(f"{method}{suffix}" for method in METHODS for suffix in ("", "_pd"))
 DEFAULT_SEEDS = (233, 234, 235)

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..data.prepare import dataset_info_entry, forget_rows, pd_rows, prepare_datasets, retain_rows
-from ..data.prompt import IMAGE_PLACEHOLDER
 from ..data.records import read_benchmark
 from ..data.refusals import BUILTIN_REFUSALS, draw_refusals
-from ..errors import SafeEraserError
+from ..data.user_turn import IMAGE_PLACEHOLDER
 from ..fileio import record_written, write_json_atomic, write_text_atomic
+from ..integration.train_command import llamafactory_cli_train
 
 # Openly harmful, text-only stand-in requests answered with refusals: the vanilla model's
 # refusal repertoire (LLaVA-1.5 can refuse; without this PO through LoRA has nothing to build on).
@@ -101,18 +99,7 @@ def write_demo_datasets(data_dir: Path, out_dir: Path, seed: int, world: Any = N
 
 
 def llamafactory_train(recipe: Path, overrides: dict[str, Any], log_file: Path, threads: int) -> None:
-    """`llamafactory-cli train RECIPE key=value ...` in a subprocess, logging to ``log_file``."""
-    cli = Path(sys.executable).parent / "llamafactory-cli"
-    args = [str(cli if cli.exists() else "llamafactory-cli"), "train", str(recipe)]
-    args += [f"{key}={value}" for key, value in overrides.items()]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(args) + "\n")
-        log.flush()
-        proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
-    if proc.returncode != 0:
-        tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
-        raise SafeEraserError(f"training failed ({recipe.name}); see {log_file}:\n" + "\n".join(tail))
+    """`llamafactory-cli train RECIPE key=value ...` in a subprocess on ``threads`` threads, logging to ``log_file``."""
+    env = {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    env["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "1")
+    llamafactory_cli_train(recipe, log_file, f"training {recipe.name}", overrides, env)

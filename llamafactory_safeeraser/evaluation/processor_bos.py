@@ -14,7 +14,7 @@ def one_bos_like_training(processor: Any) -> None:
     """Make the processor lm-eval calls write one BOS at most, as the training prompts have (and no EOS).
 
     hf-multimodal calls the processor with the defaults and cannot pass ``add_special_tokens=False``. Where
-    the tokenizer writes the BOS (LLaVA-1.5's ``<s>``), training has it too (``integration.prompts.missing_bos``).
+    the tokenizer writes the BOS (LLaVA-1.5's ``<s>``), training has it too (``integration.template_text.missing_bos``).
     Where the processor writes one itself (MllamaProcessor prepends ``<|begin_of_text|>``) a tokenizer that
     also adds one (Llama 3's) would make two: its own is switched off.
     """

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..devices import default_device
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
@@ -76,11 +77,7 @@ class Evaluator:
         return TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
 
     def _device(self) -> str:
-        if self.settings.device:
-            return self.settings.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return default_device(self.settings.device)
 
     def load_model(self, run: RunSpec) -> Any:
         from lm_eval.api.registry import get_model

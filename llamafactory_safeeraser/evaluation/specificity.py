@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..devices import default_device
 from ..errors import SafeEraserError
 from ..fileio import read_json_document, write_json_atomic
 from ..lmeval_task.judges.openai_compatible import judge_api_key
 from ..settings import check_settings, setting, shared
 from .lmeval_output import metric_value, task_results
+from .merge import merge_adapter
 from .results import RunSpec, model_location, run_folder_name, run_record
 from .settings import EvalSettings
 
@@ -102,7 +104,7 @@ def grader_env(benchmark: Benchmark, settings: SpecificitySettings) -> dict[str,
 
 
 def lmms_eval_command(task: str, model_dir: Path, out_dir: Path, settings: SpecificitySettings) -> list[str]:
-    device = settings.device or _default_device()
+    device = default_device(settings.device)
     model_args = f"pretrained={model_dir},device={device},device_map={device}"
     command = [sys.executable, "-m", "lmms_eval", "--model", settings.lmms_model, "--model_args", model_args]
     command += ["--tasks", task, "--batch_size", str(settings.batch_size), "--output_path", str(out_dir)]
@@ -111,24 +113,6 @@ def lmms_eval_command(task: str, model_dir: Path, out_dir: Path, settings: Speci
     if settings.include_path:
         command += ["--include_path", str(Path(settings.include_path).resolve())]
     return command
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def merge_adapter(model: str | Path, adapter: str | Path, out_dir: Path) -> Path:
-    """Base model + LoRA adapter merged into one checkpoint (with the base's processor) for lmms-eval."""
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    base = AutoModelForImageTextToText.from_pretrained(model_location(model), dtype="auto")
-    merged = PeftModel.from_pretrained(base, model_location(adapter)).merge_and_unload()
-    merged.save_pretrained(out_dir)
-    AutoProcessor.from_pretrained(model_location(model)).save_pretrained(out_dir)
-    return out_dir
 
 
 def run_benchmark(task: str, model_dir: Path, work_dir: Path, settings: SpecificitySettings) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def run_stage(config: dict) -> None:
     """The `unlearn` branch of LLaMA-Factory's ``_training_function``: its callbacks and its teardown."""
     with configuration_errors_in_one_line():
         model_args, data_args, training_args, finetuning_args, generating_args = lf.get_train_args(config.get("args"))
-        check_template_fits_model(data_args.template, model_args.model_name_or_path)
+        run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
+        check_template_fits_model(run.template, run.model)
         callbacks = lf.stage_callbacks(
             model_args, data_args, training_args, finetuning_args, generating_args, config.get("callbacks") or []
         )

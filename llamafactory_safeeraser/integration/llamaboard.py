@@ -2,8 +2,8 @@
 fields, passed to the run it starts, and drawn with its loss terms.
 
 ``install`` runs right after ``llamafactory.webui.interface`` is imported (see ``hook/startup``), before the
-UI is built, and changes nothing unless every target below exists (an upgrade that moves one leaves
-LlamaBoard as it is):
+UI is built, and changes nothing unless every target below is as the contract table expects
+(``contract.INTERNALS``; an upgrade that moves one leaves LlamaBoard as it is):
 
 - ``extras.constants.TRAINING_STAGES``, the stage dropdown's label -> stage map that the webui reads by
   name everywhere, gets the stage;
@@ -25,6 +25,7 @@ from typing import Any
 
 from llamafactory.extras.logging import get_logger
 
+from .contract import problems
 from .trainer_log import LOSS_TERMS_KEY
 
 logger = get_logger(f"llamafactory.{__name__}")  # LLaMA-Factory's handler and format, as integration.llamafactory
@@ -65,24 +66,13 @@ def install(interface: ModuleType, spec: BoardStage) -> None:
     is missing."""
     try:
         from llamafactory.extras import constants
-        from llamafactory.webui import control, manager, runner
+        from llamafactory.webui import control, runner
     except ImportError as err:
         return _leave_untouched(spec, str(err))
-    stages = getattr(constants, "TRAINING_STAGES", None)
-    targets = {
-        "llamafactory.webui.interface.create_train_tab": (interface, "create_train_tab"),
-        "llamafactory.webui.runner.Runner._initialize": (runner.Runner, "_initialize"),
-        "llamafactory.webui.runner.Runner._parse_train_args": (runner.Runner, "_parse_train_args"),
-        "llamafactory.webui.runner.Runner._build_config_dict": (runner.Runner, "_build_config_dict"),
-        "llamafactory.webui.manager.Manager.get_base_elems": (manager.Manager, "get_base_elems"),
-        "llamafactory.webui.control.gen_loss_plot": (control, "gen_loss_plot"),
-        "llamafactory.webui.control.list_datasets": (control, "list_datasets"),
-    }
-    missing = [name for name, (owner, attr) in targets.items() if not callable(getattr(owner, attr, None))]
-    if not isinstance(stages, dict):
-        missing.append("llamafactory.extras.constants.TRAINING_STAGES")
-    if missing:
-        return _leave_untouched(spec, f"{', '.join(missing)} is missing")
+    found = problems(["board"])  # LlamaBoard's rows of the contract table
+    if found:
+        return _leave_untouched(spec, ", ".join(found))
+    stages = constants.TRAINING_STAGES
     if getattr(interface.create_train_tab, _PATCHED_FLAG, False):
         return
 
@@ -205,8 +195,10 @@ def _wire(
 
     def reset_fields(choice: str) -> list:  # a user's pick: the chosen method's defaults
         read = spec.fields_for(choice) if choice else {}
-        return [gr.update(visible=True, value=read[name]) if name in read else gr.update(visible=False)
-                for name in per_choice]
+        return [
+            gr.update(visible=True, value=read[name]) if name in read else gr.update(visible=False)
+            for name in per_choice
+        ]
 
     stage_dropdown.change(show_box, [stage_dropdown], [box], queue=False)
     selector = inputs[spec.selector.name]

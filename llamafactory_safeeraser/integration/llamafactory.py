@@ -10,20 +10,21 @@
 No ``from __future__ import annotations`` here: HfArgumentParser reads real annotations.
 """
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Callable
-from importlib.metadata import version as _installed_version
 from types import ModuleType
 from typing import Any
 
+import llamafactory
 import torch.distributed as dist
-from llamafactory.data import get_template_and_fix_tokenizer
+from llamafactory.data import get_template_and_fix_tokenizer as _get_template_and_fix_tokenizer
 from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
 from llamafactory.data.loader import _get_merged_dataset
 from llamafactory.data.parser import get_dataset_list
 from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
-from llamafactory.extras.constants import IGNORE_INDEX
+from llamafactory.data.template import TEMPLATES
 from llamafactory.extras.logging import get_logger as _get_llamafactory_logger
 from llamafactory.extras.ploting import plot_loss
 from llamafactory.hparams import FinetuningArguments
@@ -40,20 +41,22 @@ from llamafactory.train.trainer_utils import create_modelcard_and_push, create_r
 from transformers import EarlyStoppingCallback
 
 from .. import SUPPORTED_LLAMAFACTORY
-from .prompts import missing_bos
+from .contract import INTERNALS, problems
+from .template_text import missing_bos
 from .trainer_log import LossTermsLogCallback
 
 __all__ = [
-    "IGNORE_INDEX",
     "ROW_COLUMNS",
     "CustomSeq2SeqTrainer",
     "FinetuningArguments",
     "LossTermsLogCallback",
+    "RunArguments",
     "SFTDataCollatorWith4DAttentionMask",
     "UnsupportedLlamaFactory",
     "create_modelcard_and_push",
     "create_ref_model",
     "dataset_files",
+    "dpo_beta",
     "encode_answer",
     "end_of_turn_ids",
     "get_logger",
@@ -64,8 +67,10 @@ __all__ = [
     "load_model",
     "load_prompt_answer_rows",
     "load_tokenizer",
+    "original_training_function",
     "plot_loss",
     "requested_stage",
+    "run_arguments",
     "stage_callbacks",
     "stage_type_with",
     "teardown_process_group",
@@ -79,8 +84,27 @@ def get_logger(name: str) -> Any:
 
 logger = get_logger(__name__)
 
+
+def get_template_and_fix_tokenizer(tokenizer: Any, data_args: Any) -> Any:
+    """LLaMA-Factory's template of a run, the tokenizer fixed as it fixes it, without its side effect on the
+    registry: it writes a run's ``default_system`` (and ``tool_format``) into the registered Template itself,
+    which prompts rendered later in the same process (lm-eval documents, respond) would then read."""
+    name = data_args.template
+    registered = TEMPLATES.get(name) if name else None
+    if registered is None:
+        return _get_template_and_fix_tokenizer(tokenizer, data_args)
+    TEMPLATES[name] = copy.copy(registered)  # the run's own copy is the one LLaMA-Factory changes and returns
+    try:
+        return _get_template_and_fix_tokenizer(tokenizer, data_args)
+    finally:
+        TEMPLATES[name] = registered
+
+
 # ----- installing a stage ------------------------------------------------------------------------------
-_ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS")  # plus _TRAIN_MCA_ARGS where it exists
+# the parser's argument lists, as the contract table names them (_TRAIN_ARGS, _INFER_ARGS, ...)
+_ARG_LISTS = tuple(
+    row.symbol.removeprefix(f"{_parser.__name__}.") for row in INTERNALS if row.expected == "arguments list"
+)
 _ORIGINAL_FLAG = "__safeeraser_original__"
 
 
@@ -100,20 +124,21 @@ def install_stage(tuner: ModuleType, stage: str, arguments_class: type, run_stag
     ``arguments_class`` (a FinetuningArguments subclass that accepts ``stage``) replaces FinetuningArguments
     in the parser's argument lists, so its keys parse and show in ``llamafactory-cli train -h``; the tuner's
     ``_training_function`` sends ``stage`` to ``run_stage`` and every other stage to the original, untouched.
-    Raises UnsupportedLlamaFactory, before changing anything, when a target is missing.
+    Raises UnsupportedLlamaFactory, before changing anything, when the installed LLaMA-Factory does not match
+    the stage's rows of the contract table (``contract.INTERNALS``).
     """
-    missing = [f"llamafactory.hparams.parser.{name}" for name in _ARG_LISTS if not hasattr(_parser, name)]
+    found = problems(["stage"])  # the stage's rows of the contract table
     original: Callable[[dict], None] | None = getattr(tuner, "_training_function", None)
-    if original is None:
-        missing.append("llamafactory.train.tuner._training_function")
-    if missing:
+    if original is None and not found:
+        found.append("llamafactory.train.tuner._training_function is missing")
+    if found:
         raise UnsupportedLlamaFactory(
             f"llamafactory-safeeraser cannot add `stage: {stage}` to LLaMA-Factory "
-            f"{_installed_version('llamafactory')}: {', '.join(missing)} is missing. Supported: "
+            f"{llamafactory.__version__}: {'; '.join(found)}. Supported: "
             f"llamafactory{SUPPORTED_LLAMAFACTORY}. Install a supported version, or set SAFEERASER_DISABLE=1 "
             "to run LLaMA-Factory without the plugin."
         )
-    for list_name in (*_ARG_LISTS, "_TRAIN_MCA_ARGS"):
+    for list_name in _ARG_LISTS:
         arg_list = getattr(_parser, list_name, [])
         for i, cls in enumerate(arg_list):
             if cls is FinetuningArguments:
@@ -129,6 +154,12 @@ def install_stage(tuner: ModuleType, stage: str, arguments_class: type, run_stag
 
     setattr(_training_function, _ORIGINAL_FLAG, original)
     tuner._training_function = _training_function
+
+
+def original_training_function(tuner: ModuleType) -> Callable[[dict], None]:
+    """The tuner's ``_training_function`` as LLaMA-Factory wrote it (the one ``install_stage`` wrapped)."""
+    function = tuner._training_function
+    return getattr(function, _ORIGINAL_FLAG, None) or function
 
 
 def requested_stage(args: Any = None) -> str | None:
@@ -165,11 +196,12 @@ def get_train_args(args: Any = None) -> tuple:
 def stage_callbacks(
     model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any, generating_args: Any, callbacks: list
 ) -> list:
-    """The callbacks LLaMA-Factory 0.9.5's ``_training_function`` gives every stage, appended to ``callbacks``.
+    """The callbacks LLaMA-Factory's ``_training_function`` gives every stage, appended to ``callbacks``.
 
-    LLaMA-Factory builds them inline in that function, so they are mirrored here; keep this in step with
-    `llamafactory/train/tuner.py` on an upgrade. Its LogCallback becomes ``LossTermsLogCallback``, which also
-    writes the loss terms the trainer names to trainer_log.jsonl (LlamaBoard draws them).
+    LLaMA-Factory builds them inline in that function, so they are mirrored here, statement for statement:
+    the contract test compares the two lists as read from the source (``contract.appended_callbacks``). Its
+    LogCallback becomes ``LossTermsLogCallback``, which also writes the loss terms the trainer names to
+    trainer_log.jsonl (LlamaBoard draws them).
     """
     callbacks.append(LossTermsLogCallback())
     if finetuning_args.pissa_convert:
@@ -184,6 +216,59 @@ def stage_callbacks(
         callbacks.append(ModuleProfilerCallback(training_args.profile_modules))
     callbacks.append(ReporterCallback(model_args, data_args, finetuning_args, generating_args))  # last, as there
     return callbacks
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArguments:
+    """What the `unlearn` stage reads of LLaMA-Factory's own parsed arguments, under names of ours: the
+    LLaMA-Factory field names are read here and nowhere else (``run_arguments``)."""
+
+    model: str  # model_args.model_name_or_path
+    template: str | None  # data_args.template
+    do_train: bool
+    streaming_packing_or_tokenized: bool  # data_args.streaming / packing / tokenized_path
+    train_on_prompt: bool
+    persistent_workers: bool  # training_args.dataloader_persistent_workers
+    eval_split: bool  # data_args.val_size / eval_dataset
+    lora: bool  # finetuning_type: lora
+    ref_model: str | None  # finetuning_args.ref_model: an explicit reference model
+    continues_adapter: bool  # adapter_name_or_path set and no create_new_adapter
+    last_adapter: str | None  # the last of adapter_name_or_path: the one training continues
+    forget_datasets: list[str]  # data_args.dataset
+    cutoff_len: int
+    seed: int
+    compute_dtype: Any
+    resume_from_checkpoint: str | None
+    output_dir: str
+    plot_loss: bool
+
+
+def run_arguments(model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any) -> RunArguments:
+    return RunArguments(
+        model=model_args.model_name_or_path,
+        template=data_args.template,
+        do_train=bool(training_args.do_train),
+        streaming_packing_or_tokenized=bool(data_args.streaming or data_args.packing or data_args.tokenized_path),
+        train_on_prompt=bool(data_args.train_on_prompt),
+        persistent_workers=bool(training_args.dataloader_persistent_workers),
+        eval_split=bool(data_args.val_size or data_args.eval_dataset),
+        lora=finetuning_args.finetuning_type == "lora",
+        ref_model=finetuning_args.ref_model,
+        continues_adapter=bool(model_args.adapter_name_or_path) and not finetuning_args.create_new_adapter,
+        last_adapter=model_args.adapter_name_or_path[-1] if model_args.adapter_name_or_path else None,
+        forget_datasets=data_args.dataset,
+        cutoff_len=data_args.cutoff_len,
+        seed=training_args.seed,
+        compute_dtype=model_args.compute_dtype,
+        resume_from_checkpoint=training_args.resume_from_checkpoint,
+        output_dir=training_args.output_dir,
+        plot_loss=bool(finetuning_args.plot_loss),
+    )
+
+
+def dpo_beta(finetuning_args: Any) -> float:
+    """LLaMA-Factory's own DPO key ``pref_beta`` (IdkDPO's beta)."""
+    return finetuning_args.pref_beta
 
 
 def teardown_process_group() -> None:
@@ -293,5 +378,3 @@ def encode_answer(template: Any, tokenizer: Any, text: str) -> list[int]:
 def end_of_turn_ids(template: Any, tokenizer: Any) -> frozenset[int]:
     """The tokens that end an answer in this template (EOS and its stop words)."""
     return frozenset(template.get_stop_token_ids(tokenizer))
-
-

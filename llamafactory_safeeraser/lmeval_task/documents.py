@@ -12,7 +12,7 @@ default and the reference's: SARR asks the harmful question about the SD image; 
 ``image_max_pixels`` / ``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images
 are resized as training resized them), ``tokenizer`` (the evaluated model's folder or hub id: prompts are
 written so that its tokenizer encodes them into the ids training saw, see
-``integration.prompts.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model) and
+``integration.template_text.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model) and
 the judge keys of :meth:`JudgeConfig.from_metadata`.
 
 Every document carries its rendered prompt, its image path and its judge settings, so scoring
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.prompt import llava_prompt
 from ..data.records import (
     CATEGORIES,
     SD_IMAGE_QUESTIONS,
@@ -39,6 +38,7 @@ from ..data.records import (
     SafeEraserRecord,
     read_benchmark,
 )
+from ..data.user_turn import user_turn
 from ..errors import SafeEraserError
 from ..settings import METADATA, build, check_settings, group, read_values, setting
 from .judges import JudgeConfig
@@ -120,10 +120,10 @@ class TaskOptions(TaskSettings):
 @functools.lru_cache(maxsize=256)
 def render_prompt(template: str, question: str, tokenizer: str | None = None) -> str:
     """The prompt text LLaMA-Factory's template builds for (image, question): what training saw."""
-    from ..integration.prompts import render_user_prompt
+    from ..integration.template_text import render_user_prompt
 
     try:
-        return render_user_prompt(template, llava_prompt(question), tokenizer=load_tokenizer(tokenizer))
+        return render_user_prompt(template, user_turn(question), tokenizer=load_tokenizer(tokenizer))
     except ValueError as err:
         raise SafeEraserError(f"metadata 'template': {err}") from None
 
@@ -145,7 +145,7 @@ def load_image(doc: Mapping[str, Any]) -> Any:
     """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
     from PIL import Image
 
-    from ..integration.prompts import training_image
+    from ..integration.template_text import training_image
 
     with Image.open(doc["image_path"]) as image:
         rgb = image.convert("RGB")

@@ -19,11 +19,11 @@ from typing import Any
 
 from ..data.records import SafeEraserRecord, load_raw_records, read_benchmark
 from ..data.relocate import relocated
+from ..evaluation.merge import merge_adapter
 from ..evaluation.results import RunSpec, model_location, run_folder_name
 from ..evaluation.runner import Evaluator, check_runs
 from ..fileio import check_output_folder, output_folder, write_json_atomic
 from .curve import aggregate
-from .merge import merge_adapter
 from .report import RELEARN_FILE, RELEARN_FORMAT, find_relearn_folders, write_relearn_report
 from .settings import RelearnSettings
 from .split import split_records

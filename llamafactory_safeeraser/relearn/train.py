@@ -7,9 +7,6 @@ gives, so one training run serves every step count.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from ..data.prepare import dataset_info_entry, forget_rows
 from ..data.records import SafeEraserRecord
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
+from ..integration.train_command import llamafactory_cli_train
 from .settings import RelearnSettings
 
 RELEARN_DATASET = "safeeraser_relearn"
@@ -72,21 +70,9 @@ def relearn_config(model_dir: Path, dataset_dir: Path, output_dir: Path, setting
 
 
 def run_llamafactory_train(config: dict[str, Any], config_file: Path, log_file: Path) -> None:
-    """``llamafactory-cli train CONFIG`` in a subprocess, its output in ``log_file``; one-line error on failure."""
+    """Write ``config`` as YAML and run ``llamafactory-cli train`` on it; one-line error on failure."""
     write_text_atomic(config_file, yaml.safe_dump(config, sort_keys=False))
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    cli = Path(sys.executable).parent / "llamafactory-cli"
-    args = [str(cli if cli.exists() else "llamafactory-cli"), "train", str(config_file)]
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with open(log_file, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(args) + "\n")
-        log.flush()
-        proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
-    if proc.returncode != 0:
-        lines = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        last = next((line for line in reversed(lines) if line.strip()), "")
-        raise SafeEraserError(f"relearning run failed (exit {proc.returncode}): {last.strip()} (log: {log_file})")
+    llamafactory_cli_train(config_file, log_file, "relearning run")
 
 
 def checkpoint(output_dir: Path, steps: int) -> Path:

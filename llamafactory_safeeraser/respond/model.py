@@ -1,10 +1,8 @@
 """A model (plus LoRA adapter) answering image + question prompts in batches, prompted as training prompted it.
 
-The prompt is what the SafeEraser evaluation sends (``lmeval_task/documents.py``): the user turn
-``<image>\\nquestion`` rendered by the LLaMA-Factory template, the ``<image>`` placeholder swapped for the
-processor's image token (the processor expands it, as lm-eval's ``hf-multimodal`` has it do), the image
-resized as LLaMA-Factory resizes it in training. Batches are left-padded; generation stops at the
-tokenizer's EOS and the template's stop words.
+The inputs are the SafeEraser evaluation's (``encoding``: the lm-eval documents' prompt, the processor's
+single BOS, the training resize). Batches are left-padded; generation stops at the tokenizer's EOS and the
+template's stop words.
 """
 
 from __future__ import annotations
@@ -13,10 +11,10 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import SafeEraserError
-from ..integration.prompts import template_stop_words, training_image
+from ..devices import default_device
+from ..integration.template_text import template_stop_words
+from .encoding import PromptEncoder
 from .items import Item
-from .prompts import model_prompt
 from .settings import RespondSettings
 
 
@@ -36,23 +34,19 @@ def _dtype(name: str, device: str) -> Any:
 
 class ResponseModel:
     def __init__(self, settings: RespondSettings):
-        import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
         self.settings = settings
-        self.device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(settings.device)
         self.dtype = _dtype(settings.dtype, self.device)
-        self.processor = AutoProcessor.from_pretrained(settings.model)
+        self.inputs = PromptEncoder(settings)
         model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=self.dtype)
         if settings.adapter is not None:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, settings.adapter).merge_and_unload()  # faster generation
         self.model = model.to(self.device).eval()
-        self.tokenizer = self.processor.tokenizer
-        self.tokenizer.padding_side = "left"  # new tokens follow every prompt directly
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = self.inputs.tokenizer
         self.stop_words = template_stop_words(settings.template)
         self.stop_ids = self._stop_ids()
 
@@ -66,35 +60,9 @@ class ResponseModel:
                 ids.add(token_id)
         return sorted(i for i in ids if i is not None)
 
-    def prompt(self, question: str) -> str:
-        return model_prompt(self.settings.template, question, self.image_token)
-
-    @property
-    def image_token(self) -> str:
-        """The processor's image token (what lm-eval's hf-multimodal writes for ``<image>``)."""
-        token = getattr(self.processor, "image_token", None)
-        if token is None:
-            config = self.model.config
-            token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
-            if token_id is None:
-                raise SafeEraserError(f"{self.settings.model}: the model declares no image token")
-            token = self.tokenizer.decode([token_id], skip_special_tokens=False)
-        return token
-
     def encode(self, items: Sequence[Item]) -> Any:
-        """The padded batch the model generates from (ids, attention mask, pixel values, ...)."""
-        from PIL import Image
-
-        images = []
-        for item in items:
-            with Image.open(item.image) as image:
-                rgb = image.convert("RGB")
-            settings = self.settings
-            images.append(training_image(settings.template, rgb, settings.image_max_pixels, settings.image_min_pixels))
-        # LLaVA's processor takes one flat list of images for a batch; the others one list per prompt (as lm-eval)
-        batch_images: list = images if self.model.config.model_type == "llava" else [[image] for image in images]
-        prompts = [self.prompt(item.question) for item in items]
-        inputs = self.processor(images=batch_images, text=prompts, padding="longest", return_tensors="pt")
+        """The padded batch the model generates from (ids, attention mask, pixel values, ...), on its device."""
+        inputs = self.inputs.encode(items)
         return {
             name: value.to(self.device, self.dtype) if value.is_floating_point() else value.to(self.device)
             for name, value in inputs.items()

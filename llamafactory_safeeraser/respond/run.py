@@ -48,7 +48,7 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
 
     # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
     from ..integration.template_match import check_template_fits_model
-    from .prompts import check_template
+    from .encoding import check_template
 
     started = time.time()
     source = Path(str(settings.input))

@@ -1,6 +1,6 @@
 """Unlearning methods for `stage: unlearn`.
 
-Public API for writing a method: ``UnlearningTrainer``, ``UnlearningBatch``, ``register_method``,
+Public API for writing a method: ``UnlearningTrainer``, ``StepOutputs``, ``register_method``,
 ``Setting`` (a method's YAML keys; ``MethodParam`` is its older name) and the pure loss functions in
 ``losses``. Attributes load lazily, because importing the trainer imports LLaMA-Factory.
 """
@@ -12,7 +12,7 @@ from typing import Any
 __all__ = [
     "MethodParam",
     "Setting",
-    "UnlearningBatch",
+    "StepOutputs",
     "UnlearningTrainer",
     "get_method",
     "method_names",
@@ -21,7 +21,7 @@ __all__ = [
 
 _HOMES = {
     "UnlearningTrainer": "trainer",
-    "UnlearningBatch": "batch",
+    "StepOutputs": "outputs",
     "MethodParam": "params",
     "Setting": "params",
     "register_method": "registry",

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..settings import Setting, hf_dataclass
 from .params import PD_PAIRINGS, SAMPLING_MODES, method_problem
+from .registry import BUILTIN_METHODS
 
 UNLEARN_STAGE = "unlearn"
 
@@ -22,7 +23,7 @@ GENERAL_SETTINGS = (
         "unlearn_method",
         str | None,
         None,
-        "Unlearning method: ga, gd, kl, po, npo, simnpo, idkdpo, rmu, or a name registered by a plugin "
+        f"Unlearning method: {', '.join(BUILTIN_METHODS)}, or a name registered by a plugin "
         "(required by `stage: unlearn`).",
         required=True,
     ),

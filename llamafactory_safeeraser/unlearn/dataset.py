@@ -10,7 +10,7 @@ import torch
 from transformers import TrainerCallback
 
 from ..errors import DataError
-from .collator import GROUPS
+from .collator import ROW_SETS
 from .rows import assemble_row, fits_cutoff
 
 
@@ -62,13 +62,13 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         forget: RowSource,
-        groups: tuple[str, ...],
+        row_sets: tuple[str, ...],
         settings: StackSettings,
         retain: RowSource | None = None,
         pd: RowSource | None = None,
         refusal_answers: tuple[list[int], ...] = (),
     ):
-        self.groups = tuple(group for group in GROUPS if group in groups)
+        self.row_sets = tuple(row_set for row_set in ROW_SETS if row_set in row_sets)
         self.settings = settings
         self.forget, self.retain, self.pd = forget, retain, pd
         self.refusal_answers = refusal_answers  # answer ids per refusal text
@@ -93,7 +93,7 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
                 f"pd_dataset '{pd.dataset}' has {len(pd.rows)} rows but the forget dataset '{forget.dataset}' has "
                 f"{len(forget.rows)}; PD row i must pair with forget row i",
             )
-        if "refusal" in self.groups and not refusal_answers:
+        if "refusal" in self.row_sets and not refusal_answers:
             raise ValueError("refusal rows need at least one refusal answer")
 
     def set_epoch(self, epoch: int) -> None:
@@ -134,14 +134,14 @@ class StackedUnlearningDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {"row_id": index}
         prompt_row = self.forget.rows[index]
-        if "forget" in self.groups:
+        if "forget" in self.row_sets:
             item["forget"] = self.own_row(prompt_row)
-        if "refusal" in self.groups:
+        if "refusal" in self.row_sets:
             item["refusal"] = self._row(prompt_row, self.refusal_answers[self.refusal_index(index)])
-        if "retain" in self.groups:
+        if "retain" in self.row_sets:
             assert self.retain is not None
             item["retain"] = self.own_row(self.retain.rows[self.retain_index(index)])
-        if "pd" in self.groups:
+        if "pd" in self.row_sets:
             assert self.pd is not None
             item["pd"] = self.own_row(self.pd.rows[self.pd_index(index)])
         return item

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from .rows import IGNORE_INDEX
 
 
 def _upcast(logits: torch.Tensor) -> torch.Tensor:

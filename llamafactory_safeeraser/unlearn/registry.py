@@ -18,7 +18,8 @@ from importlib.metadata import entry_points
 from typing import TypeVar
 
 ENTRY_POINT_GROUP = "llamafactory_safeeraser.methods"
-_BUILTIN_MODULES = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")
+# the built-in methods, paper methods first; each is the module methods/<name>.py
+BUILTIN_METHODS = ("ga", "gd", "kl", "po", "npo", "simnpo", "idkdpo", "rmu")
 
 T = TypeVar("T", bound=type)
 _METHODS: dict[str, type] = {}
@@ -45,7 +46,7 @@ def _load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in _BUILTIN_MODULES:
+    for module in BUILTIN_METHODS:
         import_module(f"{__package__}.methods.{module}")
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -71,8 +72,9 @@ def get_method(name: str) -> type:
     _load_all()
     key = name.lower()
     if key in _BROKEN:
-        raise ValueError(f"unlearn_method '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: "
-                         f"{_BROKEN[key]}")
+        raise ValueError(
+            f"unlearn_method '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: {_BROKEN[key]}"
+        )
     if key not in _METHODS:
         raise ValueError(f"unknown unlearn_method '{name}'; valid choices: {', '.join(method_names())}")
     return _METHODS[key]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of a position that is no target (LLaMA-Factory's and Hugging Face's value)
 
 
 def answer_content_length(answer_ids: Sequence[int], end_of_turn_ids: Collection[int]) -> int:

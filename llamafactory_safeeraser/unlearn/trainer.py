@@ -4,7 +4,7 @@ A method is a small subclass that declares what it needs (class attributes, and 
 ``params``) and implements :meth:`UnlearningTrainer.method_loss`. Everything shared lives here:
 
 - :meth:`~UnlearningTrainer.forward_sets` runs the policy over a step's rows, by default in ONE forward
-  pass over the stacked forget / refusal / retain / PD rows, and returns the :class:`UnlearningBatch`
+  pass over the stacked forget / refusal / retain / PD rows, and returns the :class:`StepOutputs`
   view of its outputs per set; a method that needs more of the pass (RMU: one layer's output) overrides it;
 - the reference model (KL, NPO, IdkDPO, RMU) is the same weights with the LoRA adapter disabled, or, for
   full/freeze fine-tuning, LLaMA-Factory's reference copy; per-row reference log-probs are cached;
@@ -24,9 +24,9 @@ import torch
 from ..integration import llamafactory as lf
 from ..settings import Setting
 from . import losses
-from .batch import UnlearningBatch
-from .collator import GROUPS
+from .collator import ROW_SETS
 from .guard import ForgetNLLGuard
+from .outputs import StepOutputs
 
 logger = lf.get_logger(__name__)
 
@@ -45,11 +45,11 @@ class UnlearningTrainer(lf.CustomSeq2SeqTrainer):
     uses_forget_rows: ClassVar[bool] = True
     uses_refusal_rows: ClassVar[bool] = False
     # sets whose reference-model outputs the loss needs (KL: retain, NPO: forget)
-    reference_groups: ClassVar[tuple[str, ...]] = ()
+    reference_row_sets: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def uses_retain_rows(cls, args: Any) -> bool:
-        return bool(getattr(args, "retain_weight", None)) or "retain" in cls.reference_groups
+        return bool(getattr(args, "retain_weight", None)) or "retain" in cls.reference_row_sets
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,34 +82,34 @@ class UnlearningTrainer(lf.CustomSeq2SeqTrainer):
         return True
 
     # ----- what a method implements ---------------------------------------------------------
-    def method_loss(self, batch: UnlearningBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def method_loss(self, batch: StepOutputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return the method's loss and the named terms to log (detached scalars or tensors)."""
         raise NotImplementedError
 
     # ----- the forward pass (a method may override it, as LLaMA-Factory's DPO `concatenated_forward`) ----
-    def forward_sets(self, model: torch.nn.Module, inputs: dict[str, Any]) -> UnlearningBatch:
+    def forward_sets(self, model: torch.nn.Module, inputs: dict[str, Any]) -> StepOutputs:
         """Run the policy over the step's rows: one pass over the stacked sets, or one per set."""
         row_ids = inputs.pop("row_ids")
-        sizes = dict(zip(GROUPS, inputs.pop("group_sizes").tolist(), strict=True))
+        sizes = dict(zip(ROW_SETS, inputs.pop("row_set_sizes").tolist(), strict=True))
         reference_inputs: dict[str, dict] = inputs.pop("reference_inputs", {})
-        group_inputs = inputs.pop("group_inputs", None)
+        row_set_inputs = inputs.pop("row_set_inputs", None)
         logits, labels, masks = {}, {}, {}
-        if group_inputs is None:  # fused: one forward pass over all rows, split afterwards
+        if row_set_inputs is None:  # fused: one forward pass over all rows, split afterwards
             stacked_labels = inputs.pop("labels")
             outputs = model(**inputs)
             start = 0
-            for group in GROUPS:
-                if sizes[group]:
-                    rows = slice(start, start + sizes[group])
-                    logits[group], labels[group] = outputs.logits[rows], stacked_labels[rows]
-                    masks[group] = inputs["attention_mask"][rows]
-                    start += sizes[group]
+            for row_set in ROW_SETS:
+                if sizes[row_set]:
+                    rows = slice(start, start + sizes[row_set])
+                    logits[row_set], labels[row_set] = outputs.logits[rows], stacked_labels[rows]
+                    masks[row_set] = inputs["attention_mask"][rows]
+                    start += sizes[row_set]
         else:  # one forward pass per set (each padded to its own length)
-            for group, batch in group_inputs.items():
-                labels[group] = batch.pop("labels")
-                logits[group], masks[group] = model(**batch).logits, batch["attention_mask"]
-                reference_inputs.setdefault(group, dict(batch, labels=labels[group]))
-        return UnlearningBatch(row_ids, logits, labels, masks, reference_inputs)
+            for row_set, batch in row_set_inputs.items():
+                labels[row_set] = batch.pop("labels")
+                logits[row_set], masks[row_set] = model(**batch).logits, batch["attention_mask"]
+                reference_inputs.setdefault(row_set, dict(batch, labels=labels[row_set]))
+        return StepOutputs(row_ids, logits, labels, masks, reference_inputs)
 
     # ----- the reference model -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -122,21 +122,21 @@ class UnlearningTrainer(lf.CustomSeq2SeqTrainer):
         with unwrapped.disable_adapter():
             yield model
 
-    def reference_outputs(self, batch: UnlearningBatch, group: str) -> tuple[Any, dict[str, Any]]:
-        """The reference model's outputs for the rows of ``group`` (no gradient), and the inputs it saw."""
-        inputs = dict(batch.reference_inputs[group])
+    def reference_outputs(self, batch: StepOutputs, row_set: str) -> tuple[Any, dict[str, Any]]:
+        """The reference model's outputs for the rows of ``row_set`` (no gradient), and the inputs it saw."""
+        inputs = dict(batch.reference_inputs[row_set])
         labels = inputs.pop("labels")
         with torch.no_grad(), self.reference_model_context(self.model_wrapped) as reference:
             outputs = reference(**inputs)
         return outputs, {**inputs, "labels": labels}
 
-    def reference_sequence_logps(self, batch: UnlearningBatch, group: str) -> torch.Tensor:
-        """log pi_ref(y|x) per row of ``group``, from the cache when allowed."""
+    def reference_sequence_logps(self, batch: StepOutputs, row_set: str) -> torch.Tensor:
+        """log pi_ref(y|x) per row of ``row_set``, from the cache when allowed."""
         cache = self.reference_logp_cache
-        keys = [(group, row) for row in batch.row_ids.tolist()]
+        keys = [(row_set, row) for row in batch.row_ids.tolist()]
         missing = cache is None or any(key not in cache for key in keys)
         if self.any_process(missing):  # all ranks must run the same forwards (ZeRO-3)
-            outputs, inputs = self.reference_outputs(batch, group)
+            outputs, inputs = self.reference_outputs(batch, row_set)
             values = losses.sequence_logps(outputs.logits, inputs["labels"])
             if cache is not None:
                 cache.update(zip(keys, values.tolist(), strict=True))
@@ -150,7 +150,7 @@ class UnlearningTrainer(lf.CustomSeq2SeqTrainer):
         return bool(self.accelerator.reduce(value, reduction="sum").item() > 0)
 
     # ----- shared helpers for methods ----------------------------------------------------------
-    def forget_ascent(self, batch: UnlearningBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forget_ascent(self, batch: StepOutputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-NLL(forget) under the (opt-in) guard; the building block of GA, GD and KL."""
         return self.guard.ascent(*batch.token_logps("forget"))
 

@@ -1,4 +1,8 @@
-"""`stage: unlearn`: load the sets, build model and trainer, train, save. Mirrors LLaMA-Factory's SFT workflow."""
+"""`stage: unlearn`: load the sets, build model and trainer, train, save. Mirrors LLaMA-Factory's SFT workflow.
+
+LLaMA-Factory's parsed arguments pass through to its functions as they are; what the stage itself reads of
+them comes from ``integration.llamafactory.run_arguments`` (its field names live there).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from ..integration import llamafactory as lf
 from .collator import UnlearningDataCollator
 from .dataset import EpochCallback, RowSource, StackedUnlearningDataset, StackSettings
 from .registry import get_method
+from .rows import IGNORE_INDEX
 from .trainer import UnlearningTrainer
 
 logger = lf.get_logger(__name__)
@@ -18,26 +23,26 @@ logger = lf.get_logger(__name__)
 def check_run_arguments(model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any) -> None:
     """Settings that need more than the unlearning keys to judge; fail before any model loads."""
     method: type[UnlearningTrainer] = get_method(finetuning_args.unlearn_method)
-    if not training_args.do_train:
+    run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
+    if not run.do_train:
         raise ValueError("`stage: unlearn` trains; set `do_train: true`.")
-    if data_args.streaming or data_args.packing or data_args.tokenized_path:
+    if run.streaming_packing_or_tokenized:
         raise ValueError("`stage: unlearn` does not support streaming, packing or tokenized_path.")
-    if data_args.train_on_prompt:
+    if run.train_on_prompt:
         raise ValueError("`stage: unlearn` trains on answers only; remove `train_on_prompt`.")
-    if training_args.dataloader_persistent_workers:
+    if run.persistent_workers:
         raise ValueError(
             "`stage: unlearn` draws retain rows and refusals anew every epoch inside the dataset, which persistent "
             "dataloader workers would not see; remove `dataloader_persistent_workers`."
         )
-    if data_args.val_size or data_args.eval_dataset:
+    if run.eval_split:
         raise ValueError("`stage: unlearn` has no eval split; evaluate with `safeeraser eval` (lm-eval) instead.")
     if (
-        method.reference_groups
-        and finetuning_args.finetuning_type == "lora"
-        and finetuning_args.ref_model is None
-        and model_args.adapter_name_or_path
-        and not finetuning_args.create_new_adapter
-        and not is_identity_adapter(Path(model_args.adapter_name_or_path[-1]))
+        method.reference_row_sets
+        and run.lora
+        and run.ref_model is None
+        and run.continues_adapter
+        and not is_identity_adapter(Path(run.last_adapter))
     ):
         raise ValueError(
             f"unlearn_method '{method.method_name}' needs a reference model: with LoRA it is the base model with "
@@ -73,6 +78,7 @@ def load_unlearning_sets(
     tokenizer_module: dict[str, Any],
 ) -> StackedUnlearningDataset:
     tokenizer = tokenizer_module["tokenizer"]
+    run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
 
     def load(names: list[str]) -> RowSource:
         rows = lf.load_prompt_answer_rows(
@@ -80,34 +86,34 @@ def load_unlearning_sets(
         )
         return RowSource(rows, ",".join(names), ",".join(lf.dataset_files(names, data_args)))
 
-    groups = []
+    row_sets = []
     if method.uses_forget_rows:
-        groups.append("forget")
+        row_sets.append("forget")
     refusal_answers: tuple[list[int], ...] = ()
     if method.uses_refusal_rows:  # the same forget prompts, answered with refusals
-        groups.append("refusal")
+        row_sets.append("refusal")
         refusals = load_refusals(getattr(finetuning_args, "refusal_file", None))
         refusal_answers = tuple(lf.encode_answer(template, tokenizer, text) for text in refusals)
     retain = pd = None
     if method.uses_retain_rows(finetuning_args):
-        groups.append("retain")
+        row_sets.append("retain")
     if method.uses_retain_rows(finetuning_args) or finetuning_args.draws_pd_with_retain:  # the pool of the draw
         retain = load(_split(finetuning_args.retain_dataset))
     if finetuning_args.effective_pd_weight:  # `pd_weight: 0` (an ablation) leaves the PD rows out of the batch
-        groups.append("pd")
+        row_sets.append("pd")
         pd = load(_split(finetuning_args.pd_dataset))
     settings = StackSettings(
-        cutoff_len=data_args.cutoff_len,
+        cutoff_len=run.cutoff_len,
         eos_target=finetuning_args.eos_target,
         end_of_turn_ids=lf.end_of_turn_ids(template, tokenizer),
-        seed=training_args.seed,
+        seed=run.seed,
         retain_sampling=finetuning_args.retain_sampling,
         pd_pairing=finetuning_args.pd_pairing,
         # PO declares refusal_sampling; IdkDPO keeps one refusal per row (its reference log-probs are cached)
         refusal_sampling=getattr(finetuning_args, "refusal_sampling", None) or "fixed",
     )
     return StackedUnlearningDataset(
-        load(data_args.dataset), tuple(groups), settings, retain=retain, pd=pd, refusal_answers=refusal_answers
+        load(run.forget_datasets), tuple(row_sets), settings, retain=retain, pd=pd, refusal_answers=refusal_answers
     )
 
 
@@ -120,6 +126,7 @@ def create_unlearning_trainer(
 ) -> UnlearningTrainer:
     """Everything `stage: unlearn` builds before training: data, model, reference, collator, trainer."""
     check_run_arguments(model_args, data_args, training_args, finetuning_args)
+    run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
     method = get_method(finetuning_args.unlearn_method)
     tokenizer_module = lf.load_tokenizer(model_args)
     tokenizer = tokenizer_module["tokenizer"]
@@ -127,21 +134,21 @@ def create_unlearning_trainer(
     train_dataset = load_unlearning_sets(
         method, template, model_args, data_args, training_args, finetuning_args, tokenizer_module
     )
-    model = lf.load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
+    model = lf.load_model(tokenizer, model_args, finetuning_args, run.do_train)
 
     # LLaMA-Factory's helper returns None for LoRA without `ref_model`: the reference is then the same
     # weights with the adapter disabled; otherwise it loads the copy that full/freeze tuning needs.
-    ref_model = lf.create_ref_model(model_args, finetuning_args) if method.reference_groups else None
+    ref_model = lf.create_ref_model(model_args, finetuning_args) if method.reference_row_sets else None
 
     collator = UnlearningDataCollator(
         template=template,
         model=model,
         pad_to_multiple_of=8,
-        label_pad_token_id=lf.IGNORE_INDEX,
-        compute_dtype=model_args.compute_dtype,
+        label_pad_token_id=IGNORE_INDEX,
+        compute_dtype=run.compute_dtype,
         attn_implementation=getattr(model.config, "_attn_implementation", None),
         fused_forward=finetuning_args.fused_forward,
-        reference_groups=method.reference_groups,
+        reference_row_sets=method.reference_row_sets,
         **tokenizer_module,
     )
     trainer = method(
@@ -161,7 +168,7 @@ def create_unlearning_trainer(
     keys = ", ".join(f"{param.name}={getattr(finetuning_args, param.name)}" for param in method.params)
     logger.info_rank0(
         f"Unlearning with {method.method_name}: {len(train_dataset)} forget rows; sets per step: "
-        f"{', '.join(train_dataset.groups)}; pd_weight={trainer.pd_weight}; method keys: {keys or 'none'}"
+        f"{', '.join(train_dataset.row_sets)}; pd_weight={trainer.pd_weight}; method keys: {keys or 'none'}"
     )
     return trainer
 
@@ -178,11 +185,12 @@ def train_unlearning(
     trainer: UnlearningTrainer, model_args: Any, data_args: Any, training_args: Any, finetuning_args: Any
 ) -> None:
     """Train, save, log and plot: what follows a trainer whose configuration and data are valid."""
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
+    train_result = trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
-    if trainer.is_world_process_zero() and finetuning_args.plot_loss:
-        lf.plot_loss(training_args.output_dir, keys=["loss", *sorted(trainer.logged_terms)])
+    if trainer.is_world_process_zero() and run.plot_loss:
+        lf.plot_loss(run.output_dir, keys=["loss", *sorted(trainer.logged_terms)])
     lf.create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)

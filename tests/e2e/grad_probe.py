@@ -44,7 +44,7 @@ def main() -> None:
             save_file(tensors, out / f"{name}.safetensors")
             lengths = [
                 len(
-                    trainer.train_dataset[i]["forget" if "forget" in trainer.train_dataset.groups else "refusal"][
+                    trainer.train_dataset[i]["forget" if "forget" in trainer.train_dataset.row_sets else "refusal"][
                         "input_ids"
                     ]
                 )

@@ -20,7 +20,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import yaml
 from llamafactory_safeeraser.hook.stage import parse_train_args
-from llamafactory_safeeraser.integration.prompts import render_user_prompt
+from llamafactory_safeeraser.integration.template_text import render_user_prompt
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES, write_tiny_model
 from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS

@@ -1,5 +1,5 @@
 """Every paper recipe on its released model's shape: `llamafactory-cli train` for two steps, then the
-`safeeraser` lm-eval group with a document limit on the adapter it saved (the `shape` tier).
+`safeeraser` lm-eval row_set with a document limit on the adapter it saved (the `shape` tier).
 
 A recipe runs with all its own keys except the ones ``offline.cpu_recipe`` replaces and says why: the
 model (the shape model, fewest layers), the folders, the layers (RMU's ``rmu_layer``), the steps, and what
@@ -57,17 +57,17 @@ def test_every_training_row_holds_all_image_tokens_and_one_bos(
     dataset, _ = build_unlearning_dataset(config)
     image_token, per_image = IMAGE_TOKENS[family]
     first = FIRST_TOKEN[family]
-    groups = set()
+    row_sets = set()
     for index in range(len(dataset)):
-        for group, row in dataset[index].items():
-            if group == "row_id":
+        for row_set, row in dataset[index].items():
+            if row_set == "row_id":
                 continue
-            groups.add(group)
+            row_sets.add(row_set)
             ids = list(row["input_ids"])
-            assert ids.count(image_token) == per_image, (group, index)
+            assert ids.count(image_token) == per_image, (row_set, index)
             assert len(ids) <= config["cutoff_len"]
-            assert ids[0] == first and ids[1] != first, (group, index)  # one BOS (none for Qwen2), not two
-    assert groups == ({"forget", "retain", "pd"} if "gd" in recipe.stem else {"forget", "pd"})
+            assert ids[0] == first and ids[1] != first, (row_set, index)  # one BOS (none for Qwen2), not two
+    assert row_sets == ({"forget", "retain", "pd"} if "gd" in recipe.stem else {"forget", "pd"})
 
 
 # ----- training and evaluation (the shape tier) ------------------------------------------------------
@@ -113,5 +113,5 @@ def test_recipe_trains_two_steps_on_its_shape_model_and_evaluates(
     lines = (tmp_path / "eval" / recipe.stem / "samples.jsonl").read_text().splitlines()
     samples = [json.loads(line) for line in lines]
     assert len(samples) == len(kinds) * len(CATEGORIES)
-    for sample in samples:  # written for the model's tokenizer (integration.prompts.text_encoding_like_template)
+    for sample in samples:  # written for the model's tokenizer (integration.template_text.text_encoding_like_template)
         assert sample["prompt"] == render_prompt(FAMILIES[family], sample["question"], str(model_dir))

@@ -79,7 +79,7 @@ def test_without_the_template_the_prompts_would_differ(llamafactory_prompts, lm_
 def test_a_tokenizer_that_adds_bos_itself_adds_exactly_one_token(llamafactory_prompts, lm_eval_side) -> None:
     """hf-multimodal keeps the BOS a tokenizer writes on encode (LLaVA-1.5's and Llama 3's do, the tiny ones do
     not): one leading token, nothing else changes. Hence training rows get the tokenizer's BOS too
-    (``integration.prompts.missing_bos``; released tokenizers: test_prompt_tokenization.py)."""
+    (``integration.template_text.missing_bos``; released tokenizers: test_prompt_tokenization.py)."""
     tasks, lm = lm_eval_side
     tokenizer = lm.tokenizer
     tokenizer.add_bos_token = True

@@ -160,7 +160,7 @@ def test_verbose_correct_answer_keeps_the_release_rouge_l_and_loses_precision(sy
 
 
 def test_documents_of_each_task(synthetic_dir: Path) -> None:
-    from llamafactory_safeeraser.integration.prompts import render_user_prompt
+    from llamafactory_safeeraser.integration.template_text import render_user_prompt
 
     metadata = {"data_dir": str(synthetic_dir), "harmful_samples": 2, "pretrained": "ignored/model"}
     efficacy = data.task_docs("efficacy", metadata)

@@ -115,7 +115,7 @@ def test_processor_left_as_released_doubles_only_mllamas_bos(
 def test_the_unlearn_stage_adds_bos_only_where_the_tokenizer_writes_one(shape_processor_dir, tiny_model_dir) -> None:
     from transformers import AutoTokenizer
 
-    from llamafactory_safeeraser.integration.prompts import missing_bos
+    from llamafactory_safeeraser.integration.template_text import missing_bos
 
     prompt = [5, 6, 7]
     tokenizers = {name: AutoTokenizer.from_pretrained(shape_processor_dir(name)) for name in FAMILIES}

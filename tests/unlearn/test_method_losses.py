@@ -95,14 +95,14 @@ def independent_loss(method: str, trainer, batch_rows: dict[str, list[dict]], re
         values = [float(v) for v in values]
         return sum(values) / len(values)
 
-    def logps(group: str, m=model) -> list[torch.Tensor]:
-        return [row_token_logps(m, processor, row) for row in batch_rows[group]]
+    def logps(row_set: str, m=model) -> list[torch.Tensor]:
+        return [row_token_logps(m, processor, row) for row in batch_rows[row_set]]
 
-    def nll(group: str) -> float:  # each row's mean answer-token NLL, averaged over rows
-        return mean(-lp.mean() for lp in logps(group))
+    def nll(row_set: str) -> float:  # each row's mean answer-token NLL, averaged over rows
+        return mean(-lp.mean() for lp in logps(row_set))
 
-    def sequence_logps(group: str, m) -> list[float]:
-        return [float(lp.sum()) for lp in logps(group, m)]
+    def sequence_logps(row_set: str, m) -> list[float]:
+        return [float(lp.sum()) for lp in logps(row_set, m)]
 
     with torch.no_grad():
         loss = WEIGHTS["pd_weight"] * nll("pd")
@@ -178,7 +178,7 @@ def test_trainer_loss_equals_independent_calculation(method, tiny_model_dir, pre
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
     items = [trainer.train_dataset[int(i)] for i in batch["row_ids"]]
-    rows = {group: [item[group] for item in items] for group in trainer.train_dataset.groups}
+    rows = {row_set: [item[row_set] for item in items] for row_set in trainer.train_dataset.row_sets}
     if method in ("po", "idkdpo"):  # the refusal twins of the forget rows: same prompts, refusal answers
         answers = {
             trainer.processing_class.decode([t for t in row["labels"] if t >= 0], skip_special_tokens=True)
@@ -231,9 +231,9 @@ def test_the_reference_is_the_starting_model_after_training(
     trainer.model.eval()
     batch = next(iter(trainer.get_train_dataloader()))
     view = trainer.forward_sets(trainer.model, dict(batch))
-    group = trainer.reference_groups[0]
+    row_set = trainer.reference_row_sets[0]
     with torch.no_grad():
-        outputs, inputs = trainer.reference_outputs(view, group)
+        outputs, inputs = trainer.reference_outputs(view, row_set)
         model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
         expected = reference_model(**model_inputs).logits
         policy = trainer.model(**model_inputs).logits

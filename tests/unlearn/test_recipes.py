@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -135,14 +136,16 @@ def test_custom_method_example_installs_and_trains_with_pd(vanilla_model_dir, pr
         max_samples=16,
         **{k: example[k] for k in ("stage", "unlearn_method", "dataset", "pd_dataset", "pd_weight", "wga_alpha")},
     )
-    out = llamafactory_train(config, tmp_path, "wga", PYTHONPATH=str(site))
+    # the plugin's site first, then this checkout's PYTHONPATH (the code under test)
+    python_path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    out = llamafactory_train(config, tmp_path, "wga", PYTHONPATH=python_path)
     logged = {key for entry in log_history(out) for key in entry}
     assert {"wga_loss", "forget_nll", "pd_nll"} <= logged
     log = (tmp_path / "wga.log").read_text()
     assert "Unlearning with wga" in log and "method keys: wga_alpha=0.5" in log  # the plugin's own YAML key
     usage = subprocess.run(
         [str(Path(sys.executable).parent / "llamafactory-cli"), "train", "-h"],
-        env=subprocess_env(PYTHONPATH=str(site)),
+        env=subprocess_env(PYTHONPATH=python_path),
         capture_output=True,
         text=True,
         check=False,

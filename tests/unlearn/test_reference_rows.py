@@ -119,7 +119,7 @@ def test_stage_rows_are_the_reference_rows(recipe, benchmark, llava_dir, tmp_pat
     assert len(sets["retain"]) <= len(sets["pd"])  # else the reference's PD lookup raises IndexError
     refusals = [text.strip(" ").capitalize() for text in BUILTIN_REFUSALS]
     eos = tokenizer.eos_token_id
-    lengths: dict[str, set[int]] = {group: set() for group in dataset.groups}
+    lengths: dict[str, set[int]] = {row_set: set() for row_set in dataset.row_sets}
     for epoch in (0, 1):
         dataset.set_epoch(epoch)
         pd_rows = set()
@@ -131,19 +131,19 @@ def test_stage_rows_are_the_reference_rows(recipe, benchmark, llava_dir, tmp_pat
                 "retain": sets["retain"][j],
                 "pd": sets["pd"][j],  # the index the retain draw overwrote
             }
-            if "refusal" in dataset.groups:
+            if "refusal" in dataset.row_sets:
                 expected["refusal"] = (sets["forget"][i][0], refusals[dataset.refusal_index(i)])
-            for group in dataset.groups:
-                question, answer = expected[group]
+            for row_set in dataset.row_sets:
+                question, answer = expected[row_set]
                 row = reference_row(tokenizer, question, answer)
-                assert_reference_row(item[group], row, eos, f"{recipe} epoch {epoch} item {i} {group}")
-                lengths[group].add(len(item[group]["input_ids"]))
+                assert_reference_row(item[row_set], row, eos, f"{recipe} epoch {epoch} item {i} {row_set}")
+                lengths[row_set].add(len(item[row_set]["input_ids"]))
             pd_rows.add(j)
         assert len(pd_rows) > 1  # PD rows follow the draw, not one fixed row
-    for group, seen in lengths.items():
-        assert len(seen) > 2, group  # rows of different lengths
-    cut = {group for group, seen in lengths.items() if POSITIONS in seen}
-    assert cut >= {"retain", "pd"} and ("forget" in cut or "refusal" in dataset.groups)  # long answers were cut
+    for row_set, seen in lengths.items():
+        assert len(seen) > 2, row_set  # rows of different lengths
+    cut = {row_set for row_set, seen in lengths.items() if POSITIONS in seen}
+    assert cut >= {"retain", "pd"} and ("forget" in cut or "refusal" in dataset.row_sets)  # long answers were cut
 
 
 def test_same_question_pairing_keeps_pd_row_i_with_forget_row_i(benchmark, llava_dir, tmp_path):

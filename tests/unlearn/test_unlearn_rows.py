@@ -56,7 +56,7 @@ def full_rows(tiny_model_dir, prepared_dir, tmp_path_factory):
 
 def test_rows_over_the_cutoff_lose_answer_tokens_only(full_rows, tiny_model_dir, prepared_dir, tmp_path):
     full, image_token = full_rows
-    prompts = [len(prompt_and_answer(full[i][group])[0]) for i in range(len(full)) for group in ("forget", "pd")]
+    prompts = [len(prompt_and_answer(full[i][row_set])[0]) for i in range(len(full)) for row_set in ("forget", "pd")]
     cutoff = max(prompts) + 3  # every answer is cut to its first 3 to 3 + (longest - shortest prompt) tokens
     cut = build_unlearning_trainer(
         tiny_model_dir,
@@ -71,8 +71,8 @@ def test_rows_over_the_cutoff_lose_answer_tokens_only(full_rows, tiny_model_dir,
     ).train_dataset
     shortened = 0
     for i in range(len(full)):
-        for group in ("forget", "retain", "pd"):
-            whole, short = full[i][group], cut[i][group]
+        for row_set in ("forget", "retain", "pd"):
+            whole, short = full[i][row_set], cut[i][row_set]
             whole_prompt, whole_answer = prompt_and_answer(whole)
             short_prompt, short_answer = prompt_and_answer(short)
             assert short_prompt == whole_prompt  # system prompt, all image tokens and the whole question
@@ -131,7 +131,7 @@ def test_the_collated_batch_keeps_each_pd_row_beside_its_forget_row(tiny_model_d
         per_device_train_batch_size=4,
     )
     batch = next(iter(trainer.get_train_dataloader()))
-    sizes = batch["group_sizes"].tolist()  # forget, refusal, retain, pd
+    sizes = batch["row_set_sizes"].tolist()  # forget, refusal, retain, pd
     assert sizes == [4, 0, 0, 4]
     labels = batch["labels"]
     for j in range(4):
@@ -179,7 +179,7 @@ def test_retain_draw_pairs_pd_rows_with_the_retain_draw_and_needs_enough_of_them
     drawn = build_unlearning_trainer(
         tiny_model_dir, prepared_dir, tmp_path, unlearn_method="ga", pd_pairing="retain_draw", **keys
     ).train_dataset
-    assert drawn.groups == ("forget", "pd")  # GA: the retain set is only the pool of the draw
+    assert drawn.row_sets == ("forget", "pd")  # GA: the retain set is only the pool of the draw
     full, _ = full_rows  # GD, same_question: PD row i beside forget row i
     moved = 0
     for i in range(len(drawn)):

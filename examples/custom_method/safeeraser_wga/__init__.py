@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from llamafactory_safeeraser.settings import Setting
-from llamafactory_safeeraser.unlearn import UnlearningBatch, UnlearningTrainer
+from llamafactory_safeeraser.unlearn import StepOutputs, UnlearningTrainer
 from llamafactory_safeeraser.unlearn.losses import row_means, token_logps
 
 
@@ -30,7 +30,7 @@ class WGATrainer(UnlearningTrainer):
     # `wga_alpha: 0.5` in a YAML file sets it; `llamafactory-cli train -h` lists it
     params = (Setting("wga_alpha", float, 1.0, "WGA: exponent of the token weight p^alpha", minimum=0),)
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         alpha = self.finetuning_args.wga_alpha  # resolved at parse time: the YAML's value or the default
         loss = weighted_ascent_loss(batch.logits["forget"], batch.labels["forget"], alpha)
         return loss, {"wga_loss": loss.detach(), "forget_nll": batch.nll("forget").detach()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from ...devices import default_device
 from ...errors import SafeEraserError
 from .base import Completion, PromptJudge
 from .config import JudgeConfig
@@ -20,10 +21,9 @@ class HFJudge(PromptJudge):
 
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(config.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(config.model)
         except (OSError, ValueError) as err:  # a missing folder, an unknown hub id (offline), no tokenizer

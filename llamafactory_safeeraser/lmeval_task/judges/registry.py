@@ -2,7 +2,8 @@
 
 A package registers a :class:`~.base.Judge` subclass with ``@register_judge("name")`` in a module it
 imports, or, to be found without being imported first, through an entry point in the group
-``llamafactory_safeeraser.judges``; then ``--judge name`` (metadata ``judge``) selects it.
+``llamafactory_safeeraser.judges``; then ``--judge name`` (metadata ``judge``) selects it. A plugin that
+fails to load is reported, in one line naming it, when its name is asked for, and never breaks the other judges.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ...errors import SafeEraserError
 ENTRY_POINT_GROUP = "llamafactory_safeeraser.judges"
 T = TypeVar("T", bound=type)
 _CLASSES: dict[str, type] = {}
+_BROKEN: dict[str, str] = {}  # entry-point name -> why it did not load
 _entry_points_loaded = False
 
 
@@ -37,8 +39,14 @@ def _load_entry_points() -> None:
     if not _entry_points_loaded:
         _entry_points_loaded = True
         for entry in entry_points(group=ENTRY_POINT_GROUP):
-            if entry.name not in _CLASSES:
-                register_judge(entry.name)(entry.load())
+            if entry.name in _CLASSES:
+                continue
+            try:
+                cls = entry.load()
+            except Exception as err:  # a broken plugin: report it when asked for, break nothing else
+                _BROKEN[entry.name] = f"{type(err).__name__}: {err}"
+                continue
+            register_judge(entry.name)(cls)
 
 
 def judge_names() -> list[str]:
@@ -49,6 +57,10 @@ def judge_names() -> list[str]:
 def judge_class(name: str) -> type:
     if name not in _CLASSES:
         _load_entry_points()
+    if name in _BROKEN:
+        raise SafeEraserError(
+            f"judge '{name}': its plugin ({ENTRY_POINT_GROUP} entry point) failed to load: {_BROKEN[name]}"
+        )
     if name not in _CLASSES:
         raise SafeEraserError(f"unknown judge '{name}'; choose one of {', '.join(judge_names())}")
     return _CLASSES[name]

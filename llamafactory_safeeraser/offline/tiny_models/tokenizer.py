@@ -15,7 +15,7 @@ class ChatFormat:
     ``image`` is what one image part of a user turn becomes: the user content ``"<image>\\n" + question``
     after the template's multimodal plugin, with the image token not yet expanded (the processor
     expands it). tests/test_model_families.py checks every family's chat template against
-    ``integration.prompts.render_user_prompt``, i.e. against LLaMA-Factory's own template.
+    ``integration.template_text.render_user_prompt``, i.e. against LLaMA-Factory's own template.
     """
 
     default_system: str

@@ -9,12 +9,12 @@ from __future__ import annotations
 from .. import losses
 from ..params import GUARD, non_negative, one_of
 from ..registry import register_method
-from ..trainer import UnlearningBatch, UnlearningTrainer
+from ..trainer import StepOutputs, UnlearningTrainer
 
 
 @register_method("kl")
 class KLTrainer(UnlearningTrainer):
-    reference_groups = ("retain",)
+    reference_row_sets = ("retain",)
     params = (
         non_negative("kl_weight", float, 1.0, "weight of KL(p_ref || p_theta) on the retain rows"),
         one_of(
@@ -27,7 +27,7 @@ class KLTrainer(UnlearningTrainer):
         *GUARD,
     )
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         ascent, terms = self.forget_ascent(batch)
         reference, reference_inputs = self.reference_outputs(batch, "retain")
         if self.finetuning_args.kl_positions == "all":

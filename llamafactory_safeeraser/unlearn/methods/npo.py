@@ -5,18 +5,18 @@ from __future__ import annotations
 from .. import losses
 from ..params import positive, retain_weight
 from ..registry import register_method
-from ..trainer import UnlearningBatch, UnlearningTrainer
+from ..trainer import StepOutputs, UnlearningTrainer
 
 
 @register_method("npo")
 class NPOTrainer(UnlearningTrainer):
-    reference_groups = ("forget",)
+    reference_row_sets = ("forget",)
     params = (
         positive("npo_beta", float, 0.1, "NPO's inverse temperature beta (Zhang et al. 2024)"),
         retain_weight(0.0),  # optional term, off unless set
     )
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         policy = batch.sequence_logps("forget")
         reference = self.reference_sequence_logps(batch, "forget")
         npo = losses.npo_loss(policy, reference, self.finetuning_args.npo_beta)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import losses
 from ..params import REFUSAL_FILE, SAMPLING_MODES, one_of, retain_weight
 from ..registry import register_method
-from ..trainer import UnlearningBatch, UnlearningTrainer
+from ..trainer import StepOutputs, UnlearningTrainer
 
 
 @register_method("po")
@@ -46,7 +46,7 @@ class POTrainer(UnlearningTrainer):
     def adds_retain_nll(self) -> bool:
         return not self.joint
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         refusal_nll = batch.nll("refusal")
         terms = {"refusal_nll": refusal_nll.detach()}
         if not (self.joint and batch.has("retain")):

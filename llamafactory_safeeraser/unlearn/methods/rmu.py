@@ -21,7 +21,7 @@ import torch
 from .. import losses
 from ..params import non_negative, positive
 from ..registry import register_method
-from ..trainer import UnlearningBatch, UnlearningTrainer
+from ..trainer import StepOutputs, UnlearningTrainer
 
 TRAINED_LAYERS_BELOW = 2  # RMU updates the steered layer and the two below it
 _LANGUAGE_LAYER = re.compile(r"language_model\.(?:model\.)?layers\.(\d+)$")
@@ -29,7 +29,7 @@ _LANGUAGE_LAYER = re.compile(r"language_model\.(?:model\.)?layers\.(\d+)$")
 
 @register_method("rmu")
 class RMUTrainer(UnlearningTrainer):
-    reference_groups = ("retain",)
+    reference_row_sets = ("retain",)
     params = (
         non_negative(
             "rmu_layer",
@@ -59,18 +59,18 @@ class RMUTrainer(UnlearningTrainer):
         coeff = self.finetuning_args.rmu_steering_coeff
         self.control_vector = (coeff * direction / direction.norm()).to(self.args.device)
 
-    def forward_sets(self, model: torch.nn.Module, inputs: dict[str, Any]) -> UnlearningBatch:
+    def forward_sets(self, model: torch.nn.Module, inputs: dict[str, Any]) -> StepOutputs:
         with capture_output(decoder_layer(model, self.steered_layer)) as outputs:
             batch = super().forward_sets(model, inputs)
-        groups = batch.groups  # in stacking order
-        if len(outputs) == len(groups):  # one pass per set
-            batch.activations.update(zip(groups, outputs, strict=True))
+        row_sets = batch.row_sets  # in stacking order
+        if len(outputs) == len(row_sets):  # one pass per set
+            batch.activations.update(zip(row_sets, outputs, strict=True))
         else:  # one pass over the stacked sets
-            sizes = [batch.logits[group].shape[0] for group in groups]
-            batch.activations.update(zip(groups, outputs[0].split(sizes), strict=True))
+            sizes = [batch.logits[row_set].shape[0] for row_set in row_sets]
+            batch.activations.update(zip(row_sets, outputs[0].split(sizes), strict=True))
         return batch
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         forget_answer = batch.labels["forget"] != losses.IGNORE_INDEX
         target = self.control_vector.to(batch.activations["forget"].dtype)
         forget = losses.masked_mse(batch.activations["forget"], target, forget_answer)

@@ -10,7 +10,7 @@ from ...settings import Setting
 from .. import losses
 from ..params import positive, retain_weight
 from ..registry import register_method
-from ..trainer import UnlearningBatch, UnlearningTrainer
+from ..trainer import StepOutputs, UnlearningTrainer
 
 
 @register_method("simnpo")
@@ -21,7 +21,7 @@ class SimNPOTrainer(UnlearningTrainer):
         retain_weight(0.0),  # optional term, off unless set
     )
 
-    def method_loss(self, batch: UnlearningBatch):
+    def method_loss(self, batch: StepOutputs):
         args = self.finetuning_args
         lengths = losses.answer_lengths(batch.labels["forget"])
         policy = batch.sequence_logps("forget")

@@ -19,7 +19,7 @@ LAYERS = (
     ("lmeval_task",),
     ("integration", "offline"),
     ("data",),
-    ("errors", "fileio", "settings", "__init__"),
+    ("errors", "fileio", "settings", "devices", "__init__"),
 )
 
 

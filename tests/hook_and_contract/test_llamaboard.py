@@ -169,7 +169,7 @@ def is_stage_dropdown(component: dict) -> bool:  # labels come from the browser'
 def test_llamaboard_gets_the_stage_only_when_on_and_every_target_is_there(plugin_site, tmp_path):
     python_path = os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")]))
     proc = run_cli(
-        [sys.executable, str(REPO / "tests/integration/board_probe.py")],
+        [sys.executable, str(REPO / "tests/hook_and_contract/board_probe.py")],
         cwd=tmp_path,  # LlamaBoard writes llamaboard_cache/ where it runs
         SAFEERASER_DISABLE="1",
         PYTHONPATH=python_path,

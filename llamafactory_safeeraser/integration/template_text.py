@@ -63,9 +63,7 @@ def training_image(
     return plugin._preprocess_image(image, image_max_pixels=image_max_pixels, image_min_pixels=image_min_pixels)
 
 
-def render_user_prompt(
-    template_name: str, user_content: str, system: str | None = None, tokenizer: Any = None
-) -> str:
+def render_user_prompt(template_name: str, user_content: str, system: str | None = None, tokenizer: Any = None) -> str:
     """The exact prompt text a LLaMA-Factory template builds for a first user turn, images unexpanded.
 
     Images: see :func:`image_placeholder_text`. A leading BOS slot (``mllama``) is left out: LLaMA-Factory

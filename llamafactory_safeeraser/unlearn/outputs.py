@@ -9,7 +9,7 @@ import torch
 from . import losses
 
 
-class UnlearningBatch:
+class StepOutputs:
     """Logits, labels and attention masks of one step, per set (``forget``, ``refusal``, ``retain``, ``pd``).
 
     ``reference_inputs`` are the sets' inputs for a reference pass (the trainer runs it when a method asks);
@@ -32,22 +32,22 @@ class UnlearningBatch:
         self._token_logps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
-    def groups(self) -> list[str]:
+    def row_sets(self) -> list[str]:
         return list(self.logits)
 
-    def has(self, group: str) -> bool:
-        return group in self.logits
+    def has(self, row_set: str) -> bool:
+        return row_set in self.logits
 
-    def token_logps(self, group: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_logps(self, row_set: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``losses.token_logps`` of the set, computed once per step."""
-        if group not in self._token_logps:
-            self._token_logps[group] = losses.token_logps(self.logits[group], self.labels[group])
-        return self._token_logps[group]
+        if row_set not in self._token_logps:
+            self._token_logps[row_set] = losses.token_logps(self.logits[row_set], self.labels[row_set])
+        return self._token_logps[row_set]
 
-    def nll(self, group: str) -> torch.Tensor:
+    def nll(self, row_set: str) -> torch.Tensor:
         """The set's NLL: each row's mean answer-token NLL, averaged over rows."""
-        return losses.mean_nll(*self.token_logps(group))
+        return losses.mean_nll(*self.token_logps(row_set))
 
-    def sequence_logps(self, group: str) -> torch.Tensor:
+    def sequence_logps(self, row_set: str) -> torch.Tensor:
         """log pi_theta(y|x) per row of the set."""
-        return losses.summed_logps(*self.token_logps(group))
+        return losses.summed_logps(*self.token_logps(row_set))

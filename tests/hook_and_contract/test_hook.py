@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import base_train_config, llamafactory_train, log_history, run_cli
 
+from llamafactory_safeeraser import SUPPORTED_LLAMAFACTORY
+
 PROBE = (
     "import sys; print('lf-loaded-at-start', 'llamafactory' in sys.modules); "
     "import llamafactory.train.tuner as t; from llamafactory.hparams import parser; "
@@ -68,7 +70,7 @@ def test_missing_patch_target_fails_for_the_unlearn_stage_with_supported_version
     assert proc.returncode != 0
     assert "cannot add `stage: unlearn` to LLaMA-Factory" in proc.stderr
     assert "llamafactory.hparams.parser._TRAIN_ARGS is missing" in proc.stderr
-    assert "Supported: llamafactory>=0.9.5,<0.9.6" in proc.stderr and "SAFEERASER_DISABLE=1" in proc.stderr
+    assert f"Supported: llamafactory{SUPPORTED_LLAMAFACTORY}" in proc.stderr and "SAFEERASER_DISABLE=1" in proc.stderr
 
 
 def test_a_broken_plugin_never_breaks_python_start_up(tmp_path):
