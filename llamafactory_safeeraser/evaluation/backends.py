@@ -45,7 +45,7 @@ def check_template_for_vllm(template: str) -> None:
     """vllm-vlm leaves ``<image>`` in the prompt: fine where that is the model's image token (LLaVA's ``llava``
     template); a template whose image token differs (``qwen2_vl``'s ``<|image_pad|>``) would reach vLLM's
     processor without the token it expands, so it is refused."""
-    from ..integration.prompts import template_image_token  # imports LLaMA-Factory
+    from ..integration.template_text import template_image_token  # imports LLaMA-Factory
 
     token = template_image_token(template)
     if token not in (None, VLLM_IMAGE_PLACEHOLDER):

@@ -26,6 +26,7 @@ from ..lmeval_task.judges import get_judge
 from .backends import check_backend, full_modules, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
 from .lmeval_output import tasks_to_kinds
+from .merge import merge_adapter
 from .processor_bos import check_vllm_bos, one_bos_like_training
 from .report import write_report
 from .results import (
@@ -40,7 +41,6 @@ from .results import (
 )
 from .run_checks import check_not_finished, check_runs
 from .settings import EvalSettings
-from .specificity import merge_adapter
 
 
 def check_data(settings: EvalSettings) -> TaskOptions:
