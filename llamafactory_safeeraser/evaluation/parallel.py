@@ -58,6 +58,8 @@ def worker_env(num_processes: int) -> dict[str, str]:
 
 def launch(runs: Sequence[RunSpec], settings: EvalSettings, out_dir: str | Path, num_processes: int) -> list[Path]:
     """Evaluate ``runs`` one after another, each over ``num_processes`` processes; return their folders."""
+    if settings.backend != "hf":  # vLLM schedules its own batches over the GPUs it sees
+        raise SafeEraserError(f"num_processes={num_processes} needs backend=hf, got backend={settings.backend}")
     settings = dataclasses.replace(settings, document_seeds=True)  # the split must not change the samples
     with tempfile.TemporaryDirectory(prefix="safeeraser-eval-") as job_dir:
         job = Path(job_dir)

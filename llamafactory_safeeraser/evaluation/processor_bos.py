@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..errors import SafeEraserError
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,6 +25,16 @@ def one_bos_like_training(processor: Any) -> None:
         tokenizer.add_bos_token = False  # also rewrites a fast tokenizer's post-processor
     if leading_bos(processor) > 1:
         logger.warning("the model's processor writes two BOS tokens; lm-eval's prompts will differ from training's")
+
+
+def check_vllm_bos(processor: Any) -> None:
+    """vLLM's engine encodes prompts with the model's processor as released, which lm-eval cannot reach to
+    switch a BOS off: a processor writing two (Mllama's with Llama 3's tokenizer) is refused, one line."""
+    if leading_bos(processor) > 1:
+        raise SafeEraserError(
+            "key 'backend': the model's processor writes two BOS tokens and vLLM cannot be told to write one; "
+            "evaluate it with backend=hf"
+        )
 
 
 def leading_bos(processor: Any) -> int:

@@ -1,8 +1,8 @@
 """Evaluate one or several runs with lm-eval as a library and write their results (see ``results``).
 
 A run is a name, a base model folder and an optional LoRA adapter folder. lm-eval, the task
-index and the data are loaded once; each run then only loads its model (``hf-multimodal``,
-``max_images=1``, ``peft=`` for adapters) and generates. Per run, ``OUT/<name>/`` receives
+index and the data are loaded once; each run then only loads its model (``hf-multimodal``, or ``vllm-vlm``
+with ``backend=vllm``: see ``backends``) and generates. Per run, ``OUT/<name>/`` receives
 ``results.json`` (layout: :func:`summarize`) and ``samples.jsonl`` (one line per response);
 ``OUT/report.md`` and ``OUT/report.png`` compare every run found in ``OUT``. Files are
 written atomically.
@@ -11,6 +11,7 @@ written atomically.
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
+from .backends import check_backend, full_modules, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
 from .lmeval_output import order_samples, tasks_to_kinds
+from .merge import merge_adapter
 from .parallel import launch, merge_judge_outcome
-from .processor_bos import one_bos_like_training
+from .processor_bos import check_vllm_bos, one_bos_like_training
 from .report import write_report
 from .results import (
     RESULTS_FILE,
@@ -64,6 +67,7 @@ class Evaluator:
     def __init__(self, settings: EvalSettings):
         self.settings = settings
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
+        check_backend(settings)
 
     def task_manager(self, run: RunSpec) -> Any:
         """lm-eval's task index for ``run``: the settings' metadata plus the run's model as ``tokenizer``,
@@ -80,19 +84,34 @@ class Evaluator:
     def load_model(self, run: RunSpec) -> Any:
         from lm_eval.api.registry import get_model
 
-        model_name = "hf-multimodal"
-        model_args: dict[str, Any] = {"pretrained": model_location(run.model), "max_images": 1}
-        if self.settings.document_seeds:
+        settings = self.settings
+        if settings.backend == "vllm":
+            return self.load_vllm_model(run)
+        chosen = lm_eval_model("hf", run, settings.batch_size, self._device(), settings.seed)
+        name, model_args = chosen.name, dict(chosen.model_args)
+        if settings.document_seeds:
             from ..lmeval_task.seeded_hf import MODEL_NAME  # registers the model
 
             # hf-multimodal with per-document sampling seeds: responses do not depend on batching or processes
-            model_name, model_args["seed"] = MODEL_NAME, self.settings.seed
-        if run.adapter is not None:
-            model_args["peft"] = model_location(run.adapter)
-        lm = get_model(model_name).create_from_arg_obj(
-            model_args, {"batch_size": self.settings.batch_size, "device": self._device()}
-        )
+            name, model_args["seed"] = MODEL_NAME, settings.seed
+        lm = get_model(name).create_from_arg_obj(model_args, chosen.batch_args)
         one_bos_like_training(lm.processor)
+        return lm
+
+    def load_vllm_model(self, run: RunSpec) -> Any:
+        """lm-eval's vllm-vlm for ``run``. vLLM applies an adapter's LoRA layers only: one with fully trained
+        modules (LLaMA-Factory's ``additional_target``, the paper recipes' projector) is merged into the base
+        first, in a temporary folder (``TMPDIR``) that only lives while the engine loads it."""
+        from lm_eval.api.registry import get_model
+
+        settings = self.settings
+        with tempfile.TemporaryDirectory(prefix="safeeraser-vllm-merged-") as scratch:
+            if run.adapter is not None and full_modules(run.adapter):
+                merged = merge_adapter(run.model, run.adapter, Path(scratch))
+                run = RunSpec(run.name, str(merged), None)
+            chosen = lm_eval_model("vllm", run, settings.batch_size, "cuda", settings.seed)
+            lm = get_model(chosen.name).create_from_arg_obj(chosen.model_args, chosen.batch_args)
+        check_vllm_bos(lm.processor)  # vLLM's engine encodes with the processor as released
         return lm
 
     def evaluate(self, run: RunSpec, out_dir: str | Path) -> RunResult:

@@ -10,6 +10,7 @@ from ..lmeval_task.documents import TaskSettings
 from ..lmeval_task.judges import JudgeConfig
 from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
 from ..settings import check_settings, group, keys_of, setting, values_of
+from .backends import BACKENDS
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class EvalSettings(TaskSettings):
     )
     limit: int | None = setting(help="documents per category subtask, for quick runs (none: all)", minimum=1)
     batch_size: int = setting(1, help="batch size of generation", minimum=1)
+    backend: str = setting(
+        "hf",
+        help="what generates: hf (lm-eval's hf-multimodal) or vllm (lm-eval's vllm-vlm, which ignores batch_size "
+        "and device: vLLM schedules its own batches on the visible GPUs)",
+        choices=BACKENDS,
+    )
     seed: int = setting(233, help="seed of sampling and of lm-eval")
     document_seeds: bool = setting(
         False,

@@ -129,6 +129,11 @@ def missing_bos(tokenizer: Any, prompt_ids: list[int]) -> list[int]:
     return [bos] if tokenizer("A")["input_ids"][:1] == [bos] else []
 
 
+def template_image_token(template_name: str) -> str | None:
+    """The image token of a template's multimodal plugin (``llava``: ``<image>``; None for a text-only one)."""
+    return _template(template_name).mm_plugin.image_token
+
+
 def _template(template_name: str) -> Any:
     if template_name not in TEMPLATES:
         raise ValueError(f"unknown LLaMA-Factory template '{template_name}'")

@@ -216,10 +216,13 @@ def test_memory_model_quick_on_the_llava_7b_shape(tmp_path: Path):
 
 @pytest.mark.shape
 @pytest.mark.slow
-def test_gpu_check_quick_runs_every_configuration_and_both_evaluation_paths(tmp_path: Path):
+def test_gpu_check_quick_runs_every_configuration_and_both_evaluation_paths(tmp_path: Path, capsys):
+    import importlib.util
+
     gpu_check = load_benchmark("gpu_check")
     out = tmp_path / "gpu_check.json"
     gpu_check.main(["--quick", "--work-dir", str(tmp_path / "work"), "--out", str(out)])
+    printed = capsys.readouterr().out
     document = json.loads(out.read_text())
     assert document["preflight"]["missing_modules"] == []
     configs = {config["label"]: config for config in document["training"]["configs"]}
@@ -236,3 +239,19 @@ def test_gpu_check_quick_runs_every_configuration_and_both_evaluation_paths(tmp_
     evaluation = document["evaluation"]
     assert evaluation["responses"] == 4 * 6  # four kinds of six category subtasks, one document each
     assert all(positive(v) for v in evaluation["responses_per_s"].values())
+    # ZeRO-2 vs DDP: NPO+PD's recipe through LLaMA-Factory's loop in a single-process torchrun (gloo on a CPU)
+    zero = document["zero2_vs_ddp"]
+    ddp = zero["ddp"]
+    assert ddp["setup"] == "ddp" and ddp["optimizer"] == "AdamW" and len(ddp["steps"]) == 2
+    assert positive(ddp["step_s"]) and ddp["step_s"] == ddp["steps"][1]["seconds"]  # step 1: the warm-up
+    assert ddp["distributed_type"] == "DistributedType.MULTI_CPU"  # torchrun's environment: accelerate's DDP
+    if importlib.util.find_spec("deepspeed") is None:
+        assert zero["zero2"] == {"skipped": "deepspeed is not installed (benchmarks/gpu_wheels.sh --with-deepspeed)"}
+        assert "zero2: {'skipped': 'deepspeed is not installed" in printed
+    else:
+        assert zero["zero2"]["distributed_type"] == "DistributedType.DEEPSPEED"
+        assert positive(zero["zero2_vs_ddp"]["step_time"])
+    # vLLM: a CPU is no place for it; the reason is recorded and printed
+    vllm = document["vllm"]
+    expected = gpu_check.VLLM_MISSING if importlib.util.find_spec("vllm") is None else "vLLM's CUDA build needs the GPU"
+    assert vllm == {"skipped": expected} and f"vllm part: {vllm}" in printed

@@ -1,5 +1,12 @@
 """The ``openai`` judge: an OpenAI-compatible chat-completions endpoint (OpenAI, a vLLM server, ...).
 
+Each query is one ``POST {base_url}/chat/completions`` with ``model``, one user message, ``temperature`` 0 and
+``max_tokens``; the reply is read from ``choices[0].message.content`` (fields a server adds, such as vLLM's
+``stop_reason`` or ``usage.prompt_tokens_details``, are ignored). An error status keeps the server's message in
+the failure (vLLM: ``{"error": {"message": ...}}``, older releases ``{"object": "error", "message": ...}``), and a
+health check answered 404 names the models the server serves (``GET {base_url}/models``), the usual cause being a
+``judge_model`` other than vLLM's ``--served-model-name``.
+
 ``judge_concurrency`` bounds the requests in flight over all processes of one evaluation: in a data-parallel job
 (torchrun / ``accelerate launch`` set ``RANK`` and ``WORLD_SIZE``) each process sends at most its share
 (:func:`concurrency_share`), held by a semaphore around every request.
@@ -24,6 +31,7 @@ from .config import API_KEY_ENV_VARS, BASE_URL_ENV_VAR, JudgeConfig
 from .registry import register_judge
 
 HEALTH_PROMPT = "Reply with the word OK."
+DETAIL_CHARS = 200  # of a server's error message kept in a failure
 
 
 def judge_api_key() -> str:
@@ -85,7 +93,9 @@ class OpenAIJudge(PromptJudge):
         except openai.APIConnectionError as err:
             failure = f"connection error ({type(err.__cause__ or err).__name__})"
         except openai.APIStatusError as err:
-            failure = f"HTTP {err.status_code}"
+            failure = _status_failure(err)
+            if err.status_code == 404:
+                failure += self._served_models()
         except Exception as err:  # an unreadable body
             failure = f"malformed reply ({type(err).__name__})"
         else:
@@ -122,15 +132,23 @@ class OpenAIJudge(PromptJudge):
             except openai.APIConnectionError as err:
                 failure = f"connection error ({type(err.__cause__ or err).__name__})"
             except (openai.RateLimitError, openai.InternalServerError) as err:
-                failure = f"HTTP {err.status_code}"
-            except openai.APIStatusError as err:  # other 4xx: retrying cannot help
-                return None, f"HTTP {err.status_code}"
+                failure = _status_failure(err)
+            except openai.APIStatusError as err:  # other 4xx (a prompt too long for the judge): retrying cannot help
+                return None, _status_failure(err)
             except Exception as err:  # an unreadable body: the client fails while parsing it
                 return None, f"malformed reply ({type(err).__name__})"
             else:
                 return _message_text(response)
         spent = time.monotonic() - started
         return None, f"{failure}; gave up after {attempts} attempt(s) in {spent:.0f} s"
+
+    def _served_models(self) -> str:
+        """``; served: a, b`` from ``GET /models``, or nothing where that fails too."""
+        try:
+            names = [model.id for model in self._client.with_options(timeout=self.config.health_timeout).models.list()]
+        except Exception:  # the health check's own failure is the message
+            return ""
+        return f"; the server serves {', '.join(names) or 'no model'}"
 
     def _send(self, prompts: list[str], on_reply: Callable[[str, Completion], None]) -> None:
         def work(prompt: str) -> None:
@@ -153,3 +171,13 @@ def _message_text(response: Any) -> Completion:
     if not isinstance(content, str):
         return None, "malformed reply (message content is not text)"
     return content, None
+
+
+def _status_failure(err: Any) -> str:
+    """``HTTP 400: <the server's message>``; the openai client writes it as ``Error code: 400 - <message>``."""
+    prefix = f"Error code: {err.status_code} - "
+    message = str(getattr(err, "message", "") or "")
+    detail = message[len(prefix) :].strip() if message.startswith(prefix) else ""
+    if len(detail) > DETAIL_CHARS:
+        detail = detail[: DETAIL_CHARS - 3] + "..."
+    return f"HTTP {err.status_code}: {detail}" if detail else f"HTTP {err.status_code}"
