@@ -54,13 +54,15 @@ def run_eval(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.base_parser(NAME, __doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, default=None, help="documents per category subtask (default 4; quick 1)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="documents per category subtask (default 4; quick 2, one per process)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=None, help="tokens per response (default 32; quick 4)")
     parser.add_argument("--batch-size", type=int, default=8, help="generation batch size per process")
     args = parser.parse_args(argv)
     started = time.time()
     options = common.run_options(args, repeats=3, warmup=1)
-    limit = args.limit or (1 if options.quick else 4)
+    limit = args.limit or (PROCESSES if options.quick else 4)
     max_new_tokens = args.max_new_tokens or (4 if options.quick else 32)
     assets = common.ensure_assets(args.work_dir, options.size)
     cores = os.cpu_count() or 1

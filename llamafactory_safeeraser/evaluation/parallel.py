@@ -60,6 +60,11 @@ def launch(runs: Sequence[RunSpec], settings: EvalSettings, out_dir: str | Path,
     """Evaluate ``runs`` one after another, each over ``num_processes`` processes; return their folders."""
     if settings.backend != "hf":  # vLLM schedules its own batches over the GPUs it sees
         raise SafeEraserError(f"num_processes={num_processes} needs backend=hf, got backend={settings.backend}")
+    if settings.limit is not None and settings.limit < num_processes:  # lm-eval fails a process left without documents
+        raise SafeEraserError(
+            f"num_processes={num_processes} needs at least that many documents per category subtask, "
+            f"got limit={settings.limit}"
+        )
     settings = dataclasses.replace(settings, document_seeds=True)  # the split must not change the samples
     with tempfile.TemporaryDirectory(prefix="safeeraser-eval-") as job_dir:
         job = Path(job_dir)
