@@ -248,13 +248,9 @@ def setting(
 
 def shared(cls: type, field_name: str, **changes: Any) -> Any:
     """A field declared as ``cls``'s ``field_name`` is (its key name aside), with ``changes`` (a default, a help)."""
-    declared = _own_settings(cls)[field_name]
-    values = {
-        name: getattr(declared, name)
-        for name in ("default", "help", "choices", "minimum", "exclusive_minimum", "required", "check", "flags")
-    }
-    values.update(parse=declared.parse, const=declared.const, positional=declared.positional, **changes)
-    return setting(**values)
+    (field,) = [item for item in dataclasses.fields(cls) if item.name == field_name]
+    declared = dataclasses.replace(field.metadata["setting"], name="", **changes)
+    return dataclasses.field(default=declared.default, metadata={"setting": declared})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,20 @@ def log_history(output_dir: Path) -> list[dict]:
     return json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
 
 
+# Plain SGD without clipping or shuffling: the weights after a few steps read out the summed gradients, so runs
+# that split one global batch differently (processes, accumulation, ZeRO) must end at the same weights. The rate is
+# small enough that 4 steps do not amplify float rounding chaotically (Qwen2-VL NPO+PD at 0.1: splits 1e-7 apart
+# after 2 steps, 3e-5 after 4), large enough that the weights move ~0.07 (>> the tolerances).
+SGD_READOUT = {
+    "optim": "sgd",
+    "learning_rate": 0.02,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0e9,
+    "disable_shuffling": True,
+    "ddp_timeout": 300,
+}
+
+
 def base_train_config(model_dir: Path, dataset_dir: Path, **overrides) -> dict:
     """A small CPU training config in LLaMA-Factory's YAML keys."""
     config = {

@@ -17,7 +17,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import REPO, base_train_config, llamafactory_train
+from conftest import REPO, SGD_READOUT, base_train_config, llamafactory_train
 from safetensors.torch import load_file
 
 pytest.importorskip("deepspeed")
@@ -59,12 +59,7 @@ def run_config(model_dir, dataset_dir, method: str, setup: str, **overrides) -> 
         num_train_epochs=2.0,
         per_device_train_batch_size=1,
         gradient_accumulation_steps=2,
-        optim="sgd",
-        learning_rate=0.02,
-        weight_decay=0.0,
-        max_grad_norm=1.0e9,
-        disable_shuffling=True,
-        ddp_timeout=300,
+        **SGD_READOUT,
         **METHOD_KEYS[method],
     )
     deepspeed, keys = SETUPS[setup]

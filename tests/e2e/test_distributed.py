@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import BIN, REPO, base_train_config, llamafactory_train, run_cli
+from conftest import BIN, REPO, SGD_READOUT, base_train_config, llamafactory_train, run_cli
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -50,14 +50,7 @@ def probe_config(model_dir, dataset_dir, method: str, with_pd: bool, template: s
         template=template,
         max_samples=4,
         num_train_epochs=2.0,
-        optim="sgd",
-        # small enough that 4 steps do not amplify float rounding chaotically (Qwen2-VL NPO+PD at 0.1: splits
-        # 1e-7 apart after 2 steps, 3e-5 after 4), large enough that the weights move ~0.07 (>> the tolerance)
-        learning_rate=0.02,
-        weight_decay=0.0,
-        max_grad_norm=1.0e9,
-        disable_shuffling=True,
-        ddp_timeout=300,
+        **SGD_READOUT,
         **METHOD_KEYS[method],
     )
     if with_pd:
