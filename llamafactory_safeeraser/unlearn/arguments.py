@@ -37,8 +37,7 @@ GENERAL_SETTINGS = (
         "pd_dataset",
         str | None,
         None,
-        "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i "
-        "(see pd_pairing).",
+        "Prompt-decouple dataset (benign SD image + harmful question); row i pairs with forget row i (see pd_pairing).",
     ),
     Setting(
         "pd_pairing",

@@ -84,7 +84,11 @@ def webui(tmp_path, plugin_site):
     )
     log = (tmp_path / "webui.log").open("w")
     server = subprocess.Popen(
-        [str(BIN / "llamafactory-cli"), "webui"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [str(BIN / "llamafactory-cli"), "webui"],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the training runs it starts stop with it
     )
     url = f"http://127.0.0.1:{port}/"

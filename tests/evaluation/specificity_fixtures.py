@@ -62,7 +62,6 @@ def _rows() -> dict[str, tuple[str, list[dict]]]:
     }  # fmt: skip
 
 
-
 def fixture_sizes() -> dict[str, int]:
     return {task: len(rows) for task, (_, rows) in _rows().items()}
 

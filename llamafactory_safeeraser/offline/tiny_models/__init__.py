@@ -16,24 +16,23 @@ Shape sizes (``shape7b``, ``shape13b``, ``shape11b``: ``shapes/``) copy a releas
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ...fileio import check_output_folder, output_folder
-from .sizes import ALL_SIZES, FAMILY_SIZES, SIZES, ModelSpecError, check_size, is_shape
+from .sizes import ALL_SIZES, FAMILY_SIZES, FAMILY_TABLE, SIZES, ModelSpecError, check_size, is_shape
 
 __all__ = ["ALL_SIZES", "FAMILIES", "FAMILY_SIZES", "SIZES", "ModelSpecError", "write_tiny_model"]
 
 
 def _builder(family: str) -> Callable[..., tuple[Any, Any]]:
-    from . import llava, mllama, qwen2_vl
-
-    return {"llava": llava.build_llava, "qwen2_vl": qwen2_vl.build_qwen2_vl, "mllama": mllama.build_mllama}[family]
+    return importlib.import_module(f"{__name__}.{family}").build
 
 
 # family -> the LLaMA-Factory template it trains with
-FAMILIES: dict[str, str] = {"llava": "llava", "qwen2_vl": "qwen2_vl", "mllama": "mllama"}
+FAMILIES: dict[str, str] = {name: family.template for name, family in FAMILY_TABLE.items()}
 
 
 def write_tiny_model(

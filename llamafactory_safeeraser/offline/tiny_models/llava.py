@@ -20,7 +20,7 @@ LLAVA_TOKENS = TokenizerSpec(
 )
 
 
-def build_llava(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
+def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     """Return (model, processor) of a randomly initialised LLaVA-1.5-style model."""
     import torch
     from transformers import (
@@ -81,5 +81,3 @@ def build_llava(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     model = LlavaForConditionalGeneration(config)
     set_generation_tokens(model, tokenizer)
     return model, processor
-
-

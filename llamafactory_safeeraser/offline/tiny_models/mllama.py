@@ -40,8 +40,7 @@ MLLAMA_TOKENS = TokenizerSpec(
 )
 
 
-
-def build_mllama(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
+def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     """Return (model, processor) of a randomly initialised Llama-3.2-Vision-style (Mllama) model.
 
     The image enters through cross-attention (text layer 1 here), not as tokens: the prompt holds one
@@ -95,5 +94,3 @@ def build_mllama(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
                 parameter.fill_(math.pi / 4)
     set_generation_tokens(model, tokenizer)
     return model, processor
-
-

@@ -44,7 +44,7 @@ def mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * spatial, spatial, spatial]
 
 
-def build_qwen2_vl(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
+def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     """Return (model, processor) of a randomly initialised Qwen2-VL-style model.
 
     A 32 px image is 4x4 patches of 8 px; merging 2x2 patches gives 4 image tokens, wrapped by the
@@ -105,5 +105,3 @@ def build_qwen2_vl(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     model = Qwen2VLForConditionalGeneration(config)
     set_generation_tokens(model, tokenizer)
     return model, processor
-
-

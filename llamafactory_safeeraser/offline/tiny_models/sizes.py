@@ -30,16 +30,32 @@ SIZES = {
 }
 
 
-# Shape sizes: a released checkpoint's exact configuration with fewer layers (``shapes/released.py``).
-SHAPE_SIZES = {"llava": ("shape7b", "shape13b"), "qwen2_vl": ("shape7b",), "mllama": ("shape11b",)}
+@dataclass(frozen=True)
+class Family:
+    """One model family: the LLaMA-Factory template it trains with and the sizes it is built in.
 
-# Sizes each family is built in: the new families tiny only for tests, LLaVA also for the demo and
-# benchmarks; every family at its released shapes.
-FAMILY_SIZES = {
-    "llava": (*SIZES, *SHAPE_SIZES["llava"]),
-    "qwen2_vl": ("tiny", *SHAPE_SIZES["qwen2_vl"]),
-    "mllama": ("tiny", *SHAPE_SIZES["mllama"]),
+    The family's name is also its module's: ``tiny_models/<name>.py`` has ``build(size, seed)`` and, for the
+    shape sizes, ``tiny_models/shapes/<name>.py`` its released config's pieces. A new family is one entry
+    here plus those modules.
+    """
+
+    template: str
+    sizes: tuple[str, ...] = ("tiny",)
+    shapes: tuple[str, ...] = ()  # a released checkpoint's exact configuration with fewer layers
+
+    @property
+    def all_sizes(self) -> tuple[str, ...]:
+        return (*self.sizes, *self.shapes)
+
+
+FAMILY_TABLE: dict[str, Family] = {
+    # LLaVA also in the demo and benchmark sizes; the other families tiny only, for tests
+    "llava": Family("llava", sizes=tuple(SIZES), shapes=("shape7b", "shape13b")),
+    "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
+    "mllama": Family("mllama", shapes=("shape11b",)),
 }
+SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
+FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}
 ALL_SIZES = tuple(dict.fromkeys(size for sizes in FAMILY_SIZES.values() for size in sizes))
 
 
@@ -64,5 +80,3 @@ def tiny_size(size: str, family: str) -> TinySize:
     if size not in SIZES:
         raise ModelSpecError(f"size '{size}' is a released shape, not a tiny size")
     return SIZES[size]
-
-

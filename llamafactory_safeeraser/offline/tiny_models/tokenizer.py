@@ -108,5 +108,3 @@ def set_generation_tokens(model: Any, tokenizer: Any) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
-
-

@@ -12,18 +12,22 @@ whose float16 weights CPU autocast cannot mix into bf16 operations (CUDA autocas
 
 from __future__ import annotations
 
-import math
+import importlib
 from pathlib import Path
 from typing import Any
 
 from ..sizes import ModelSpecError
-from . import llava, mllama, qwen2_vl
 from .chat_templates import CHAT_TEMPLATES
 from .released import RELEASED, ReleasedModel
 
-FAMILY_MODULES = {"llava": llava, "qwen2_vl": qwen2_vl, "mllama": mllama}
 FULL = "full"  # a layer count meaning "as released"
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+def family_module(family: str) -> Any:
+    """``shapes/<family>.py``: ``MIN_TEXT_LAYERS``, ``MIN_VISION_LAYERS``, ``layer_counts``, ``make_config``,
+    ``make_processor`` and, where a random initialisation needs fixing, ``after_init(model)``."""
+    return importlib.import_module(f"{__name__}.{family}")
 
 
 def released_model(family: str, size: str) -> ReleasedModel:
@@ -36,7 +40,7 @@ def resolve_layers(
     family: str, size: str, text_layers: int | str | None, vision_layers: int | str | None
 ) -> tuple[int, int]:
     """(text, vision) layer counts: None means the family's minimum, "full" the released count."""
-    module = FAMILY_MODULES[family]
+    module = family_module(family)
     released_counts = module.layer_counts(released_model(family, size))
     minimums = (module.MIN_TEXT_LAYERS, module.MIN_VISION_LAYERS)
     resolved = []
@@ -69,7 +73,7 @@ def shape_config(
 ) -> Any:
     """The transformers config of a shape model (no weights, no tokenizer)."""
     released = released_model(family, size)
-    return FAMILY_MODULES[family].make_config(released, *resolve_layers(family, size, text_layers, vision_layers))
+    return family_module(family).make_config(released, *resolve_layers(family, size, text_layers, vision_layers))
 
 
 def build_processor(family: str, size: str) -> Any:
@@ -80,7 +84,7 @@ def build_processor(family: str, size: str) -> Any:
 
     released = released_model(family, size)
     tokenizer = build_tokenizer(released.tokenizer, default_corpus(LLAVA_TOKENS))
-    return FAMILY_MODULES[family].make_processor(released, tokenizer, CHAT_TEMPLATES[family])
+    return family_module(family).make_processor(released, tokenizer, CHAT_TEMPLATES[family])
 
 
 def build_shape(
@@ -103,8 +107,9 @@ def build_shape(
     processor = build_processor(family, size)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=getattr(torch, dtype or released.dtype))
-    if family == "mllama":
-        open_tanh_gates(model)
+    after_init = getattr(family_module(family), "after_init", None)
+    if after_init is not None:
+        after_init(model)
     set_generation_tokens(model, processor.tokenizer)
     for key, value in released.generation.items():
         setattr(model.generation_config, key, value)
@@ -134,13 +139,3 @@ def write_shape_skeleton(
         config.save_pretrained(scratch)
         processor.save_pretrained(scratch)
     return Path(out_dir)
-
-
-def open_tanh_gates(model: Any) -> None:
-    """Mllama's tanh gates start at 0, which shuts the image out of a random model; open them at pi/4."""
-    import torch
-
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.numel() == 1 and "gate" in name.rsplit(".", 1)[-1]:
-                parameter.fill_(math.pi / 4)

@@ -3,6 +3,7 @@ layers, a tiled ViT (local and global encoders) whose intermediate layers feed t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .released import ReleasedModel
@@ -46,3 +47,13 @@ def make_processor(released: ReleasedModel, tokenizer: Any, chat_template: str) 
 
     image_processor = MllamaImageProcessor(**released.processor["image_processor"])
     return MllamaProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
+
+
+def after_init(model: Any) -> None:
+    """Mllama's tanh gates start at 0, which shuts the image out of a random model; open them at pi/4."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.numel() == 1 and "gate" in name.rsplit(".", 1)[-1]:
+                parameter.fill_(math.pi / 4)
