@@ -95,6 +95,9 @@ class TaskOptions(TaskSettings):
     tokenizer: str | None = setting(
         help="the evaluated model's tokenizer (none: the prompt's parts joined as they are); set per run"
     )
+    attack_seed: int = setting(
+        0, help="seed of the attacked documents (safeeraser_attacks tasks); safeeraser eval sets its seed"
+    )
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -141,15 +144,24 @@ def load_tokenizer(location: str | None) -> Any:
         raise SafeEraserError(f"metadata 'tokenizer': cannot load a tokenizer from {location}: {err}") from None
 
 
-def load_image(doc: Mapping[str, Any]) -> Any:
-    """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
+def read_image(path: str | Path) -> Any:
+    """An image file as RGB (PIL), as the record holds it."""
     from PIL import Image
 
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def training_resized(doc: Mapping[str, Any], image: Any) -> Any:
+    """``image`` resized as LLaMA-Factory resized the document's images in training."""
     from ..integration.template_text import training_image
 
-    with Image.open(doc["image_path"]) as image:
-        rgb = image.convert("RGB")
-    return training_image(doc["template"], rgb, doc["image_max_pixels"], doc["image_min_pixels"])
+    return training_image(doc["template"], image, doc["image_max_pixels"], doc["image_min_pixels"])
+
+
+def load_image(doc: Mapping[str, Any]) -> Any:
+    """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
+    return training_resized(doc, read_image(doc["image_path"]))
 
 
 def file_stamp(path: Path) -> tuple[str, int, int]:
@@ -217,7 +229,8 @@ def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Pa
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -> tuple[dict, ...]:
+def cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -> tuple[dict, ...]:
+    """A kind's documents from one file version (``stamp``: :func:`file_stamp`), built once; callers copy them."""
     source = Path(stamp[0])
     return tuple(build_docs(kind, load_records(source), source, options))
 
@@ -240,7 +253,7 @@ def task_docs(kind: str, metadata: Mapping[str, Any], category: str | None = Non
         raise ValueError(f"unknown SafeEraser category '{category}'")
     options = TaskOptions.from_metadata(metadata)
     source = options.data_file(FILE_OF_TASK[kind])
-    docs = [dict(doc) for doc in _cached_docs(kind, file_stamp(source), options)]
+    docs = [dict(doc) for doc in cached_docs(kind, file_stamp(source), options)]
     if category is None:
         return docs
     chosen = [doc for doc in docs if doc["category"] == category]
