@@ -60,13 +60,17 @@ def tasks_to_kinds(tasks: Sequence[str]) -> list[str]:
         elif attacked is not None:
             kinds += [kind for _, kind in attacked]
         else:
-            choices = "|".join(TASK_KINDS)
-            families = "|".join(f for f in ATTACK_FAMILIES if family_attacks(f))
-            raise SafeEraserError(
-                f"unknown SafeEraser task '{task}'; use {GROUP}, {TASK_PREFIX}<{choices}>, {ATTACK_GROUP}, "
-                f"{ATTACK_GROUP}_<{families}> or one attack task (safeeraser_attack_<attack>_<kind>)"
-            )
+            raise SafeEraserError(f"unknown SafeEraser task '{task}'; use {task_forms()}")
     return list(dict.fromkeys(kinds))
+
+
+def task_forms() -> str:
+    """The task names ``tasks_to_kinds`` knows, in words."""
+    families = "|".join(f for f in ATTACK_FAMILIES if family_attacks(f))
+    return (
+        f"{GROUP}, {TASK_PREFIX}<{'|'.join(TASK_KINDS)}>, {ATTACK_GROUP}, {ATTACK_GROUP}_<{families}> or one "
+        "attack task (safeeraser_attack_<attack>_<kind>)"
+    )
 
 
 def reported_kinds(raw: Mapping[str, Any]) -> list[str]:
