@@ -14,6 +14,7 @@ import gc
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..lmeval_task.judges import get_judge
 from .backends import check_backend, full_modules, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
 from .lmeval_output import order_samples, tasks_to_kinds
-from .merge import merge_adapter
+from .merge import merge_adapter, quantized_model
 from .parallel import launch, merge_judge_outcome
 from .processor_bos import check_vllm_bos, one_bos_like_training
 from .report import write_report
@@ -40,6 +41,7 @@ from .results import (
     run_folder_name,
     samples_jsonl,
     summarize,
+    with_quantized,
 )
 from .run_checks import check_not_finished, check_runs
 from .settings import EvalSettings
@@ -94,7 +96,11 @@ class Evaluator:
 
             # hf-multimodal with per-document sampling seeds: responses do not depend on batching or processes
             name, model_args["seed"] = MODEL_NAME, settings.seed
-        lm = get_model(name).create_from_arg_obj(model_args, chosen.batch_args)
+        with ExitStack() as stack:
+            if run.quantization_bit is not None:  # hf-multimodal takes the loaded model in place of its folder
+                model_args.pop("peft", None)
+                model_args["pretrained"] = stack.enter_context(quantized_model(run, self._device()))
+            lm = get_model(name).create_from_arg_obj(model_args, chosen.batch_args)
         one_bos_like_training(lm.processor)
         return lm
 
@@ -189,9 +195,11 @@ def evaluate_runs(
 
     A run whose folder ``OUT/<name>/`` already holds a results.json is refused before any model loads, unless
     ``overwrite`` (then its files are replaced, each atomically). The report covers every run folder in
-    ``out_dir``, so separate invocations into one folder compare in one report. Returns the results in the
-    order of ``runs``.
+    ``out_dir``, so separate invocations into one folder compare in one report. With ``quantization_bits``, each
+    run is followed by its quantized runs (``<name>@int<bits>``, :func:`results.with_quantized`). Returns the
+    results in that order.
     """
+    runs = with_quantized(runs, settings.quantization_bits)
     check_runs(runs)
     if not overwrite:
         check_not_finished(runs, out_dir)
