@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SafeEraserError
+from ..integration.quantization import QUANTIZATION_BITS
 from ..lmeval_task.documents import TaskSettings
 from ..lmeval_task.judges import JudgeConfig
 from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
-from ..errors import SafeEraserError
-from ..integration.quantization import QUANTIZATION_BITS
 from ..settings import check_settings, group, keys_of, setting, values_of
 from .backends import BACKENDS
 

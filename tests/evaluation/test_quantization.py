@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import REPO, run_cli
 
+import yaml
 from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.errors import SafeEraserError
 from llamafactory_safeeraser.evaluation.config import EvalCommand
@@ -119,7 +119,9 @@ def merged_weights(model_dir: Path, adapter_dir: Path) -> dict:
     from transformers import AutoModelForImageTextToText
 
     base = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
-    weights = {name: module.weight.detach().clone() for name, module in base.named_modules() if hasattr(module, "weight")}
+    weights = {
+        name: module.weight.detach().clone() for name, module in base.named_modules() if hasattr(module, "weight")
+    }
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     lora = load_file(adapter_dir / "adapter_model.safetensors")
     scale = config["lora_alpha"] / config["r"]
@@ -157,18 +159,26 @@ def quantized(tiny_model_dir: Path, lora_adapter: Path):
     return load
 
 
-def test_int8_weights_are_the_merged_weights_within_absmax_rounding(
-    quantized, tiny_model_dir: Path, lora_adapter: Path
-) -> None:
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir: Path, lora_adapter: Path) -> dict:
+    return merged_weights(tiny_model_dir, lora_adapter)
+
+
+def split_layers(model, quantized_type: type) -> tuple[dict, list[str]]:
+    """({name: layer} quantized to ``quantized_type``, [names of the linear layers left in full precision])."""
+    import torch
+
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, quantized_type)}
+    return layers, [name for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+
+
+def test_int8_weights_are_the_merged_weights_within_absmax_rounding(quantized, reference: dict) -> None:
     import torch
     from bitsandbytes.nn import Linear8bitLt
 
-    reference = merged_weights(tiny_model_dir, lora_adapter)
-    model = quantized(8)
-    layers = {name: module for name, module in model.named_modules() if isinstance(module, Linear8bitLt)}
-    kept = [name for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    layers, kept = split_layers(quantized(8), Linear8bitLt)
     assert kept == ["lm_head"] and len(layers) == 28  # every linear layer but the output embedding
-    worst = 0.0
+    worst = largest = 0.0
     for name, layer in layers.items():
         w = reference[name]
         codes, row_absmax = layer.weight.data, layer.weight.SCB
@@ -179,30 +189,27 @@ def test_int8_weights_are_the_merged_weights_within_absmax_rounding(
         bound = absmax * (1 + FP16_EPS) / 254 + w.abs() * FP16_EPS
         error = (w - w_q).abs()
         assert (error <= bound * (1 + 1e-5)).all(), name
-        worst = max(worst, float((error / bound).max()))
+        worst, largest = max(worst, float((error / bound).max())), max(largest, float((error / absmax).max()))
+    print(f"int8, {len(layers)} layers: max |w - w_q| / bound {worst:.4f}, / row absmax {largest:.5f}")
     assert worst > 0.5  # rounding happened: the bound is approached, not trivially met
 
 
-def test_nf4_weights_are_the_merged_weights_within_the_block_step(
-    quantized, tiny_model_dir: Path, lora_adapter: Path
-) -> None:
+def test_nf4_weights_are_the_merged_weights_within_the_block_step(quantized, reference: dict) -> None:
     import torch
     from bitsandbytes.functional import dequantize_4bit
     from bitsandbytes.nn import Linear4bit
 
     from llamafactory_safeeraser.integration.quantization import cpu_unsupported_modules
 
-    reference = merged_weights(tiny_model_dir, lora_adapter)
     model = quantized(4)
-    layers = {name: module for name, module in model.named_modules() if isinstance(module, Linear4bit)}
-    kept = [name for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    layers, kept = split_layers(model, Linear4bit)
     # on CPU, layers whose input width is not a multiple of the block stay full precision (integration/quantization)
     narrow = cpu_unsupported_modules(model)
     assert kept == [*narrow, "lm_head"] and len(narrow) == 11 and len(layers) == 28 - 11
     assert all(model.get_submodule(name).in_features == 32 for name in narrow)
     for name in narrow:  # those are the checkpoint's weights, unchanged
         assert torch.equal(model.get_submodule(name).weight.detach().float(), reference[name])
-    worst = 0.0
+    worst = largest = 0.0
     for name, layer in layers.items():
         state = layer.weight.quant_state
         assert (state.quant_type, state.blocksize, state.nested) == ("nf4", NF4_BLOCK, True)  # LLaMA-Factory's
@@ -218,7 +225,8 @@ def test_nf4_weights_are_the_merged_weights_within_the_block_step(
         bound = absmax * nf4_half_gap(w / absmax) + DOUBLE_QUANT_HALF_GAP * spread
         error = (w - w_q).abs()
         assert (error <= bound * (1 + 1e-5)).all(), name
-        worst = max(worst, float((error / bound).max()))
+        worst, largest = max(worst, float((error / bound).max())), max(largest, float((error / absmax).max()))
+    print(f"nf4, {len(layers)} layers: max |w - w_q| / bound {worst:.4f}, / block absmax {largest:.4f}")
     assert worst > 0.5  # rounding happened: the bound is approached, not trivially met
 
 
