@@ -22,6 +22,7 @@ from typing import Any
 from ..devices import default_device
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
+from ..integration.quantization import check_installed as check_quantization_installed
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
 from .backends import check_backend, full_modules, lm_eval_model
@@ -70,6 +71,8 @@ class Evaluator:
         self.settings = settings
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
         check_backend(settings)
+        if settings.quantization_bits:
+            check_quantization_installed()
 
     def task_manager(self, run: RunSpec) -> Any:
         """lm-eval's task index for ``run``: the settings' metadata plus the run's model as ``tokenizer``,
@@ -199,6 +202,9 @@ def evaluate_runs(
     run is followed by its quantized runs (``<name>@int<bits>``, :func:`results.with_quantized`). Returns the
     results in that order.
     """
+    if settings.quantization_bits and num_processes > 1:
+        # hf-multimodal handed a loaded model runs it in one process (it sets up no data parallelism then)
+        raise SafeEraserError(f"key 'quantization_bits': quantized runs need num_processes=1, got {num_processes}")
     runs = with_quantized(runs, settings.quantization_bits)
     check_runs(runs)
     if not overwrite:

@@ -7,9 +7,9 @@ The evaluator loads an unlearned model (adapter merged) this way to re-score it 
 
 from __future__ import annotations
 
+import logging
 import re
 import types
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ LIBRARY = "bitsandbytes"
 NF4_BLOCKSIZE = 64
 
 
-def _check_installed() -> None:
+def check_installed() -> None:
+    """One line, before any model loads, when bitsandbytes is missing."""
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None:
@@ -31,20 +32,28 @@ def _check_installed() -> None:
         )
 
 
-def bitsandbytes_config(bits: int, compute_dtype: Any) -> Any:
+def bitsandbytes_config(bits: int, compute_dtype: Any, log: bool = True) -> Any:
     """The ``BitsAndBytesConfig`` LLaMA-Factory builds for ``quantization_bit: bits`` (its defaults otherwise:
-    ``quantization_type: nf4``, ``double_quantization: true``), computing in ``compute_dtype``."""
+    ``quantization_type: nf4``, ``double_quantization: true``), computing in ``compute_dtype``; ``log``: let
+    LLaMA-Factory log its "Quantizing model to N bit" line (on when a model is loaded with it)."""
     from llamafactory.hparams import ModelArguments
     from llamafactory.model.model_utils.quantization import configure_quantization
 
     if bits not in QUANTIZATION_BITS:
         raise SafeEraserError(f"key 'quantization_bits': {bits} is not one of {', '.join(map(str, QUANTIZATION_BITS))}")
-    _check_installed()
+    check_installed()
     model_args = ModelArguments(model_name_or_path="unused", quantization_bit=bits)
     model_args.compute_dtype = compute_dtype
     init_kwargs: dict[str, Any] = {}
-    # a config without quantization_config: LLaMA-Factory's on-the-fly path (its device map is replaced below)
-    configure_quantization(types.SimpleNamespace(), None, model_args, False, init_kwargs)
+    logger = logging.getLogger(configure_quantization.__module__)
+    level = logger.level
+    if not log:
+        logger.setLevel(logging.WARNING)
+    try:
+        # a config without quantization_config: LLaMA-Factory's on-the-fly path (its device map is not used)
+        configure_quantization(types.SimpleNamespace(), None, model_args, False, init_kwargs)
+    finally:
+        logger.setLevel(level)
     return init_kwargs["quantization_config"]
 
 
@@ -52,7 +61,7 @@ def describe(bits: int) -> dict[str, str]:
     """results.json's ``run.quantization``: the library (with its version) and the method."""
     from importlib.metadata import version
 
-    config = bitsandbytes_config(bits, "float32")
+    config = bitsandbytes_config(bits, "float32", log=False)
     if bits == 8:
         method = f"LLM.int8: int8 absmax per output row, outlier threshold {config.llm_int8_threshold:g}"
     else:
@@ -99,8 +108,6 @@ def load_quantized_model(model_dir: str | Path, bits: int, device: str) -> Any:
     config = bitsandbytes_config(bits, getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     if bits == 4 and torch.device(device).type == "cpu":
         config.llm_int8_skip_modules = _cpu_skip_modules(model_dir)
-    # on CPU, bitsandbytes' int8 matmul takes float16 inputs and says so at every call
-    warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast", category=UserWarning)
     return AutoModelForImageTextToText.from_pretrained(
         model_dir, dtype="auto", quantization_config=config, device_map={"": device}
     )

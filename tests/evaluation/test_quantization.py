@@ -92,6 +92,26 @@ def test_bad_quantization_bits_exit_2_naming_the_file(tmp_path: Path) -> None:
     assert line == f"safeeraser: error: {config}: key 'quantization_bits' must be one of 8, 4, got 3"
 
 
+def test_quantized_runs_refuse_data_parallel_processes_before_anything_runs(tmp_path: Path) -> None:
+    from llamafactory_safeeraser.evaluation import EvalSettings, evaluate_runs
+
+    settings = EvalSettings(data_dir=tmp_path / "absent", quantization_bits=(4,))
+    with pytest.raises(SafeEraserError, match=r"^key 'quantization_bits': quantized runs need num_processes=1, got 2$"):
+        evaluate_runs([RunSpec("NPO", tmp_path / "absent")], settings, tmp_path / "out", num_processes=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_bitsandbytes_is_one_line(monkeypatch) -> None:
+    import importlib.util
+
+    from llamafactory_safeeraser.integration import quantization
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "bitsandbytes" else real(name))
+    with pytest.raises(SafeEraserError, match=r"^key 'quantization_bits': bitsandbytes is not installed \(pip install"):
+        quantization.check_installed()
+
+
 # ----- run names ----------------------------------------------------------------------------------------------
 def test_quantized_run_names() -> None:
     runs = with_quantized([RunSpec("NPO", "m"), RunSpec("NPO+PD", "m", "a")], (8, 4))
@@ -280,5 +300,10 @@ def test_eval_scores_each_run_after_8_and_4_bit_quantization(
                 values = [row[metric] for row in rows]
                 assert results["tasks"][kind]["metrics"][metric] == pytest.approx(sum(values) / len(values))
     assert all(len(responses[name]) == 4 * len(CATEGORIES) for name in names)
+    # the quantized models generated: the same seeds, not all the same responses
+    for name in names[1:]:
+        same = sum(a == b for a, b in zip(responses[name], responses["NPO+PD"], strict=True))
+        print(f"{name}: {same} of {len(responses[name])} responses as in full precision")
+        assert same < len(responses[name])
     report = (out / "report.md").read_text()
     assert all(f"| {name} |" in report for name in names)
