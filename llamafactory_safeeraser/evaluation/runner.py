@@ -92,7 +92,9 @@ class Evaluator:
         settings = self.settings
         if settings.backend == "vllm":
             return self.load_vllm_model(run)
-        chosen = lm_eval_model("hf", run, settings.batch_size, self._device(), settings.seed)
+        # a quantized run's adapter is merged into the model it loads, so lm-eval gets none
+        as_loaded = run if run.quantization_bit is None else RunSpec(run.name, run.model)
+        chosen = lm_eval_model("hf", as_loaded, settings.batch_size, self._device(), settings.seed)
         name, model_args = chosen.name, dict(chosen.model_args)
         if settings.document_seeds:
             from ..lmeval_task.seeded_hf import MODEL_NAME  # registers the model
@@ -101,7 +103,6 @@ class Evaluator:
             name, model_args["seed"] = MODEL_NAME, settings.seed
         with ExitStack() as stack:
             if run.quantization_bit is not None:  # hf-multimodal takes the loaded model in place of its folder
-                model_args.pop("peft", None)
                 model_args["pretrained"] = stack.enter_context(quantized_model(run, self._device()))
             lm = get_model(name).create_from_arg_obj(model_args, chosen.batch_args)
         one_bos_like_training(lm.processor)

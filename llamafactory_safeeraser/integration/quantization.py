@@ -39,9 +39,14 @@ def bitsandbytes_config(bits: int, compute_dtype: Any, log: bool = True) -> Any:
     from llamafactory.hparams import ModelArguments
     from llamafactory.model.model_utils.quantization import configure_quantization
 
+    from .contract import problems
+
     if bits not in QUANTIZATION_BITS:
         raise SafeEraserError(f"key 'quantization_bits': {bits} is not one of {', '.join(map(str, QUANTIZATION_BITS))}")
     check_installed()
+    changed = problems(["quantize"])
+    if changed:
+        raise SafeEraserError(f"key 'quantization_bits': this LLaMA-Factory differs: {'; '.join(changed)}")
     model_args = ModelArguments(model_name_or_path="unused", quantization_bit=bits)
     model_args.compute_dtype = compute_dtype
     init_kwargs: dict[str, Any] = {}
