@@ -66,6 +66,8 @@ class EditableWheelWithPth(editable_wheel):
 
 
 LOGGERS = ["tensorboard>=2.14", "wandb>=0.19"]
+# `quantization_bits` of safeeraser eval (LLaMA-Factory's quantization_bit); 0.50.2 has the CPU 8- and 4-bit kernels
+QUANTIZE = ["bitsandbytes>=0.50.2,<0.51"]
 TORCH = "torch>=2.4,<2.15"  # 2.14.1 is the newest wheel on the build machines' disk; CUDA builds welcome
 
 setup(
@@ -107,11 +109,20 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        # the LlamaBoard browser test (Debian's chromium and chromium-driver besides), the logger tests and the
-        # typographic attack's OCR test (Debian's tesseract-ocr besides: scripts/setup-ocr.sh)
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "selenium>=4.20", "pytesseract>=0.3.10", *LOGGERS],
+        # the LlamaBoard browser test (Debian's chromium and chromium-driver besides), the logger tests, the
+        # typographic attack's OCR test (Debian's tesseract-ocr besides: scripts/setup-ocr.sh) and the quantized evals
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "ruff>=0.6",
+            "selenium>=4.20",
+            "pytesseract>=0.3.10",
+            *LOGGERS,
+            *QUANTIZE,
+        ],
         "deepspeed": ["deepspeed>=0.15,<0.20"],
         "logging": LOGGERS,  # `report_to: tensorboard` / `wandb`
+        "quantize": QUANTIZE,
         # `safeeraser specificity`. Optional: lmms-eval 0.7 pins av<16 and downgrades wandb and protobuf; its
         # llava_hf model imports decord without declaring it; it imports filelock._api, gone in filelock 4.
         "specificity": ["lmms-eval>=0.7.3,<0.8", "decord>=0.6", "filelock>=3.10,<4"],

@@ -40,11 +40,31 @@ class RunSpec:
     name: str
     model: str | Path
     adapter: str | Path | None = None
+    quantization_bit: int | None = None  # evaluated after weight quantization to these bits (adapter merged)
+
+
+def quantized_run(run: RunSpec, bits: int) -> RunSpec:
+    """``run`` after weight quantization to ``bits``, named ``<name>@int<bits>``."""
+    return RunSpec(f"{run.name}@int{bits}", run.model, run.adapter, bits)
+
+
+def with_quantized(runs: Sequence[RunSpec], bits: Sequence[int]) -> list[RunSpec]:
+    """Each run followed by its quantized runs, one per bit width of ``bits``."""
+    return [each for run in runs for each in (run, *(quantized_run(run, width) for width in bits))]
+
+
+_QUANTIZED_SUFFIX = re.compile(r"^(?P<base>.+)@int(?P<bits>\d+)$")
+
+
+def quantized_of(name: str) -> tuple[str, int | None]:
+    """(base run name, bits) of a run name: ``NPO+PD@int4`` -> (``NPO+PD``, 4), ``NPO`` -> (``NPO``, None)."""
+    match = _QUANTIZED_SUFFIX.match(name)
+    return (match.group("base"), int(match.group("bits"))) if match else (name, None)
 
 
 def run_folder_name(name: str) -> str:
-    """A file-system-safe folder name that keeps names like ``GA+PD`` readable."""
-    cleaned = re.sub(r"[^A-Za-z0-9+_.=-]+", "_", name).strip("._")
+    """A file-system-safe folder name that keeps names like ``GA+PD`` and ``GA+PD@int4`` readable."""
+    cleaned = re.sub(r"[^A-Za-z0-9+_.=@-]+", "_", name).strip("._")
     if not cleaned:
         raise SafeEraserError(f"run name {name!r} has no usable characters")
     return cleaned
@@ -65,9 +85,11 @@ def pd_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def method_of(name: str) -> tuple[str, bool]:
-    """(method, with PD) of a run name: ``GA+PD`` -> (``GA``, True), ``vanilla`` -> (``vanilla``, False)."""
-    match = _PD_SUFFIX.match(name)
-    return (match.group("method"), True) if match else (name, False)
+    """(method, with PD) of a run name: ``GA+PD`` -> (``GA``, True), ``vanilla`` -> (``vanilla``, False);
+    a quantized run's is its base run's (``NPO+PD@int4`` -> (``NPO``, True))."""
+    base = quantized_of(name)[0]
+    match = _PD_SUFFIX.match(base)
+    return (match.group("method"), True) if match else (base, False)
 
 
 def model_location(value: str | Path) -> str:
@@ -77,13 +99,20 @@ def model_location(value: str | Path) -> str:
     return str(path.resolve()) if path.exists() else str(value)
 
 
-def run_record(run: RunSpec) -> dict[str, str | None]:
-    """The ``run`` entry of the files a run writes: its name and where its model and adapter were."""
-    return {
+def run_record(run: RunSpec) -> dict[str, Any]:
+    """The ``run`` entry of the files a run writes: its name and where its model and adapter were; for a quantized
+    run also ``quantization_bit`` and ``quantization`` (``library``, ``method``)."""
+    record: dict[str, Any] = {
         "name": run.name,
         "model": model_location(run.model),
         "adapter": model_location(run.adapter) if run.adapter is not None else None,
     }
+    if run.quantization_bit is not None:
+        from ..integration.quantization import describe
+
+        record["quantization_bit"] = run.quantization_bit
+        record["quantization"] = describe(run.quantization_bit)
+    return record
 
 
 def find_run_folders(out_dir: str | Path) -> list[Path]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
+from ..integration.quantization import QUANTIZATION_BITS
 from ..lmeval_task.documents import TaskSettings
 from ..lmeval_task.judges import JudgeConfig
 from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
@@ -58,10 +59,24 @@ class EvalSettings(TaskSettings):
         "(docs/evaluation.md, Attacks)",
         check=unknown_task,
     )
+    quantization_bits: tuple[int, ...] = setting(
+        (),
+        help="also evaluate every run, adapter merged, after weight quantization to each of these bits, as run "
+        "<run_name>@int<bits> (bitsandbytes, as LLaMA-Factory's quantization_bit: 8 = LLM.int8, 4 = nf4); "
+        "backend=hf only (none: full precision only)",
+        choices=QUANTIZATION_BITS,
+    )
     judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if len(set(self.quantization_bits)) < len(self.quantization_bits):
+            raise SafeEraserError(f"key 'quantization_bits': each bit width once, got {list(self.quantization_bits)}")
+        if self.quantization_bits and self.backend != "hf":
+            # vLLM quantizes in flight with bitsandbytes 4-bit only, and lm-eval's vllm-vlm does not pass it on
+            raise SafeEraserError(
+                f"key 'quantization_bits': quantized runs need backend=hf (got backend={self.backend})"
+            )
 
     def metadata(self) -> dict[str, Any]:
         """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""
