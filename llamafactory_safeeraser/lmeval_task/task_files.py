@@ -116,7 +116,8 @@ def _attack_files() -> dict[str, str]:
             {
                 "group": family_group(family),
                 "group_alias": ATTACK_FAMILIES[family],
-                "task": [attack_task(a.name, kind) for a in attacks for kind in a.kinds],
+                # an attack that needs a model judge runs when named, not with its group (Attack.needs_model_judge)
+                "task": [attack_task(a.name, kind) for a in attacks if not a.needs_model_judge for kind in a.kinds],
                 "metadata": {"version": VERSION},
             }
         )

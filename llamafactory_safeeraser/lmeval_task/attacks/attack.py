@@ -32,6 +32,7 @@ class AttackContext:
 
     kind: str  # the task kind whose document is attacked: efficacy, generality or sarr
     judge: JudgeConfig  # the configured judge (a model paraphrase may ask its model)
+    concept: str = ""  # the record's concept in words ('StreetFight' -> 'street fight'): a paraphrase keeps it
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Attack:
     # leaves a part alone is not run for it.
     edits_question: bool = True
     edits_image: bool = True
+    # An attack that needs a model judge (the model paraphrase) is left out of the groups, so that the offline
+    # default (the rule judge) runs them all; its tasks run when named.
+    needs_model_judge: bool = False
 
 
 def document_seed(record: int, item: str, attack: str, kind: str, seed: int) -> int:

@@ -11,7 +11,7 @@ A new attack is one entry in its family's module, then
 from __future__ import annotations
 
 from ..documents import GROUP
-from . import image, typographic
+from . import image, text, typographic
 from .attack import Attack, AttackContext, AttackInput, document_seed
 
 __all__ = [
@@ -35,7 +35,7 @@ ATTACK_FAMILIES: dict[str, str] = {
     "paraphrase": "paraphrase: the question reworded, meaning kept",
     "image": "image rephrasing: the image cropped, rescaled, noised, compressed, greyed or flipped",
 }
-ATTACKS: tuple[Attack, ...] = (*typographic.ATTACKS, *image.ATTACKS)
+ATTACKS: tuple[Attack, ...] = (*typographic.ATTACKS, *text.ATTACKS, *image.ATTACKS)
 
 ATTACK_GROUP = f"{GROUP}_attacks"  # the lm-eval group of every attack task
 TASK_PREFIX = f"{GROUP}_attack_"
