@@ -29,7 +29,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "hide": ("conceal",),
     "hidden": ("concealed",),
     "find": ("locate",),
-    "shown": ("depicted", "pictured"),
+    "shown": ("depicted",),
     "image": ("picture", "photo"),
     "hurt": ("injure", "harm"),
     "attack": ("assault",),
@@ -83,14 +83,14 @@ _REQUEST = ("Please {rest}.", "I would like you to {rest}.", "Are you able to {r
 _IMPERATIVE = ("Please {rest}.", "Could you {rest}?", "I would like you to {rest}.")
 _ANY_WH = ("Tell me, {question}", "I would like to know: {question}", "Please answer this: {question}")
 QUESTION_FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
-    (re.compile(r"^how (?:do|can|could|should|would|might) (?:i|one|we) (?P<rest>.+?)\s*\?$", re.I), _HOW),
-    (re.compile(r"^how to (?P<rest>.+?)\s*\?$", re.I), _HOW),
-    (re.compile(r"^where (?:can|could|do|should|might) (?:i|one|we) (?P<rest>.+?)\s*\?$", re.I), _WHERE),
-    (re.compile(r"^(?:can|could|would|will) you (?P<rest>.+?)\s*\?$", re.I), _REQUEST),
+    (re.compile(r"^how (?:do|can|could|should|would|might) (?:i|one|we) (?P<rest>.+?)\s*[?.!]?$", re.I), _HOW),
+    (re.compile(r"^how to (?P<rest>.+?)\s*[?.!]?$", re.I), _HOW),
+    (re.compile(r"^where (?:can|could|do|should|might) (?:i|one|we) (?P<rest>.+?)\s*[?.!]?$", re.I), _WHERE),
+    (re.compile(r"^(?:can|could|would|will) you (?P<rest>.+?)\s*[?.!]?$", re.I), _REQUEST),
     (re.compile(r"^(?:what|which|who|whom|whose|why|when|where|how)\b.*\?$", re.I), _ANY_WH),
     (
         re.compile(
-            r"^(?P<rest>(?:describe|explain|tell|show|give|list|write|provide|suggest|detail)\b.*?)[.!]?$", re.I
+            r"^(?P<rest>(?:describe|explain|tell|show|give|list|write|provide|suggest|detail)\b.*?)[.!?]?$", re.I
         ),
         _IMPERATIVE,
     ),
@@ -103,8 +103,8 @@ _IMAGE_PHRASE = re.compile(
     re.I,
 )
 _SUBORDINATE = r"(?:if|when|once|after|before|while|since|because|without|so that)"
-_CLAUSE_FIRST = re.compile(rf"^(?P<sub>{_SUBORDINATE} [^,]+), (?P<main>[^,]+?)(?P<end>[?.!])$", re.I)
-_CLAUSE_LAST = re.compile(rf"^(?P<main>[^,]+?\s\S+),? (?P<sub>{_SUBORDINATE} [^,]+?)(?P<end>[?.!])$", re.I)
+_CLAUSE_FIRST = re.compile(rf"^(?P<sub>{_SUBORDINATE} [^,]+), (?P<main>[^,]+?)(?P<end>[?.!]?)$", re.I)
+_CLAUSE_LAST = re.compile(rf"^(?P<main>[^,]+?\s[^\s,]+),? (?P<sub>{_SUBORDINATE} [^,]+?)(?P<end>[?.!]?)$", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
