@@ -16,7 +16,7 @@ import re
 
 from ...errors import SafeEraserError
 from ..judges import JudgeConfig, get_judge
-from .paraphrase_rules import concept_words, is_concept_word
+from .paraphrase_rules import WORD, concept_words, is_concept_word
 
 PROMPT_VERSION = "[safeeraser paraphrase v1]"  # in every prompt: a new wording gets new cache keys
 STYLES = (
@@ -28,7 +28,6 @@ STYLES = (
 MAX_TOKENS = 96  # a question's rewording; at least the judge's own max_new_tokens
 JUDGE = "openai"  # the one judge that can serve free text to many processes at once
 _IMAGE_WORDS = ("image", "picture", "photo")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _LABEL = re.compile(r"^\s*(?:reworded|rewritten|paraphrased)?\s*(?:question|paraphrase)\s*:\s*", re.I)
 
 
@@ -45,7 +44,7 @@ def paraphrase_prompt(question: str, keep: tuple[str, ...], style: str) -> str:
 def must_keep(question: str, concept: str) -> tuple[str, ...]:
     """The question's words a paraphrase keeps: those of the concept, and its word for the image."""
     protected = concept_words(concept)
-    words = [w for w in _WORD.findall(question) if is_concept_word(w, protected) or w.lower() in _IMAGE_WORDS]
+    words = [w for w in WORD.findall(question) if is_concept_word(w, protected) or w.lower() in _IMAGE_WORDS]
     return tuple(dict.fromkeys(word.lower() for word in words))
 
 
@@ -72,14 +71,11 @@ def model_paraphrase(question: str, concept: str, rng: random.Random, judge: Jud
         if reply is None:
             raise SafeEraserError(f"{model.describe()}: paraphrase request failed: {failure} (question {question!r})")
         text = reply_text(reply)
-        kept = {word.lower() for word in _WORD.findall(text)}
-        if text and " ".join(text.lower().split()) != " ".join(question.lower().split()) and _keeps(kept, keep):
+        said = WORD.findall(text)
+        kept = all(any(is_concept_word(word, (wanted,)) for word in said) for wanted in keep)
+        if text and kept and " ".join(text.lower().split()) != " ".join(question.lower().split()):
             return text
     raise SafeEraserError(
         f"{model.describe()}: no paraphrase of {question!r} kept {', '.join(keep) or 'its words'} and changed the text "
         f"({len(STYLES)} styles asked; the last reply: {text!r})"
     )
-
-
-def _keeps(words: set[str], keep: tuple[str, ...]) -> bool:
-    return all(word in words or f"{word}s" in words or f"{word}es" in words for word in keep)

@@ -105,12 +105,12 @@ _IMAGE_PHRASE = re.compile(
 _SUBORDINATE = r"(?:if|when|once|after|before|while|since|because|without|so that)"
 _CLAUSE_FIRST = re.compile(rf"^(?P<sub>{_SUBORDINATE} [^,]+), (?P<main>[^,]+?)(?P<end>[?.!]?)$", re.I)
 _CLAUSE_LAST = re.compile(rf"^(?P<main>[^,]+?\s[^\s,]+),? (?P<sub>{_SUBORDINATE} [^,]+?)(?P<end>[?.!]?)$", re.I)
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")  # a word of a question
 
 
 def concept_words(concept: str) -> tuple[str, ...]:
     """The words of a concept, lower case: 'street fight' -> ('street', 'fight')."""
-    return tuple(word.lower() for word in _WORD.findall(concept))
+    return tuple(word.lower() for word in WORD.findall(concept))
 
 
 def is_concept_word(word: str, concept: tuple[str, ...]) -> bool:
@@ -159,7 +159,7 @@ def _substitute(text: str, rng: random.Random, protected: tuple[str, ...]) -> st
     fixed = [range(m.start(), m.end()) for m in FIXED_PHRASES.finditer(text)]
     spans = [
         m
-        for m in _WORD.finditer(text)
+        for m in WORD.finditer(text)
         if m[0].lower() in SYNONYMS
         and not is_concept_word(m[0], protected)
         and not any(m.start() in span for span in fixed)
