@@ -107,8 +107,9 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        # the LlamaBoard browser test (Debian's chromium and chromium-driver besides) and the logger tests
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "selenium>=4.20", *LOGGERS],
+        # the LlamaBoard browser test (Debian's chromium and chromium-driver besides), the logger tests and the
+        # typographic attack's OCR test (Debian's tesseract-ocr besides: scripts/setup-ocr.sh)
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "selenium>=4.20", "pytesseract>=0.3.10", *LOGGERS],
         "deepspeed": ["deepspeed>=0.15,<0.20"],
         "logging": LOGGERS,  # `report_to: tensorboard` / `wandb`
         # `safeeraser specificity`. Optional: lmms-eval 0.7 pins av<16 and downgrades wandb and protobuf; its

@@ -25,6 +25,9 @@ if [ "$tier" = deepspeed ]; then
   fi
 fi
 scripts/setup-venv.sh
+if [ "$tier" = fast ] || [ "$tier" = full ]; then
+  scripts/setup-ocr.sh  # the typographic attack's image is read back by Debian's tesseract
+fi
 if [ "$tier" = full ]; then
   scripts/setup-browser.sh  # the LlamaBoard browser test (slow tier) drives Debian's chromium
 fi

@@ -18,6 +18,7 @@ from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import read_json_document
 from ..lmeval_task import metric_catalog
+from ..lmeval_task.attacks.catalog import attack_task
 from ..lmeval_task.documents import TaskOptions
 from ..lmeval_task.scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY
 from . import lmeval_output as lm
@@ -151,8 +152,10 @@ def summarize(
     rated response of the kind, and ``judge_failures``, the failed judge queries), ``stderr`` (the standard error
     of each value) and ``per_category.<Category>`` (from lm-eval's subtask ``safeeraser_<kind>_<category>``: each
     value, ``n``, ``judge_failures`` and ``stderr``);
-    ``judge_failures`` per task and in total; ``judge`` (settings and request counters, never the API key);
-    ``settings``; ``lm_eval`` (raw numbers).
+    ``attacks.<attack>.<kind>`` (from lm-eval's task ``safeeraser_attack_<attack>_<kind>``, present when an attack
+    task ran) with ``task``, ``family``, ``strength``, ``n``, ``metrics`` and ``stderr`` pooled as for ``tasks``;
+    ``judge_failures`` per task kind of the plain tasks and in total; ``judge`` (settings and request counters, never
+    the API key); ``settings``; ``lm_eval`` (raw numbers).
     """
     from importlib.metadata import version
 
@@ -166,6 +169,17 @@ def summarize(
         }
         tasks[kind] = {"task": lm.kind_group(kind), **_pooled_numbers(kind, lm.kind_samples(raw, kind))}
         tasks[kind]["per_category"] = per_category
+
+    attacks: dict[str, dict[str, Any]] = {}
+    for attack, kind in lm.reported_attacks(raw):
+        task = attack_task(attack.name, kind)
+        numbers = _pooled_numbers(kind, lm.task_samples(raw, task))
+        attacks.setdefault(attack.name, {})[kind] = {
+            "task": task,
+            "family": attack.family,
+            "strength": attack.strength,
+            **numbers,
+        }
 
     failures = {kind: task["metrics"][FAILURE_METRIC] for kind, task in tasks.items()}
     failures["total"] = sum(failures.values())
@@ -182,6 +196,7 @@ def summarize(
             for column, (kind, metric) in columns.items()
         },
         "tasks": tasks,
+        **({"attacks": attacks} if attacks else {}),
         "judge_failures": failures,
         "judge": {"config": json.loads(options.judge.to_json()), "stats": dict(judge_stats or {})},
         "settings": {
@@ -223,6 +238,8 @@ _SAMPLE_DOC_FIELDS = (
     "reference",
     "source_file",
 )
+# The attack tasks' documents add these (the plain tasks' lines go without them).
+_ATTACK_DOC_FIELDS = ("attack", "attack_family", "attack_strength", "attack_question")
 
 
 def samples_jsonl(raw: Mapping[str, Any]) -> str:
@@ -234,6 +251,7 @@ def samples_jsonl(raw: Mapping[str, Any]) -> str:
             "task": task_name,
             "doc_id": lm.sample_doc_id(sample),
             **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS},
+            **{key: doc[key] for key in _ATTACK_DOC_FIELDS if key in doc},
         }
         line["response"] = lm.sample_response(sample)
         line["scores"] = lm.sample_scores(sample)

@@ -6,11 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SafeEraserError
 from ..lmeval_task.documents import TaskSettings
 from ..lmeval_task.judges import JudgeConfig
 from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
 from ..settings import check_settings, group, keys_of, setting, values_of
 from .backends import BACKENDS
+from .lmeval_output import task_forms, tasks_to_kinds
+
+
+def unknown_task(task: str) -> str | None:
+    """Why ``task`` is no SafeEraser task name; None when it is one."""
+    try:
+        tasks_to_kinds([task])
+    except SafeEraserError:
+        return f"must each be {task_forms()}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,11 @@ class EvalSettings(TaskSettings):
     )
     device: str | None = setting(help="none: cuda when available, else cpu")
     tasks: tuple[str, ...] = setting(
-        ("safeeraser",), help="lm-eval tasks: safeeraser, or some of safeeraser_efficacy, _generality, _sarr, _utility"
+        ("safeeraser",),
+        help="lm-eval tasks: safeeraser, or some of safeeraser_efficacy, _generality, _sarr, _utility; and "
+        "safeeraser_attacks (every attack), safeeraser_attacks_<family> or safeeraser_attack_<attack>_<kind> "
+        "(docs/evaluation.md, Attacks)",
+        check=unknown_task,
     )
     judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
 
@@ -55,6 +70,7 @@ class EvalSettings(TaskSettings):
                 metadata[key.name] = str(value.expanduser().resolve()) if isinstance(value, Path) else value
         judge = values_of(self.judge, JUDGE_PREFIX)
         metadata.update({name: value for name, value in judge.items() if value is not None})
+        metadata["attack_seed"] = self.seed  # attacked documents vary with the seed, as sampling does
         return metadata
 
     def gen_kwargs(self) -> dict[str, Any] | None:

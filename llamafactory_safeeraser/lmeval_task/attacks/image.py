@@ -52,7 +52,7 @@ def noise(image: Image, rng: random.Random) -> Image:
 
     pixels = np.asarray(image, dtype=np.float64)
     drawn = np.random.default_rng(rng.getrandbits(64)).normal(0.0, NOISE_SIGMA * 255.0, pixels.shape)
-    return Image.fromarray(np.clip(np.rint(pixels + drawn), 0, 255).astype(np.uint8), "RGB")
+    return Image.fromarray(np.clip(np.rint(pixels + drawn), 0, 255).astype(np.uint8))  # H x W x 3 bytes: RGB
 
 
 def jpeg(image: Image, rng: random.Random) -> Image:
