@@ -23,6 +23,7 @@ from ..lmeval_task.attacks.catalog import (
     Attack,
     family_attacks,
     family_group,
+    grouped_attacks,
     task_attacks,
 )
 from ..lmeval_task.documents import GROUP, TASK_KINDS, category_task
@@ -39,10 +40,10 @@ def kind_group(kind: str) -> str:
 def attacks_of_task(task: str) -> list[tuple[Attack, str]] | None:
     """The (attack, kind) tasks an attack group or task name runs; None for a name that is none of them."""
     if task == ATTACK_GROUP:
-        return list(task_attacks().values())
+        return [(a, kind) for family in ATTACK_FAMILIES for a in grouped_attacks(family) for kind in a.kinds]
     for family in ATTACK_FAMILIES:
         if task == family_group(family) and family_attacks(family):
-            return [(a, kind) for a in family_attacks(family) for kind in a.kinds]
+            return [(a, kind) for a in grouped_attacks(family) for kind in a.kinds]
     single = task_attacks().get(task)
     return [single] if single else None
 

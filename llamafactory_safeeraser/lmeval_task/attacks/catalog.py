@@ -26,6 +26,7 @@ __all__ = [
     "document_seed",
     "family_attacks",
     "family_group",
+    "grouped_attacks",
     "task_attacks",
 ]
 
@@ -50,6 +51,11 @@ def attack(name: str) -> Attack:
 
 def family_attacks(family: str) -> tuple[Attack, ...]:
     return tuple(a for a in ATTACKS if a.family == family)
+
+
+def grouped_attacks(family: str) -> tuple[Attack, ...]:
+    """The attacks of a family that its lm-eval group runs: all but those that need a model judge (named instead)."""
+    return tuple(a for a in family_attacks(family) if not a.needs_model_judge)
 
 
 def family_group(family: str) -> str:
