@@ -4,6 +4,7 @@ OpenAI-compatible HTTP server on 127.0.0.1 (the judge tests' server), a dead one
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_eval_judges import JudgeServer, closed_port_url, dead_config, judge_environment, openai_config  # noqa: F401
+from test_eval_judges import MODEL, JudgeServer, closed_port_url, dead_config, judge_environment, openai_config  # noqa: F401
 
 import yaml
 from llamafactory_safeeraser.data.records import concept_text
@@ -362,3 +363,46 @@ def test_the_model_paraphrase_runs_when_named_and_not_with_its_group(synthetic_d
     metadata["judge_cache"] = str(tmp_path / "other.sqlite")
     with pytest.raises(SafeEraserError, match="health check failed"):
         attack_docs("paraphrase_model", "efficacy", metadata)
+
+
+@pytest.mark.slow  # generates with the tiny model through lm-eval (about 20 s on 2 shared CPU cores)
+def test_eval_scores_the_model_paraphrase_and_a_question_it_cannot_reword_stops_the_run(
+    tiny_model_dir: Path, synthetic_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from llamafactory_safeeraser.cli import main
+
+    def argv(server: JudgeServer, name: str) -> list[str]:
+        return [
+            "eval",
+            f"model_name_or_path={tiny_model_dir}",
+            f"data_dir={synthetic_dir}",
+            f"output_dir={tmp_path / 'eval'}",
+            "judge=openai",
+            f"judge_model={MODEL}",
+            f"judge_base_url={server.base_url}",
+            f"judge_cache={tmp_path / name / 'cache.sqlite'}",
+            "tasks=safeeraser_attack_paraphrase_model_efficacy",
+            "harmful_samples=1",
+            "limit=2",
+            "max_new_tokens=4",
+            "device=cpu",
+            f"run_name={name}",
+        ]
+
+    with ParaphraseServer() as server:
+        assert main(argv(server, "para")) == 0
+    results = json.loads((tmp_path / "eval" / "para" / "results.json").read_text())
+    numbers = results["attacks"]["paraphrase_model"]["efficacy"]
+    assert numbers["n"] == 2 and numbers["family"] == "paraphrase" and "asr" in numbers["metrics"]
+    lines = [json.loads(line) for line in (tmp_path / "eval" / "para" / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        assert line["attack"] == "paraphrase_model" and line["attack_question"] != line["question"]
+        assert line["attack_question"].startswith(("Tell me ", "Say ", "Please explain ", "I would like to know "))
+    capsys.readouterr()
+    with ParaphraseServer(drop_concept_for=STYLES) as server:
+        assert main(argv(server, "bad")) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("safeeraser: error:")]
+    assert len(errors) == 1 and "no paraphrase of" in errors[0] and server.base_url in errors[0]
+    assert "Traceback" not in err and not (tmp_path / "eval" / "bad").exists()
