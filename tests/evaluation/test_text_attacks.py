@@ -211,15 +211,19 @@ def test_the_concept_is_never_reworded_even_where_the_table_has_it() -> None:
 
 
 def test_every_synthetic_harmful_question_keeps_its_keyword_and_image() -> None:
+    distinct = []
     for concept in concepts():
         keyword = concept_text(concept.keyword.title().replace(" ", ""), concept.category)
         assert keyword == concept.keyword
         for template in HARMFUL_QUESTIONS:
             question = template.format(kw=concept.keyword)
-            for seed in range(5):
-                out = paraphrase(question, keyword, random.Random(seed))
+            outs = {paraphrase(question, keyword, random.Random(seed)) for seed in range(10)}
+            for out in outs:
                 assert re.search(rf"\b{concept.keyword}\b", out.lower()) and out.lower() != question.lower()
                 assert words(out) & {"image", "picture", "photo"}, out
+            distinct.append(len(outs))
+    # docs/evaluation.md ("Text attacks") quotes these figures
+    assert len(distinct) == 72 and sum(distinct) / len(distinct) == 9.75 and min(distinct) == 9
 
 
 # ----- the model paraphrase ------------------------------------------------------------------------------------
