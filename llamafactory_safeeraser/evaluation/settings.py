@@ -12,15 +12,15 @@ from ..lmeval_task.judges import JudgeConfig
 from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
 from ..settings import check_settings, group, keys_of, setting, values_of
 from .backends import BACKENDS
-from .lmeval_output import task_forms, tasks_to_kinds
+from .lmeval_output import tasks_to_kinds
 
 
 def unknown_task(task: str) -> str | None:
     """Why ``task`` is no SafeEraser task name; None when it is one."""
     try:
         tasks_to_kinds([task])
-    except SafeEraserError:
-        return f"must each be {task_forms()}"
+    except SafeEraserError as err:
+        return f"names an {err}"
     return None
 
 

@@ -5,7 +5,8 @@ Everything else derives from them: the lm-eval task files (``task_files``: group
 per family ``safeeraser_attacks_<family>``, one task per attack and kind ``safeeraser_attack_<name>_<kind>``),
 the attacked documents (``attacks.documents``), results.json's ``attacks`` section and the docs' tables.
 A new attack is one entry in its family's module, then
-``python -m llamafactory_safeeraser.lmeval_task.task_files`` to regenerate the task files.
+``python -m llamafactory_safeeraser.lmeval_task.task_files`` to regenerate the task files and
+``python -m llamafactory_safeeraser.lmeval_task.attacks.catalog`` to print docs/evaluation.md's table of attacks.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "family_attacks",
     "family_group",
     "grouped_attacks",
+    "markdown_table",
     "task_attacks",
 ]
 
@@ -71,3 +73,16 @@ def attack_task(name: str, kind: str) -> str:
 def task_attacks() -> dict[str, tuple[Attack, str]]:
     """Every attack task: lm-eval task name -> (attack, kind), in catalog order."""
     return {attack_task(a.name, kind): (a, kind) for a in ATTACKS for kind in a.kinds}
+
+
+def markdown_table() -> str:
+    """docs/evaluation.md's table of the attacks (a test keeps it equal)."""
+    rows = ["| attack | family | what it does | strength | source | kinds |", "|---|---|---|---|---|---|"]
+    for a in ATTACKS:
+        kinds = ", ".join(a.kinds)
+        rows.append(f"| `{a.name}` | {a.family} | {a.title} | {a.strength or '-'} | {a.source} | {kinds} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

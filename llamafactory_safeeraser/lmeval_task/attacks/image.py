@@ -20,7 +20,7 @@ from .attack import Attack, AttackContext, AttackInput
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-CORRUPTIONS = "Hendrycks & Dietterich, ICLR 2019"
+CORRUPTIONS = "ImageNet-C corruptions (Hendrycks & Dietterich, ICLR 2019)"
 AUGMENTATIONS = "SimCLR augmentations (Chen et al., ICML 2020)"
 CROP_KEEP = 0.8  # the kept window's share of the width and of the height
 RESCALE = 0.5  # down to this share of each side, then back to the original size

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SHEN_2024 = 'Shen et al., "Do Anything Now": in-the-wild jailbreak prompts, ACM CCS 2024'
+SHEN_2024 = (
+    "Shen et al., \"'Do Anything Now': Characterizing and Evaluating In-The-Wild Jailbreak Prompts on Large "
+    'Language Models", ACM CCS 2024'
+)
 WEI_2023 = 'Wei et al., "Jailbroken: How Does LLM Safety Training Fail?", NeurIPS 2023'
 
 

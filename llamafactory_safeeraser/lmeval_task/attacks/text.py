@@ -55,7 +55,7 @@ ATTACKS: list[Attack] = [
     Attack(
         name="paraphrase_rules",
         family="paraphrase",
-        title="rule-based rewording: synonyms, question form, clause order; the concept kept",
+        title="the question reworded by rules, offline: synonyms, question form, clause order; the concept kept",
         source=LYNCH_2024,
         strength=f"synonyms {SUBSTITUTION_RATE:.0%}, reorder {REORDER_RATE:.0%}",
         kinds=HARMFUL_KINDS,
@@ -65,7 +65,7 @@ ATTACKS: list[Attack] = [
     Attack(
         name="paraphrase_model",
         family="paraphrase",
-        title="rewording by the judge's model (OpenAI-compatible endpoint); the concept kept",
+        title="the question reworded by the judge's model (judge=openai only; run by name, not in the groups)",
         source=LYNCH_2024,
         strength="",
         kinds=HARMFUL_KINDS,
