@@ -8,7 +8,7 @@ in this order, each where the question allows it:
 1. synonyms: the question's words that are in the table are replaced by one of their synonyms (most of
    them, by rng), unless part of an idiom ("get rid of");
 2. question form: the opening is rewritten ("How do I X?" -> "What is the way to X?");
-3. clause order (every other question, by rng): a trailing image phrase or a subordinate clause moves to the
+3. clause order (half the questions, by rng): a trailing image phrase or a subordinate clause moves to the
    other end ("How can I use the X in this image?" -> "In this image, how can I use the X?").
 A question that no rule changes gets one of a few fixed openings, so the text always differs from the original.
 """
