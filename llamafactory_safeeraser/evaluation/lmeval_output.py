@@ -21,6 +21,7 @@ from ..lmeval_task.attacks.catalog import (
     ATTACK_FAMILIES,
     ATTACK_GROUP,
     Attack,
+    attack_task,
     family_attacks,
     family_group,
     grouped_attacks,
@@ -46,6 +47,23 @@ def attacks_of_task(task: str) -> list[tuple[Attack, str]] | None:
             return [(a, kind) for a in grouped_attacks(family) for kind in a.kinds]
     single = task_attacks().get(task)
     return [single] if single else None
+
+
+def tasks_to_run(tasks: Sequence[str], judge: str) -> list[str]:
+    """The lm-eval tasks to run for ``tasks`` with the judge named ``judge``: ``tasks``, then, for each attack group
+    named, the tasks of its attacks that ask this judge's model (``Attack.judges``: the model paraphrase with the
+    ``openai`` judge), which lm-eval's groups leave out so that they run with any judge."""
+    added = []
+    for task in tasks:
+        families = [f for f in ATTACK_FAMILIES if task in (ATTACK_GROUP, family_group(f))]
+        added += [
+            attack_task(a.name, kind)
+            for family in families
+            for a in family_attacks(family)
+            if judge in a.judges
+            for kind in a.kinds
+        ]
+    return list(dict.fromkeys([*tasks, *added]))
 
 
 def tasks_to_kinds(tasks: Sequence[str]) -> list[str]:

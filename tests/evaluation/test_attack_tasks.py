@@ -73,7 +73,7 @@ def metadata(synthetic_dir: Path) -> dict:
     return {"data_dir": str(synthetic_dir), "harmful_samples": 2, "attack_seed": 5}
 
 
-@pytest.mark.parametrize("name", [a.name for a in ATTACKS if not a.needs_model_judge])  # the rule judge here
+@pytest.mark.parametrize("name", [a.name for a in ATTACKS if not a.judges])  # the rule judge here
 def test_attacked_documents_are_the_kinds_documents_with_the_attack_named(name: str, metadata: dict) -> None:
     chosen = attack(name)
     for kind in chosen.kinds:
@@ -168,7 +168,7 @@ def test_the_group_holds_a_group_per_family_and_a_task_per_attack_and_kind(loade
         expected = [attack_task(a.name, kind) for a in catalog.grouped_attacks(family) for kind in a.kinds]
         assert groups[f"safeeraser_attacks_{family}"].child_names == expected
     for task_name, (chosen, kind) in catalog.task_attacks().items():
-        if chosen.needs_model_judge:  # not in the group: run when named (test_text_attacks.py)
+        if chosen.judges:  # not in the group: run when named (test_text_attacks.py)
             continue
         task = tasks[task_name]
         assert list(task.eval_docs) == attacked.attack_docs(chosen.name, kind, metadata)
@@ -213,7 +213,7 @@ def test_results_json_has_an_attacks_section_scored_as_the_plain_tasks(loaded, m
     results = summarize(RunSpec("GA", "models/x"), aggregated, settings, options)
     assert set(results["tasks"]) == {"efficacy"}  # the plain kind that ran
     attacks = results["attacks"]
-    grouped = [a for a in ATTACKS if not a.needs_model_judge]  # the group's: paraphrase_model runs when named
+    grouped = [a for a in ATTACKS if not a.judges]  # the group's: paraphrase_model runs when named
     assert list(attacks) == [a.name for a in grouped]
     for chosen in grouped:
         assert list(attacks[chosen.name]) == list(chosen.kinds)

@@ -17,6 +17,7 @@ from test_eval_judges import MODEL, JudgeServer, closed_port_url, dead_config, j
 import yaml
 from llamafactory_safeeraser.data.records import concept_text
 from llamafactory_safeeraser.errors import SafeEraserError
+from llamafactory_safeeraser.evaluation.lmeval_output import tasks_to_run
 from llamafactory_safeeraser.lmeval_task import documents
 from llamafactory_safeeraser.lmeval_task.attacks import text
 from llamafactory_safeeraser.lmeval_task.attacks.attack import AttackContext, AttackInput
@@ -339,6 +340,16 @@ def test_the_attack_tasks_ask_the_attacked_question_and_keep_the_records(synthet
             assert by_item.setdefault((doc["record"], doc["item"]), doc["attack_question"]) == doc["attack_question"]
 
 
+def test_safeeraser_eval_adds_the_model_paraphrase_to_a_group_it_names_when_the_judge_is_openai() -> None:
+    model = ["safeeraser_attack_paraphrase_model_efficacy", "safeeraser_attack_paraphrase_model_generality"]
+    for tasks in (["safeeraser", "safeeraser_attacks"], ["safeeraser_attacks_paraphrase"]):
+        assert tasks_to_run(tasks, "openai") == [*tasks, *model]
+        assert tasks_to_run(tasks, "rule") == tasks_to_run(tasks, "hf") == tasks
+    for tasks in (["safeeraser_attacks_jailbreak"], ["safeeraser_attack_paraphrase_rules_efficacy"], ["safeeraser"]):
+        assert tasks_to_run(tasks, "openai") == tasks
+    assert tasks_to_run(["safeeraser_attacks", model[0]], "openai") == ["safeeraser_attacks", *model]  # once each
+
+
 def test_the_model_paraphrase_runs_when_named_and_not_with_its_group(synthetic_dir: Path, tmp_path: Path) -> None:
     files = render_task_files()
     group = yaml.safe_load(files["attacks/paraphrase/_safeeraser_attacks_paraphrase.yaml"].split("\n", 1)[1])
@@ -370,7 +381,7 @@ def test_the_model_paraphrase_runs_when_named_and_not_with_its_group(synthetic_d
 
 
 @pytest.mark.slow  # generates with the tiny model through lm-eval (about 20 s on 2 shared CPU cores)
-def test_eval_scores_the_model_paraphrase_and_a_question_it_cannot_reword_stops_the_run(
+def test_eval_scores_the_model_paraphrase_with_its_family_and_a_question_it_cannot_reword_stops_the_run(
     tiny_model_dir: Path, synthetic_dir: Path, tmp_path: Path, capsys
 ) -> None:
     from llamafactory_safeeraser.cli import main
@@ -385,7 +396,7 @@ def test_eval_scores_the_model_paraphrase_and_a_question_it_cannot_reword_stops_
             f"judge_model={MODEL}",
             f"judge_base_url={server.base_url}",
             f"judge_cache={tmp_path / name / 'cache.sqlite'}",
-            "tasks=safeeraser_attack_paraphrase_model_efficacy",
+            "tasks=safeeraser_attacks_paraphrase",  # with judge=openai: the rule and the model paraphrase
             "harmful_samples=1",
             "limit=2",
             "max_new_tokens=4",
@@ -396,11 +407,15 @@ def test_eval_scores_the_model_paraphrase_and_a_question_it_cannot_reword_stops_
     with ParaphraseServer() as server:
         assert main(argv(server, "para")) == 0
     results = json.loads((tmp_path / "eval" / "para" / "results.json").read_text())
+    assert {name: list(kinds) for name, kinds in results["attacks"].items()} == {
+        "paraphrase_rules": ["efficacy", "generality"],
+        "paraphrase_model": ["efficacy", "generality"],
+    }
     numbers = results["attacks"]["paraphrase_model"]["efficacy"]
     assert numbers["n"] == 2 and numbers["family"] == "paraphrase" and "asr" in numbers["metrics"]
     lines = [json.loads(line) for line in (tmp_path / "eval" / "para" / "samples.jsonl").read_text().splitlines()]
-    assert len(lines) == 2
-    for line in lines:
+    assert len(lines) == 4 * 2
+    for line in (line for line in lines if line["task"].startswith("safeeraser_attack_paraphrase_model_")):
         assert line["attack"] == "paraphrase_model" and line["attack_question"] != line["question"]
         assert line["attack_question"].startswith(("Tell me ", "Say ", "Please explain ", "I would like to know "))
     capsys.readouterr()

@@ -51,9 +51,10 @@ class Attack:
     # leaves a part alone is not run for it.
     edits_question: bool = True
     edits_image: bool = True
-    # An attack that needs a model judge (the model paraphrase) is left out of the groups, so that the offline
-    # default (the rule judge) runs them all; its tasks run when named.
-    needs_model_judge: bool = False
+    # The judges whose model the attack asks (the model paraphrase: openai); empty for none. Such an attack is left
+    # out of the lm-eval groups, so that they run with any judge; its tasks run when named, and `safeeraser eval`
+    # adds them to a group it names when the judge is one of these.
+    judges: tuple[str, ...] = ()
 
 
 def document_seed(record: int, item: str, attack: str, kind: str, seed: int) -> int:

@@ -56,8 +56,8 @@ def family_attacks(family: str) -> tuple[Attack, ...]:
 
 
 def grouped_attacks(family: str) -> tuple[Attack, ...]:
-    """The attacks of a family that its lm-eval group runs: all but those that need a model judge (named instead)."""
-    return tuple(a for a in family_attacks(family) if not a.needs_model_judge)
+    """The attacks of a family that its lm-eval group runs: all but those asking a judge's model (``judges``)."""
+    return tuple(a for a in family_attacks(family) if not a.judges)
 
 
 def family_group(family: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from ..documents import HARMFUL_KINDS
 from .attack import Attack, AttackContext, AttackInput
 from .jailbreaks import TEMPLATES, JailbreakTemplate
-from .paraphrase_model import model_paraphrase
+from .paraphrase_model import JUDGE, model_paraphrase
 from .paraphrase_rules import REORDER_RATE, SUBSTITUTION_RATE, paraphrase
 
 # rephrased prompts as a test of whether unlearned knowledge is gone, not just its usual wording
@@ -65,12 +65,12 @@ ATTACKS: list[Attack] = [
     Attack(
         name="paraphrase_model",
         family="paraphrase",
-        title="the question reworded by the judge's model (judge=openai only; run by name, not in the groups)",
+        title="the question reworded by the judge's model (judge=openai only; safeeraser eval adds it to the groups)",
         source=LYNCH_2024,
         strength="",
         kinds=HARMFUL_KINDS,
         apply=_reworded_by_model,
         edits_image=False,
-        needs_model_judge=True,
+        judges=(JUDGE,),
     ),
 ]
