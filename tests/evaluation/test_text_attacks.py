@@ -24,7 +24,7 @@ from llamafactory_safeeraser.lmeval_task.attacks.attack import AttackContext, At
 from llamafactory_safeeraser.lmeval_task.attacks.documents import attack_docs
 from llamafactory_safeeraser.lmeval_task.attacks.paraphrase_model import PROMPT_VERSION, STYLES, model_paraphrase
 from llamafactory_safeeraser.lmeval_task.attacks.paraphrase_rules import paraphrase
-from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig, forget_judges
+from llamafactory_safeeraser.lmeval_task.judges import JudgeCache, JudgeConfig, forget_judges
 from llamafactory_safeeraser.lmeval_task.task_files import render_task_files
 from llamafactory_safeeraser.offline.synthetic import HARMFUL_QUESTIONS, concepts
 
@@ -311,6 +311,7 @@ def test_a_dead_paraphrase_server_stops_the_run_in_one_line(tmp_path: Path) -> N
     assert "\n" not in message and message.startswith(f"the openai judge at {server.base_url}")
     assert "paraphrase request failed: HTTP 500: internal error" in message and repr(question) in message
     assert len(server.prompts) == 2  # one request, two attempts; no other style is tried
+    assert JudgeCache(config.cache).keys() == set()  # a failure is not a reply: a rerun asks again
 
 
 def test_the_model_paraphrase_needs_an_openai_judge() -> None:
