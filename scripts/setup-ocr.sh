@@ -5,12 +5,4 @@ set -euo pipefail
 if command -v tesseract >/dev/null; then
   exit 0
 fi
-if ! command -v apt-get >/dev/null; then
-  echo "[setup] no apt-get: install tesseract-ocr by hand for the typographic attack's OCR test" >&2
-  exit 0
-fi
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-echo "[setup] installing tesseract-ocr"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends tesseract-ocr
+exec "$(dirname "$0")/apt-install.sh" "the typographic attack's OCR test" tesseract-ocr

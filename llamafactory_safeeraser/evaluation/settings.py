@@ -34,7 +34,9 @@ class EvalSettings(TaskSettings):
         minimum=1,
         flags=("--max-gen-toks",),
     )
-    limit: int | None = setting(help="documents per category subtask, for quick runs (none: all)", minimum=1)
+    limit: int | None = setting(
+        help="documents per category subtask (and per attack task), for quick runs (none: all)", minimum=1
+    )
     batch_size: int = setting(1, help="batch size of generation", minimum=1)
     backend: str = setting(
         "hf",

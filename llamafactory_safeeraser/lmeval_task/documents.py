@@ -12,8 +12,9 @@ default and the reference's: SARR asks the harmful question about the SD image; 
 ``image_max_pixels`` / ``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images
 are resized as training resized them), ``tokenizer`` (the evaluated model's folder or hub id: prompts are
 written so that its tokenizer encodes them into the ids training saw, see
-``integration.template_text.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model) and
-the judge keys of :meth:`JudgeConfig.from_metadata`.
+``integration.template_text.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model),
+``attack_seed`` (the seed of the attack tasks' documents, ``attacks.documents``) and the judge keys of
+:meth:`JudgeConfig.from_metadata`.
 
 Every document carries its rendered prompt, its image path and its judge settings, so scoring
 needs nothing but the document and the response.

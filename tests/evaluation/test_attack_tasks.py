@@ -9,7 +9,6 @@ import math
 import random
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -198,18 +197,7 @@ def binomial_stderr(successes: int, n: int) -> float:
 def test_results_json_has_an_attacks_section_scored_as_the_plain_tasks(loaded, metadata: dict) -> None:
     aggregated = aggregate_responses(loaded, respond)
     options = documents.TaskOptions.from_metadata(metadata)
-    settings = SimpleNamespace(
-        harmful_samples=2,
-        limit=None,
-        batch_size=1,
-        template="llava",
-        image_max_pixels=None,
-        image_min_pixels=None,
-        sarr_question="harmful",
-        seed=5,
-        device="cpu",
-        tasks=("safeeraser_attacks", "safeeraser_efficacy"),
-    )
+    settings = EvalSettings(harmful_samples=2, seed=5, tasks=("safeeraser_attacks", "safeeraser_efficacy"))
     results = summarize(RunSpec("GA", "models/x"), aggregated, settings, options)
     assert set(results["tasks"]) == {"efficacy"}  # the plain kind that ran
     attacks = results["attacks"]
@@ -259,6 +247,6 @@ def test_results_json_has_no_attacks_section_when_no_attack_ran(synthetic_dir: P
     metadata = {"data_dir": str(synthetic_dir), "harmful_samples": 1}
     manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
     aggregated = aggregate_responses(manager.load(["safeeraser_sarr"]), respond)
-    settings = SimpleNamespace(**{**vars(EvalSettings()), "tasks": ("safeeraser_sarr",)})
+    settings = EvalSettings(harmful_samples=1, tasks=("safeeraser_sarr",))
     results = summarize(RunSpec("GA", "m"), aggregated, settings, documents.TaskOptions.from_metadata(metadata))
     assert "attacks" not in results and set(results["tasks"]) == {"sarr"}

@@ -3,8 +3,9 @@
 The question is kept; only the picture changes, at the strength each attack states. On the SARR set the SD image
 is changed the same way (does a benign answer about it survive the same perturbation?). Random choices (the crop's
 position, the noise) come from the document's seeded rng. Sources: Gaussian noise, JPEG and rescaling
-(pixelation) are corruptions of Hendrycks & Dietterich's benchmark (ICLR 2019; the strengths below lie within its
-severities); crop, flip and greyscale are SimCLR's augmentations (Chen et al., ICML 2020).
+(pixelation, enlarged back bilinearly) are ImageNet-C corruptions (Hendrycks & Dietterich, ICLR 2019: sigma 0.1
+lies between its severities 0.08 and 0.12; quality 15 and factor 0.5 are severities of its own); crop, flip and
+greyscale are SimCLR's augmentations (Chen et al., ICML 2020).
 """
 
 from __future__ import annotations
