@@ -21,8 +21,10 @@ from ..lmeval_task.attacks.catalog import (
     ATTACK_FAMILIES,
     ATTACK_GROUP,
     Attack,
+    attack_task,
     family_attacks,
     family_group,
+    grouped_attacks,
     task_attacks,
 )
 from ..lmeval_task.documents import GROUP, TASK_KINDS, category_task
@@ -39,12 +41,29 @@ def kind_group(kind: str) -> str:
 def attacks_of_task(task: str) -> list[tuple[Attack, str]] | None:
     """The (attack, kind) tasks an attack group or task name runs; None for a name that is none of them."""
     if task == ATTACK_GROUP:
-        return list(task_attacks().values())
+        return [(a, kind) for family in ATTACK_FAMILIES for a in grouped_attacks(family) for kind in a.kinds]
     for family in ATTACK_FAMILIES:
         if task == family_group(family) and family_attacks(family):
-            return [(a, kind) for a in family_attacks(family) for kind in a.kinds]
+            return [(a, kind) for a in grouped_attacks(family) for kind in a.kinds]
     single = task_attacks().get(task)
     return [single] if single else None
+
+
+def tasks_to_run(tasks: Sequence[str], judge: str) -> list[str]:
+    """The lm-eval tasks to run for ``tasks`` with the judge named ``judge``: ``tasks``, then, for each attack group
+    named, the tasks of its attacks that ask this judge's model (``Attack.judges``: the model paraphrase with the
+    ``openai`` judge), which lm-eval's groups leave out so that they run with any judge."""
+    added = []
+    for task in tasks:
+        families = [f for f in ATTACK_FAMILIES if task in (ATTACK_GROUP, family_group(f))]
+        added += [
+            attack_task(a.name, kind)
+            for family in families
+            for a in family_attacks(family)
+            if judge in a.judges
+            for kind in a.kinds
+        ]
+    return list(dict.fromkeys([*tasks, *added]))
 
 
 def tasks_to_kinds(tasks: Sequence[str]) -> list[str]:

@@ -27,7 +27,7 @@ from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_re
 from ..lmeval_task.judges import get_judge
 from .backends import check_backend, full_modules, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
-from .lmeval_output import order_samples, tasks_to_kinds
+from .lmeval_output import order_samples, tasks_to_kinds, tasks_to_run
 from .merge import merge_adapter, quantized_model
 from .parallel import launch, merge_judge_outcome
 from .processor_bos import check_vllm_bos, one_bos_like_training
@@ -151,7 +151,7 @@ class Evaluator:
         try:
             raw = simple_evaluate(
                 model=lm,
-                tasks=list(settings.tasks),
+                tasks=tasks_to_run(settings.tasks, self.options.judge.name),
                 task_manager=self.task_manager(run),
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),

@@ -27,7 +27,14 @@ import yaml
 from ..data.records import CATEGORIES
 from ..fileio import write_text_atomic
 from . import metric_catalog
-from .attacks.catalog import ATTACK_FAMILIES, ATTACK_GROUP, attack_task, family_attacks, family_group
+from .attacks.catalog import (
+    ATTACK_FAMILIES,
+    ATTACK_GROUP,
+    attack_task,
+    family_attacks,
+    family_group,
+    grouped_attacks,
+)
 from .documents import GROUP, TASK_DIR, TASK_KINDS, category_task
 from .metric_catalog import higher_is_better, metric_names
 
@@ -116,7 +123,7 @@ def _attack_files() -> dict[str, str]:
             {
                 "group": family_group(family),
                 "group_alias": ATTACK_FAMILIES[family],
-                "task": [attack_task(a.name, kind) for a in attacks for kind in a.kinds],
+                "task": [attack_task(a.name, kind) for a in grouped_attacks(family) for kind in a.kinds],
                 "metadata": {"version": VERSION},
             }
         )

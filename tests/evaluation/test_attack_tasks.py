@@ -72,7 +72,7 @@ def metadata(synthetic_dir: Path) -> dict:
     return {"data_dir": str(synthetic_dir), "harmful_samples": 2, "attack_seed": 5}
 
 
-@pytest.mark.parametrize("name", [a.name for a in ATTACKS])
+@pytest.mark.parametrize("name", [a.name for a in ATTACKS if not a.judges])  # the rule judge here
 def test_attacked_documents_are_the_kinds_documents_with_the_attack_named(name: str, metadata: dict) -> None:
     chosen = attack(name)
     for kind in chosen.kinds:
@@ -93,6 +93,9 @@ def test_attacked_documents_are_the_kinds_documents_with_the_attack_named(name: 
                 assert after["attack_question"] == typographic.INSTRUCTION
                 assert after["prompt"] == documents.render_prompt("llava", typographic.INSTRUCTION)
                 assert before["question"] not in after["prompt"]
+            elif chosen.edits_question:  # a text attack (test_text_attacks.py): the model is asked its question
+                assert after["attack_question"] != before["question"]
+                assert after["prompt"] == documents.render_prompt("llava", after["attack_question"])
             else:
                 assert after["attack_question"] == before["question"] and after["prompt"] == before["prompt"]
         seeds = {(doc["record"], doc["item"]): doc["attack_seed"] for doc in docs}
@@ -161,9 +164,11 @@ def test_the_group_holds_a_group_per_family_and_a_task_per_attack_and_kind(loade
     families = [family for family in ATTACK_FAMILIES if catalog.family_attacks(family)]
     assert groups["safeeraser_attacks"].child_names == [f"safeeraser_attacks_{family}" for family in families]
     for family in families:
-        expected = [attack_task(a.name, kind) for a in catalog.family_attacks(family) for kind in a.kinds]
+        expected = [attack_task(a.name, kind) for a in catalog.grouped_attacks(family) for kind in a.kinds]
         assert groups[f"safeeraser_attacks_{family}"].child_names == expected
     for task_name, (chosen, kind) in catalog.task_attacks().items():
+        if chosen.judges:  # not in the group: run when named (test_text_attacks.py)
+            continue
         task = tasks[task_name]
         assert list(task.eval_docs) == attacked.attack_docs(chosen.name, kind, metadata)
         assert [m["metric"] for m in task.config.metric_list] == metric_catalog.metric_names(kind)
@@ -196,8 +201,9 @@ def test_results_json_has_an_attacks_section_scored_as_the_plain_tasks(loaded, m
     results = summarize(RunSpec("GA", "models/x"), aggregated, settings, options)
     assert set(results["tasks"]) == {"efficacy"}  # the plain kind that ran
     attacks = results["attacks"]
-    assert list(attacks) == [a.name for a in ATTACKS]
-    for chosen in ATTACKS:
+    grouped = [a for a in ATTACKS if not a.judges]  # the group's: paraphrase_model runs when named
+    assert list(attacks) == [a.name for a in grouped]
+    for chosen in grouped:
         assert list(attacks[chosen.name]) == list(chosen.kinds)
         for kind, numbers in attacks[chosen.name].items():
             docs = attacked.attack_docs(chosen.name, kind, metadata)

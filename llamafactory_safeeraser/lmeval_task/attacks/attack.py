@@ -32,6 +32,7 @@ class AttackContext:
 
     kind: str  # the task kind whose document is attacked: efficacy, generality or sarr
     judge: JudgeConfig  # the configured judge (a model paraphrase may ask its model)
+    concept: str = ""  # the record's concept in words ('StreetFight' -> 'street fight'): a paraphrase keeps it
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class Attack:
     # leaves a part alone is not run for it.
     edits_question: bool = True
     edits_image: bool = True
+    # The judges whose model the attack asks (the model paraphrase: openai); empty for none. Such an attack is left
+    # out of the lm-eval groups, so that they run with any judge; its tasks run when named, and `safeeraser eval`
+    # adds them to a group it names when the judge is one of these.
+    judges: tuple[str, ...] = ()
 
 
 def document_seed(record: int, item: str, attack: str, kind: str, seed: int) -> int:

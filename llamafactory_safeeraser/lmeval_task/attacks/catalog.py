@@ -12,7 +12,7 @@ A new attack is one entry in its family's module, then
 from __future__ import annotations
 
 from ..documents import GROUP
-from . import image, typographic
+from . import image, text, typographic
 from .attack import Attack, AttackContext, AttackInput, document_seed
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "document_seed",
     "family_attacks",
     "family_group",
+    "grouped_attacks",
     "markdown_table",
     "task_attacks",
 ]
@@ -37,7 +38,7 @@ ATTACK_FAMILIES: dict[str, str] = {
     "paraphrase": "paraphrase: the question reworded, meaning kept",
     "image": "image rephrasing: the image cropped, rescaled, noised, compressed, greyed or flipped",
 }
-ATTACKS: tuple[Attack, ...] = (*typographic.ATTACKS, *image.ATTACKS)
+ATTACKS: tuple[Attack, ...] = (*typographic.ATTACKS, *text.ATTACKS, *image.ATTACKS)
 
 ATTACK_GROUP = f"{GROUP}_attacks"  # the lm-eval group of every attack task
 TASK_PREFIX = f"{GROUP}_attack_"
@@ -52,6 +53,11 @@ def attack(name: str) -> Attack:
 
 def family_attacks(family: str) -> tuple[Attack, ...]:
     return tuple(a for a in ATTACKS if a.family == family)
+
+
+def grouped_attacks(family: str) -> tuple[Attack, ...]:
+    """The attacks of a family that its lm-eval group runs: all but those asking a judge's model (``judges``)."""
+    return tuple(a for a in family_attacks(family) if not a.judges)
 
 
 def family_group(family: str) -> str:

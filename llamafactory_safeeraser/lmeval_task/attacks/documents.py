@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ...data.records import concept_text
 from ...errors import SafeEraserError
 from .. import documents
 from ..documents import FILE_OF_TASK, TaskOptions, file_stamp
@@ -24,8 +25,9 @@ from .attack import Attack, AttackContext, AttackInput, document_seed
 from .catalog import attack as find_attack
 
 
-def _context(kind: str, judge_json: str) -> AttackContext:
-    return AttackContext(kind=kind, judge=_judge(judge_json))
+def _context(doc: Mapping[str, Any]) -> AttackContext:
+    concept = concept_text(doc["keyword"] or None, doc["category"])
+    return AttackContext(kind=doc["task_kind"], judge=_judge(doc["judge"]), concept=concept)
 
 
 @functools.lru_cache(maxsize=8)
@@ -37,7 +39,7 @@ def _attacked(chosen: Attack, doc: Mapping[str, Any], seed: int) -> AttackInput:
     """The attack applied to the document's question and image (the record's, before the training resize)."""
     given = AttackInput(doc["question"], documents.read_image(doc["image_path"]))
     try:
-        return chosen.apply(given, random.Random(seed), _context(doc["task_kind"], doc["judge"]))
+        return chosen.apply(given, random.Random(seed), _context(doc))
     except ValueError as err:
         raise SafeEraserError(
             f"{doc['source_file']}: record {doc['record']}, {doc['item']}: attack {chosen.name}: {err}"
