@@ -106,5 +106,9 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     )
     torch.manual_seed(seed)
     model = Gemma3ForConditionalGeneration(config)
+    # transformers starts the projector's matrix at 0, which shuts the image out until training opens it; a
+    # pretrained model has it open: draw it as the other linear layers are drawn
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, config.text_config.initializer_range)
     set_generation_tokens(model, tokenizer)
     return model, processor
