@@ -22,8 +22,10 @@ from prompt_parity import (
 
 pytestmark = pytest.mark.slow
 # family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
-# (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention)
-IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1}
+# (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention);
+# llava_next 16 base patches + a 1x2-tile anyres grid unpadded to 4x4 patches and 4 row newlines; intern_vl one
+# 32 px tile of 4x4 patches, pixel-shuffled 2x2 (inside <img> ... </img>)
+IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1, "llava_next": 36, "intern_vl": 4}
 
 
 @pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
