@@ -1,10 +1,11 @@
-"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`) and Llama-3.2-Vision (template `mllama`).
+"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`), Llama-3.2-Vision (template `mllama`),
+LLaVA-NeXT 1.6 (template `llava_next`) and InternVL 3 in transformers' format (template `intern_vl`).
 
 Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
 deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
 real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys; a real lm-eval run of
 the `safeeraser` group on the base model and on the adapter that run saved. (Prompt-token parity with
-training: tests/test_eval_prompt_format.py, for all three families.)
+training: tests/evaluation/test_eval_prompt_format.py, for every family.)
 """
 
 from __future__ import annotations
@@ -22,14 +23,42 @@ import yaml
 from llamafactory_safeeraser.hook.stage import parse_train_args
 from llamafactory_safeeraser.integration.template_text import render_user_prompt
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES, write_tiny_model
+from llamafactory_safeeraser.offline.tiny_models.intern_vl import INTERN_VL_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS
 
-NEW_FAMILIES = ("qwen2_vl", "mllama")
-SPECIAL_TOKENS = {"qwen2_vl": QWEN2_VL_TOKENS.special_tokens, "mllama": MLLAMA_TOKENS.special_tokens}
+NEW_FAMILIES = ("qwen2_vl", "mllama", "llava_next", "intern_vl")
+SPECIAL_TOKENS = {
+    "qwen2_vl": QWEN2_VL_TOKENS.special_tokens,
+    "mllama": MLLAMA_TOKENS.special_tokens,
+    "llava_next": LLAVA_TOKENS.special_tokens,
+    "intern_vl": INTERN_VL_TOKENS.special_tokens,
+}
 RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
 # recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
 RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
+RECIPE_MODEL_KEYS += ("crop_to_patches",)
+# those keys for the families without a recipe yet: the paper's LoRA targets, the projector and vision tower
+# of LLaMA-Factory's composite-model entry; InternVL tiles images only with crop_to_patches, as its processor does
+LANGUAGE_PROJECTIONS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+MODEL_KEYS = {
+    family: {
+        "template": FAMILIES[family],
+        "lora_target": LANGUAGE_PROJECTIONS,
+        "additional_target": "multi_modal_projector",
+        "freeze_vision_tower": True,
+        **extra,
+    }
+    for family, extra in (("llava_next", {}), ("intern_vl", {"crop_to_patches": True}))
+}
+# the vision tower's module names (none may carry a LoRA adapter: freeze_vision_tower)
+VISION_TOWERS = {
+    "qwen2_vl": "visual.blocks",
+    "mllama": "vision_model",
+    "llava_next": "vision_tower",
+    "intern_vl": "vision_tower",
+}
 RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
 
 
@@ -49,7 +78,12 @@ def encode(processor, text: str, image: Image.Image) -> dict:
 
 def image_prompt(family: str, question: str = "What shape is the main object in this image?") -> str:
     """The LLaMA-Factory prompt with the model's image token in place of <image>, as hf-multimodal passes it."""
-    processor_token = {"qwen2_vl": "<|image_pad|>", "mllama": "<|image|>"}[family]
+    processor_token = {
+        "qwen2_vl": "<|image_pad|>",
+        "mllama": "<|image|>",
+        "llava_next": "<image>",
+        "intern_vl": "<IMG_CONTEXT>",
+    }[family]
     return render_user_prompt(FAMILIES[family], "<image>\n" + question).replace("<image>", processor_token)
 
 
@@ -62,7 +96,7 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
     assert len(set(ids)) == len(ids) and None not in ids
     for token, token_id in zip(SPECIAL_TOKENS[family], ids, strict=True):
         assert tokenizer.encode(token, add_special_tokens=False) == [token_id], token  # never split
-    assert model.config.image_token_id == tokenizer.image_token_id
+    assert model.config.image_token_id == processor.image_token_id
 
     inputs = encode(processor, image_prompt(family), RED)
     input_ids = inputs["input_ids"][0].tolist()
@@ -71,6 +105,14 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
         assert input_ids[start + 5] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
         assert input_ids[start + 1 : start + 5] == [model.config.image_token_id] * 4
         assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    elif family == "llava_next":  # anyres: the base 32 px view and the two tiles of a 1x2 grid; 36 image tokens
+        assert input_ids.count(model.config.image_token_id) == 36 and input_ids[0] != tokenizer.bos_token_id
+        assert inputs["pixel_values"].shape == (1, 3, 3, 32, 32) and inputs["image_sizes"].tolist() == [[32, 32]]
+    elif family == "intern_vl":  # one 32 px tile: 4 tokens between <img> and </img>; no BOS (Qwen2.5)
+        start = input_ids.index(tokenizer.convert_tokens_to_ids("<img>"))
+        assert input_ids[start + 1 : start + 6] == [model.config.image_token_id] * 4 + [tokenizer.end_image_token_id]
+        assert input_ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") and tokenizer.bos_token_id is None
+        assert inputs["pixel_values"].shape == (1, 3, 32, 32)
     else:  # one <|image|>; a 32 px image is one tile (of 4 allowed), the tokens after it attend to it
         assert input_ids.count(model.config.image_token_id) == 1 and input_ids[0] == tokenizer.bos_token_id
         assert inputs["cross_attention_mask"].shape == (1, len(input_ids), 1, 4)
@@ -96,8 +138,8 @@ def test_chat_template_is_the_llamafactory_template(family_name: str, system: st
         messages.insert(0, {"role": "system", "content": system})
     chat = processor.apply_chat_template(messages, tokenize=False)
     rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system)
-    image_token = processor.tokenizer.image_token
-    if family_name != "llava":
+    image_token = processor.image_token
+    if image_token != "<image>":
         assert "<image>" not in chat
         rendered = rendered.replace("<image>", image_token)
     ours, theirs = encode(processor, chat, RED), encode(processor, rendered, RED)
@@ -143,7 +185,7 @@ def test_cli_rejects_a_size_the_family_lacks_with_one_line(tmp_path: Path) -> No
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("family_name", NEW_FAMILIES)
+@pytest.mark.parametrize("family_name", list(RECIPES))
 def test_recipe_names_the_model_and_its_llamafactory_template(
     family_name: str, family_model_dir, prepared_dir, tmp_path
 ):
@@ -177,10 +219,17 @@ def test_recipe_names_the_model_and_its_llamafactory_template(
     assert any(name.endswith(finetuning_args.additional_target[0]) for name, _ in model.named_modules())
 
 
+def model_keys(family: str) -> dict:
+    """The family's model-specific training keys: its recipe's, else MODEL_KEYS."""
+    if family in RECIPES:
+        return yaml.safe_load(RECIPES[family].read_text())
+    return MODEL_KEYS[family]
+
+
 @pytest.fixture(scope="module")
 def unlearned(family: str, model_dir: Path, prepared_dir: Path, tmp_path_factory) -> Path:
     """A real `llamafactory-cli train` NPO+PD run with the family's recipe keys; returns its output_dir."""
-    recipe = yaml.safe_load(RECIPES[family].read_text())
+    recipe = model_keys(family)
     config = base_train_config(
         model_dir,
         prepared_dir,
@@ -207,10 +256,8 @@ def test_llamafactory_cli_unlearns_with_pd(family: str, model_dir: Path, unlearn
     from peft import PeftModel
 
     adapter_config = json.loads((unlearned / "adapter_config.json").read_text())
-    recipe = yaml.safe_load(RECIPES[family].read_text())
-    assert adapter_config["modules_to_save"] == [recipe["additional_target"]]
-    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model"}[family]
-    assert not any(vision in name for name in adapter_config["target_modules"])  # freeze_vision_tower
+    assert adapter_config["modules_to_save"] == [model_keys(family)["additional_target"]]
+    assert not any(VISION_TOWERS[family] in name for name in adapter_config["target_modules"])  # freeze_vision_tower
     processor = AutoProcessor.from_pretrained(model_dir)
     inputs = encode(processor, image_prompt(family), RED)
     base = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
