@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import build_unlearning_trainer
-from prompt_parity import TRAINING_KEYS, eval_tasks, task_request
+from prompt_parity import TRAINING_KEYS, eval_tasks, task_request, with_rendering_gaps
 
 from llamafactory_safeeraser.data.records import read_benchmark
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
@@ -38,7 +38,7 @@ IMAGE_TOKENS = {
 }
 
 
-@pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
+@pytest.fixture(scope="module", params=with_rendering_gaps(list(IMAGE_TOKENS)))
 def family(request) -> str:
     return request.param
 
@@ -124,7 +124,9 @@ def test_lm_eval_and_respond_batches_match_training_per_image_size(
     by_row = dict(zip(batch["row_ids"].tolist(), zip(theirs, answer_starts, strict=True), strict=True))
     training_prompts = [by_row[row][0][: by_row[row][1]] for row in range(len(ROWS))]
 
-    kind = eval_tasks(family, data_dir / "all_train.json", ["safeeraser_efficacy"])["safeeraser_efficacy"]
+    # the evaluated model's folder as metadata 'tokenizer', as `safeeraser eval` passes it
+    tasks = eval_tasks(family, data_dir / "all_train.json", ["safeeraser_efficacy"], tokenizer=str(model_dir))
+    kind = tasks["safeeraser_efficacy"]
     lm = get_model("hf-multimodal").create_from_arg_obj(
         {"pretrained": str(model_dir), "max_images": 1}, {"device": "cpu", "batch_size": len(ROWS)}
     )
