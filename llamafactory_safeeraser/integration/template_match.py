@@ -107,13 +107,14 @@ def check_template_serves_model(template: str | None, model: str | Path) -> None
     serve ``template`` on ``model``: a known vision-language template, its image token among the model's tokens,
     an image token id in the model's config (lm-eval swaps ``<image>`` for it), and, where the template's
     multimodal plugin reads the processor (``gemma3``), a processor with what the plugin reads. A hub id is
-    checked for the template only (its files are LLaMA-Factory's to fetch)."""
+    checked for the template only (its files are LLaMA-Factory's to fetch), and so is a folder whose config.json
+    names no ``model_type``."""
     from .template_text import PluginNeedsProcessor, image_placeholder_text, plugin_needs_processor
 
     check_template(template)
     folder = Path(model).expanduser()
-    if template is None or not (folder / "config.json").is_file():
-        return
+    if template is None or "model_type" not in _read_json(folder / "config.json"):
+        return  # a hub id, or a folder transformers itself will refuse
     check_template_fits_model(template, folder)
     token_id = config_image_token_id(folder)
     if token_id is None:
