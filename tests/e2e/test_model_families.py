@@ -1,5 +1,6 @@
-"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`), Llama-3.2-Vision (template `mllama`) and
-Gemma 3 (template `gemma3`).
+"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`), Llama-3.2-Vision (template `mllama`),
+Gemma 3 (template `gemma3`), LLaVA-NeXT 1.6 (template `llava_next`) and InternVL 3 in transformers' format
+(template `intern_vl`).
 
 Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
 deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
@@ -17,6 +18,7 @@ import pytest
 import torch
 from conftest import BIN, REPO, base_train_config, llamafactory_train, log_history, run_cli
 from PIL import Image
+from prompt_parity import with_rendering_gaps
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import yaml
@@ -24,14 +26,18 @@ from llamafactory_safeeraser.hook.stage import parse_train_args
 from llamafactory_safeeraser.integration.template_text import render_user_prompt
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES, write_tiny_model
 from llamafactory_safeeraser.offline.tiny_models.gemma3 import GEMMA3_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.intern_vl import INTERN_VL_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS
 
-NEW_FAMILIES = ("qwen2_vl", "mllama", "gemma3")
+NEW_FAMILIES = ("qwen2_vl", "mllama", "gemma3", "llava_next", "intern_vl")
 SPECIAL_TOKENS = {
     "qwen2_vl": QWEN2_VL_TOKENS.special_tokens,
     "mllama": MLLAMA_TOKENS.special_tokens,
     "gemma3": GEMMA3_TOKENS.special_tokens,
+    "llava_next": LLAVA_TOKENS.special_tokens,
+    "intern_vl": INTERN_VL_TOKENS.special_tokens,
 }
 RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
 # the model-specific keys of a family whose recipe is not written yet (the paper's LoRA choices)
@@ -41,14 +47,26 @@ MODEL_KEYS = {
         "lora_target": "all",
         "additional_target": "multi_modal_projector",
         "freeze_vision_tower": True,
-    }
+    },
+    # the paper's LoRA targets (Llama and Qwen2.5 language models), the projector of LLaMA-Factory's
+    # composite-model entry; InternVL tiles images only with crop_to_patches, as InternVLProcessor does
+    **{
+        family: {
+            "template": family,
+            "lora_target": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+            "additional_target": "multi_modal_projector",
+            "freeze_vision_tower": True,
+            **extra,
+        }
+        for family, extra in (("llava_next", {}), ("intern_vl", {"crop_to_patches": True}))
+    },
 }
 # recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
 RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
 RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
 
 
-@pytest.fixture(scope="module", params=NEW_FAMILIES)
+@pytest.fixture(scope="module", params=with_rendering_gaps(list(NEW_FAMILIES)))
 def family(request) -> str:
     return request.param
 
@@ -71,7 +89,13 @@ def model_keys(family: str) -> dict:
 
 def image_prompt(family: str, processor, question: str = "What shape is the main object in this image?") -> str:
     """The LLaMA-Factory prompt with the model's image token in place of <image>, as hf-multimodal passes it."""
-    processor_token = {"qwen2_vl": "<|image_pad|>", "mllama": "<|image|>", "gemma3": "<image_soft_token>"}[family]
+    processor_token = {
+        "qwen2_vl": "<|image_pad|>",
+        "mllama": "<|image|>",
+        "gemma3": "<image_soft_token>",
+        "llava_next": "<image>",
+        "intern_vl": "<IMG_CONTEXT>",
+    }[family]
     prompt = render_user_prompt(FAMILIES[family], "<image>\n" + question, processor=processor)
     return prompt.replace("<image>", processor_token)
 
@@ -85,7 +109,7 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
     assert len(set(ids)) == len(ids) and None not in ids
     for token, token_id in zip(SPECIAL_TOKENS[family], ids, strict=True):
         assert tokenizer.encode(token, add_special_tokens=False) == [token_id], token  # never split
-    assert model.config.image_token_id == tokenizer.image_token_id
+    assert model.config.image_token_id == processor.image_token_id
 
     inputs = encode(processor, image_prompt(family, processor), RED)
     input_ids = inputs["input_ids"][0].tolist()
@@ -101,6 +125,14 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
         assert input_ids[start + 5] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
         assert input_ids[start + 1 : start + 5] == [model.config.image_token_id] * 4
         assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    elif family == "llava_next":  # anyres: the base 32 px view and the two tiles of a 1x2 grid; 36 image tokens
+        assert input_ids.count(model.config.image_token_id) == 36 and input_ids[0] != tokenizer.bos_token_id
+        assert inputs["pixel_values"].shape == (1, 3, 3, 32, 32) and inputs["image_sizes"].tolist() == [[32, 32]]
+    elif family == "intern_vl":  # one 32 px tile: 4 tokens between <img> and </img>; no BOS (Qwen2.5)
+        start = input_ids.index(tokenizer.convert_tokens_to_ids("<img>"))
+        assert input_ids[start + 1 : start + 6] == [model.config.image_token_id] * 4 + [tokenizer.end_image_token_id]
+        assert input_ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") and tokenizer.bos_token_id is None
+        assert inputs["pixel_values"].shape == (1, 3, 32, 32)
     else:  # one <|image|>; a 32 px image is one tile (of 4 allowed), the tokens after it attend to it
         assert input_ids.count(model.config.image_token_id) == 1 and input_ids[0] == tokenizer.bos_token_id
         assert inputs["cross_attention_mask"].shape == (1, len(input_ids), 1, 4)
@@ -116,7 +148,7 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
     assert torch.equal(first, again)
 
 
-@pytest.mark.parametrize("family_name", list(FAMILIES))
+@pytest.mark.parametrize("family_name", with_rendering_gaps(list(FAMILIES)))
 @pytest.mark.parametrize("system", [None, "Answer briefly."])
 def test_chat_template_is_the_llamafactory_template(family_name: str, system: str | None, family_model_dir) -> None:
     """apply_chat_template gives the token ids of LLaMA-Factory's prompt (with and without a system turn)."""
@@ -126,8 +158,8 @@ def test_chat_template_is_the_llamafactory_template(family_name: str, system: st
         messages.insert(0, {"role": "system", "content": system})
     chat = processor.apply_chat_template(messages, tokenize=False)
     rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system, processor=processor)
-    image_token = processor.tokenizer.image_token
-    if family_name != "llava":
+    image_token = processor.image_token
+    if image_token != "<image>":
         assert "<image>" not in chat
         rendered = rendered.replace("<image>", image_token)
     ours, theirs = encode(processor, chat, RED), encode(processor, rendered, RED)
@@ -237,7 +269,7 @@ def test_llamafactory_cli_unlearns_with_pd(family: str, model_dir: Path, unlearn
 
     adapter_config = json.loads((unlearned / "adapter_config.json").read_text())
     assert adapter_config["modules_to_save"] == [model_keys(family)["additional_target"]]
-    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model", "gemma3": "vision_tower"}[family]
+    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model"}.get(family, "vision_tower")
     assert not any(vision in name for name in adapter_config["target_modules"])  # freeze_vision_tower
     processor = AutoProcessor.from_pretrained(model_dir)
     inputs = encode(processor, image_prompt(family, processor), RED)

@@ -18,16 +18,19 @@ from prompt_parity import (
     lm_eval_prompt,
     task_request,
     training_prompts,
+    with_rendering_gaps,
 )
 
 pytestmark = pytest.mark.slow
 # family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
 # (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention); gemma3
-# 4x4 patches pooled 2x2 into soft tokens (Gemma3Processor expands the <start_of_image> the prompt holds)
-IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1, "gemma3": 4}
+# 4x4 patches pooled 2x2 into soft tokens (Gemma3Processor expands the <start_of_image> the prompt holds);
+# llava_next 16 base patches + a 1x2-tile anyres grid unpadded to 4x4 patches and 4 row newlines; intern_vl one
+# 32 px tile of 4x4 patches, pixel-shuffled 2x2 (inside <img> ... </img>)
+IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1, "gemma3": 4, "llava_next": 36, "intern_vl": 4}
 
 
-@pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
+@pytest.fixture(scope="module", params=with_rendering_gaps(list(IMAGE_TOKENS)))
 def family(request) -> str:
     return request.param
 

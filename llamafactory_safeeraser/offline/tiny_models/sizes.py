@@ -55,6 +55,8 @@ FAMILY_TABLE: dict[str, Family] = {
     "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
     "mllama": Family("mllama", shapes=("shape11b",)),
     "gemma3": Family("gemma3"),
+    "llava_next": Family("llava_next"),
+    "intern_vl": Family("intern_vl"),
 }
 SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
 FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}
