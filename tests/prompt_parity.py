@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from llamafactory_safeeraser.lmeval_task.documents import GROUP, TASK_KINDS
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 from llamafactory_safeeraser.tasks import TASK_DIR
@@ -27,25 +25,6 @@ ROWS = {
 # LLaMA-Factory keys a family's training needs for the evaluation's prompts: InternVLProcessor tiles images
 # (crop_to_patches, its default), LLaMA-Factory only with this key (default off)
 TRAINING_KEYS = {"intern_vl": {"crop_to_patches": True}}
-# Families whose prompts integration.template_text cannot render yet, and why. The `unlearn` stage, eval and
-# respond refuse them at parse time (template_match), so every test that renders or trains them fails.
-RENDERING_GAPS = {
-    "intern_vl": (
-        "InternVLPlugin writes <img><IMG_CONTEXT>...</img> itself (reading the image even with expansion off), "
-        "while InternVLProcessor writes that span from one <IMG_CONTEXT>: the rendered span must become one <image>"
-    )
-}
-
-
-def with_rendering_gaps(families: list[str]) -> list:
-    """``families`` as pytest params, those in RENDERING_GAPS expected to fail (not strictly: tests of such a family
-    that do not render, e.g. the builder's determinism, pass)."""
-    return [
-        pytest.param(family, marks=pytest.mark.xfail(reason=RENDERING_GAPS[family]))
-        if family in RENDERING_GAPS
-        else family
-        for family in families
-    ]
 
 
 def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path, **extra) -> tuple:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llamafactory.data.template import TEMPLATES
+from llamafactory.extras.constants import IMAGE_PLACEHOLDER
 
 from ..errors import SafeEraserError
 
@@ -61,6 +62,10 @@ def check_template_fits_model(template: str, model: str | Path) -> None:
     tokens = model_tokens(folder)
     if image_token is None or not tokens or image_token in tokens:
         return
+    from .template_text import plugin_needs_processor
+
+    if image_token == IMAGE_PLACEHOLDER and plugin_needs_processor(template):
+        return  # the plugin writes the model's tokens in place of the placeholder: the processor check decides
     model_type = _read_json(folder / "config.json").get("model_type")
     same_name = TEMPLATES.get(model_type) if isinstance(model_type, str) else None
     fits = same_name is not None and getattr(same_name.mm_plugin, "image_token", None) in tokens

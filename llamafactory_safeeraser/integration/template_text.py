@@ -49,6 +49,8 @@ def image_placeholder_text(
         return user_content
     plugin = copy.copy(plugin)
     plugin.expand_mm_tokens = False
+    if images is None and processor is not None:  # plugins that read the image (InternVL: its tiles) get a stand-in
+        images = [_stand_in_image(processor)] * n_images
     given = list(images) if images is not None else [None] * n_images
     try:
         messages = plugin.process_messages(
@@ -64,7 +66,41 @@ def image_placeholder_text(
             f"template '{template_name}': its multimodal plugin needs {what} to write image tokens "
             f"({type(plugin).__name__}: {type(err).__name__}: {err})"
         ) from None
-    return messages[0]["content"].replace(plugin.image_token, IMAGE_PLACEHOLDER)
+    content = messages[0]["content"]
+    if processor is None or plugin.image_token != IMAGE_PLACEHOLDER or IMAGE_PLACEHOLDER in content:
+        return content.replace(plugin.image_token, IMAGE_PLACEHOLDER)
+    return _processor_writes_image_tokens(template_name, user_content, plugin, processor, given)
+
+
+def _stand_in_image(processor: Any) -> Any:
+    from PIL import Image
+
+    size = getattr(getattr(processor, "image_processor", None), "size", None) or {}
+    side = size.get("height") or size.get("shortest_edge") or 224
+    return Image.new("RGB", (side, side))
+
+
+def _processor_writes_image_tokens(
+    template_name: str, user_content: str, plugin: Any, processor: Any, images: list
+) -> str:
+    """The plugin wrote an image's tokens itself (``intern_vl``: ``<img><IMG_CONTEXT>...</img>``) where the
+    processor writes the same from its own image token: each such span becomes ``<image>`` again."""
+    expanding = copy.copy(plugin)
+    expanding.expand_mm_tokens = True
+    image = _stand_in_image(processor)
+    written = expanding.process_messages(
+        [{"role": "user", "content": user_content}], [image] * len(images), [], [], processor
+    )[0]["content"]
+    tokenizer = processor.tokenizer
+    ids = processor(text=[processor.image_token], images=[[image]])["input_ids"][0]
+    specials = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+    expansion = tokenizer.decode([i for i in ids if i not in specials], skip_special_tokens=False)
+    if written.count(expansion) != len(images):
+        raise PluginNeedsProcessor(
+            f"template '{template_name}': its multimodal plugin ({type(plugin).__name__}) writes image tokens that "
+            f"{type(processor).__name__} does not write from its image token {processor.image_token}"
+        )
+    return written.replace(expansion, IMAGE_PLACEHOLDER)
 
 
 def plugin_needs_processor(template_name: str) -> bool:

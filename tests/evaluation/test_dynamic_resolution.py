@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import build_unlearning_trainer
-from prompt_parity import TRAINING_KEYS, eval_tasks, task_request, with_rendering_gaps
+from prompt_parity import TRAINING_KEYS, eval_tasks, task_request
 
 from llamafactory_safeeraser.data.records import read_benchmark
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
@@ -38,7 +38,7 @@ IMAGE_TOKENS = {
 }
 
 
-@pytest.fixture(scope="module", params=with_rendering_gaps(list(IMAGE_TOKENS)))
+@pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
 def family(request) -> str:
     return request.param
 

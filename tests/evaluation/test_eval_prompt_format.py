@@ -18,7 +18,6 @@ from prompt_parity import (
     lm_eval_prompt,
     task_request,
     training_prompts,
-    with_rendering_gaps,
 )
 
 pytestmark = pytest.mark.slow
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.slow
 IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1, "gemma3": 4, "llava_next": 36, "intern_vl": 4}
 
 
-@pytest.fixture(scope="module", params=with_rendering_gaps(list(IMAGE_TOKENS)))
+@pytest.fixture(scope="module", params=list(IMAGE_TOKENS))
 def family(request) -> str:
     return request.param
 
