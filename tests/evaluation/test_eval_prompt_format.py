@@ -1,7 +1,8 @@
 """The prompt lm-eval feeds the model is, token for token, the prompt LLaMA-Factory trained on.
 
-For every model family (tiny llava, qwen2_vl, mllama); how each side is encoded: prompt_parity.py. The
-released shapes and tokenizers: test_prompt_tokenization.py (fast) and test_shape_prompt_format.py (shape tier).
+For every model family (tiny llava, qwen2_vl, mllama, qwen2_5_vl, qwen3_vl); how each side is encoded:
+prompt_parity.py. The released shapes and tokenizers: test_prompt_tokenization.py (fast) and
+test_shape_prompt_format.py (shape tier).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from prompt_parity import (
 
 pytestmark = pytest.mark.slow
 # family -> image tokens a 32 px image puts in the prompt: llava 4x4 patches; qwen2_vl 4x4 patches merged 2x2
-# (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention)
-IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1}
+# (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention);
+# qwen2_5_vl and qwen3_vl as qwen2_vl (several image sizes in one batch: test_dynamic_resolution.py)
+IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1, "qwen2_5_vl": 4, "qwen3_vl": 4}
 
 
 @pytest.fixture(scope="module", params=list(IMAGE_TOKENS))

@@ -44,32 +44,25 @@ def mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * spatial, spatial, spatial]
 
 
-def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
-    """Return (model, processor) of a randomly initialised Qwen2-VL-style model.
+def qwen_processor(processor_class: Any, video_processor_class: Any, tokenizer: Any, spec: Any, template: str) -> Any:
+    """A Qwen-VL processor for ``spec``'s images (8 px patches merged 2x2), the same for every Qwen-VL family."""
+    from transformers import Qwen2VLImageProcessor
 
-    A 32 px image is 4x4 patches of 8 px; merging 2x2 patches gives 4 image tokens, wrapped by the
-    `qwen2_vl` plugin in <|vision_start|> ... <|vision_end|>.
-    """
-    import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    spec = tiny_size(size, "qwen2_vl")
-    template = chat_template(QWEN2_VL_FORMAT)
-    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
     geometry = {"patch_size": spec.patch_size, "merge_size": 2, "temporal_patch_size": 2}
     # min = one 32 px image, max = 64 px: every synthetic image keeps its size (an explicit `size` dict,
     # because the min_pixels/max_pixels keywords edit the class-wide default in place)
     pixels = {"shortest_edge": spec.image_size**2, "longest_edge": (2 * spec.image_size) ** 2}
-    processor = Qwen2VLProcessor(
+    return processor_class(
         image_processor=Qwen2VLImageProcessor(size=dict(pixels), **geometry),
-        video_processor=Qwen2VLVideoProcessor(size=dict(pixels), **geometry),
+        video_processor=video_processor_class(size=dict(pixels), **geometry),
         tokenizer=tokenizer,
         chat_template=template,
     )
-    ids = tokenizer.convert_tokens_to_ids
-    head_dim = spec.text_hidden // spec.text_heads
-    text = {
+
+
+def qwen_text_config(tokenizer: Any, spec: Any, rope: dict[str, Any]) -> dict[str, Any]:
+    """The language model's config keys shared by the Qwen-VL families (``rope``: their M-RoPE parameters)."""
+    return {
         "vocab_size": len(tokenizer),
         "hidden_size": spec.text_hidden,
         "intermediate_size": spec.text_intermediate,
@@ -77,11 +70,40 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         "num_attention_heads": spec.text_heads,
         "num_key_value_heads": spec.text_heads,
         "max_position_embeddings": 2048,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1.0e6, "mrope_section": mrope_section(head_dim)},
+        "rope_parameters": rope,
         "bos_token_id": None,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
+
+
+def qwen_token_ids(tokenizer: Any) -> dict[str, int]:
+    """The composite config's image, video and vision start/end token ids."""
+    ids = tokenizer.convert_tokens_to_ids
+    return {
+        "image_token_id": ids("<|image_pad|>"),
+        "video_token_id": ids("<|video_pad|>"),
+        "vision_start_token_id": ids("<|vision_start|>"),
+        "vision_end_token_id": ids("<|vision_end|>"),
+    }
+
+
+def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
+    """Return (model, processor) of a randomly initialised Qwen2-VL-style model.
+
+    A 32 px image is 4x4 patches of 8 px; merging 2x2 patches gives 4 image tokens, wrapped by the
+    `qwen2_vl` plugin in <|vision_start|> ... <|vision_end|>.
+    """
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    spec = tiny_size(size, "qwen2_vl")
+    template = chat_template(QWEN2_VL_FORMAT)
+    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
+    processor = qwen_processor(Qwen2VLProcessor, Qwen2VLVideoProcessor, tokenizer, spec, template)
+    head_dim = spec.text_hidden // spec.text_heads
+    rope = {"rope_type": "default", "rope_theta": 1.0e6, "mrope_section": mrope_section(head_dim)}
     vision = {
         "depth": spec.vision_layers,
         "embed_dim": spec.vision_hidden,
@@ -93,12 +115,9 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         "temporal_patch_size": 2,
     }
     config = Qwen2VLConfig(
-        text_config=text,
+        text_config=qwen_text_config(tokenizer, spec, rope),
         vision_config=vision,
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **qwen_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)

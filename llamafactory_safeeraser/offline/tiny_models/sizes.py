@@ -53,6 +53,8 @@ FAMILY_TABLE: dict[str, Family] = {
     "llava": Family("llava", sizes=tuple(SIZES), shapes=("shape7b", "shape13b")),
     "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
     "mllama": Family("mllama", shapes=("shape11b",)),
+    "qwen2_5_vl": Family("qwen2_vl"),
+    "qwen3_vl": Family("qwen3_vl"),
 }
 SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
 FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}
