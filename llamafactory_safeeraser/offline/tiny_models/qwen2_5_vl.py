@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .qwen2_vl import QWEN2_VL_FORMAT, QWEN2_VL_TOKENS, mrope_section, qwen_processor, qwen_text_config, qwen_token_ids
+from .qwen2_vl import qwen2_vl_parts, qwen_model, qwen_text_config
 from .sizes import tiny_size
-from .tokenizer import chat_template, default_corpus, set_generation_tokens, train_tokenizer
 
 # Released: 112 px windows of 14 px patches, i.e. 4x4 merged tokens (8x8 patches), and full attention in every
 # 8th block (7, 15, 23, 31). Here: 32 px windows of 8 px patches, i.e. 2x2 merged tokens (4x4 patches): a 32 px
@@ -25,16 +24,10 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
 
     Image tokens as Qwen2-VL's: a 32 px image is 4x4 patches of 8 px, merged 2x2 into 4 image tokens.
     """
-    import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     spec = tiny_size(size, "qwen2_5_vl")
-    template = chat_template(QWEN2_VL_FORMAT)
-    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
-    processor = qwen_processor(Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, tokenizer, spec, template)
-    head_dim = spec.text_hidden // spec.text_heads
-    rope = {"rope_type": "default", "rope_theta": 1.0e6, "mrope_section": mrope_section(head_dim)}
+    tokenizer, processor, rope = qwen2_vl_parts(spec, Qwen2_5_VLProcessor)
     vision = {
         "depth": spec.vision_layers,
         "hidden_size": spec.vision_hidden,
@@ -47,13 +40,5 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         "window_size": WINDOW_PIXELS,
         "fullatt_block_indexes": fullatt_block_indexes(spec.vision_layers),
     }
-    config = Qwen2_5_VLConfig(
-        text_config=qwen_text_config(tokenizer, spec, rope),
-        vision_config=vision,
-        **qwen_token_ids(tokenizer),
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    set_generation_tokens(model, tokenizer)
-    return model, processor
+    classes = (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration)
+    return qwen_model(classes, tokenizer, qwen_text_config(tokenizer, spec, rope), vision, seed), processor

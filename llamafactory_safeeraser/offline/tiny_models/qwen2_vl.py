@@ -77,15 +77,40 @@ def qwen_text_config(tokenizer: Any, spec: Any, rope: dict[str, Any]) -> dict[st
     }
 
 
-def qwen_token_ids(tokenizer: Any) -> dict[str, int]:
-    """The composite config's image, video and vision start/end token ids."""
+def qwen_model(classes: tuple[Any, Any], tokenizer: Any, text: dict, vision: dict, seed: int) -> Any:
+    """The randomly initialised model of ``classes`` (config, model): the Qwen-VL token ids, untied embeddings."""
+    import torch
+
     ids = tokenizer.convert_tokens_to_ids
-    return {
-        "image_token_id": ids("<|image_pad|>"),
-        "video_token_id": ids("<|video_pad|>"),
-        "vision_start_token_id": ids("<|vision_start|>"),
-        "vision_end_token_id": ids("<|vision_end|>"),
+    config_class, model_class = classes
+    config = config_class(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = model_class(config)
+    set_generation_tokens(model, tokenizer)
+    return model
+
+
+def qwen2_vl_parts(spec: Any, processor_class: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(tokenizer, processor, M-RoPE parameters) shared by Qwen2-VL and Qwen2.5-VL: one template, one tokenizer."""
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    template = chat_template(QWEN2_VL_FORMAT)
+    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
+    processor = qwen_processor(processor_class, Qwen2VLVideoProcessor, tokenizer, spec, template)
+    rope = {
+        "rope_type": "default",
+        "rope_theta": 1.0e6,
+        "mrope_section": mrope_section(spec.text_hidden // spec.text_heads),
     }
+    return tokenizer, processor, rope
 
 
 def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
@@ -94,16 +119,10 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     A 32 px image is 4x4 patches of 8 px; merging 2x2 patches gives 4 image tokens, wrapped by the
     `qwen2_vl` plugin in <|vision_start|> ... <|vision_end|>.
     """
-    import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     spec = tiny_size(size, "qwen2_vl")
-    template = chat_template(QWEN2_VL_FORMAT)
-    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
-    processor = qwen_processor(Qwen2VLProcessor, Qwen2VLVideoProcessor, tokenizer, spec, template)
-    head_dim = spec.text_hidden // spec.text_heads
-    rope = {"rope_type": "default", "rope_theta": 1.0e6, "mrope_section": mrope_section(head_dim)}
+    tokenizer, processor, rope = qwen2_vl_parts(spec, Qwen2VLProcessor)
     vision = {
         "depth": spec.vision_layers,
         "embed_dim": spec.vision_hidden,
@@ -114,13 +133,5 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
     }
-    config = Qwen2VLConfig(
-        text_config=qwen_text_config(tokenizer, spec, rope),
-        vision_config=vision,
-        **qwen_token_ids(tokenizer),
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    set_generation_tokens(model, tokenizer)
-    return model, processor
+    classes = (Qwen2VLConfig, Qwen2VLForConditionalGeneration)
+    return qwen_model(classes, tokenizer, qwen_text_config(tokenizer, spec, rope), vision, seed), processor

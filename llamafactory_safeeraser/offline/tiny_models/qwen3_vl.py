@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .qwen2_vl import QWEN2_VL_FORMAT, QWEN2_VL_TOKENS, qwen_processor, qwen_text_config, qwen_token_ids
+from .qwen2_vl import QWEN2_VL_FORMAT, QWEN2_VL_TOKENS, qwen_model, qwen_processor, qwen_text_config
 from .sizes import tiny_size
-from .tokenizer import chat_template, default_corpus, set_generation_tokens, train_tokenizer
+from .tokenizer import chat_template, default_corpus, train_tokenizer
 
 # the released tokenizer's thought words: added tokens (never split) that are not special (decoding keeps them)
 THINK_TOKENS = ("<think>", "</think>")
@@ -33,7 +33,6 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     A 32 px image is 4x4 patches of 8 px (released: 16 px), merged 2x2 into 4 image tokens; the vision tower's
     position embeddings cover 8x8 patches (64 px) and are interpolated for smaller grids, as released (48x48).
     """
-    import torch
     from tokenizers import AddedToken
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
@@ -65,10 +64,4 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         # released: blocks 8, 16, 24 of 27 feed language-model layers 0-2; here block 0 of 2 feeds layer 0
         "deepstack_visual_indexes": [0],
     }
-    config = Qwen3VLConfig(
-        text_config=text, vision_config=vision, **qwen_token_ids(tokenizer), tie_word_embeddings=False
-    )
-    torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(config)
-    set_generation_tokens(model, tokenizer)
-    return model, processor
+    return qwen_model((Qwen3VLConfig, Qwen3VLForConditionalGeneration), tokenizer, text, vision, seed), processor
