@@ -41,7 +41,7 @@ from .results import (
     samples_jsonl,
     summarize,
 )
-from .run_checks import check_not_finished, check_runs
+from .run_checks import check_not_finished, check_runs, check_runs_served
 from .settings import EvalSettings
 
 
@@ -195,10 +195,7 @@ def evaluate_runs(
     check_runs(runs)
     if not overwrite:
         check_not_finished(runs, out_dir)
-    from ..integration.template_match import check_template_fits_model  # imports LLaMA-Factory
-
-    for run in runs:  # a template of another model family: refused before any model loads
-        check_template_fits_model(settings.template, model_location(run.model))
+    check_runs_served(runs, settings.template)
     results = []
     for result in _run_results(runs, settings, out_dir, num_processes):
         results.append(result)

@@ -88,6 +88,13 @@ INTERNALS: tuple[Internal, ...] = (
         "(self, tokenizer, elements)",
     ),
     Internal(
+        "llamafactory.data.template.Template._encode",
+        "prompts",
+        "builds each turn's elements (prefix, system where the template class puts it, user) and encodes them "
+        "with _convert_elements_to_ids; run with that replaced to read the first turn's elements",
+        "(self, tokenizer, messages, system, tools)",
+    ),
+    Internal(
         "llamafactory.data.mm_plugin.BasePlugin._preprocess_image",
         "prompts",
         "resizes a PIL image to image_max_pixels / image_min_pixels as training does",

@@ -119,13 +119,21 @@ class TaskOptions(TaskSettings):
 
 @functools.lru_cache(maxsize=256)
 def render_prompt(template: str, question: str, tokenizer: str | None = None) -> str:
-    """The prompt text LLaMA-Factory's template builds for (image, question): what training saw."""
-    from ..integration.template_text import render_user_prompt
+    """The prompt text LLaMA-Factory's template builds for (image, question): what training saw.
+
+    ``tokenizer``: the evaluated model's folder or hub id (metadata ``tokenizer``). Its tokenizer writes the text
+    as training encodes it; where the template's multimodal plugin reads the processor (``gemma3``), the
+    model's processor renders the image tokens, unexpanded, as LLaMA-Factory's vLLM engine has them.
+    """
+    from ..integration.template_text import plugin_needs_processor, render_user_prompt
 
     try:
-        return render_user_prompt(template, user_turn(question), tokenizer=load_tokenizer(tokenizer))
+        processor = load_processor(tokenizer) if tokenizer is not None and plugin_needs_processor(template) else None
+        model_tokenizer = processor.tokenizer if processor is not None else load_tokenizer(tokenizer)
+        return render_user_prompt(template, user_turn(question), tokenizer=model_tokenizer, processor=processor)
     except ValueError as err:
-        raise SafeEraserError(f"metadata 'template': {err}") from None
+        hint = "; pass the model's folder as metadata 'tokenizer'" if tokenizer is None else ""
+        raise SafeEraserError(f"metadata 'template': {err}{hint}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -139,6 +147,17 @@ def load_tokenizer(location: str | None) -> Any:
         return AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as err:
         raise SafeEraserError(f"metadata 'tokenizer': cannot load a tokenizer from {location}: {err}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def load_processor(location: str) -> Any:
+    """The processor of a model folder or hub id (metadata ``tokenizer``), for plugins that read it."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        raise SafeEraserError(f"metadata 'tokenizer': cannot load a processor from {location}: {err}") from None
 
 
 def load_image(doc: Mapping[str, Any]) -> Any:

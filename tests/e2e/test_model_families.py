@@ -1,11 +1,11 @@
-"""Model families besides LLaVA-1.5: Qwen2-VL and Qwen2.5-VL (template `qwen2_vl`), Qwen3-VL (`qwen3_vl`) and
-Llama-3.2-Vision (template `mllama`).
+"""Model families besides LLaVA-1.5: Qwen2-VL and Qwen2.5-VL (template `qwen2_vl`), Qwen3-VL (`qwen3_vl`),
+Llama-3.2-Vision (template `mllama`) and Gemma 3 (template `gemma3`).
 
 Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
 deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
-real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys; a real lm-eval run of
-the `safeeraser` group on the base model and on the adapter that run saved. (Prompt-token parity with
-training: tests/test_eval_prompt_format.py, for all three families.)
+real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys (a family without a recipe yet:
+MODEL_KEYS); a real lm-eval run of the `safeeraser` group on the base model and on the adapter that run saved.
+(Prompt-token parity with training: tests/evaluation/test_eval_prompt_format.py, for every family.)
 """
 
 from __future__ import annotations
@@ -24,36 +24,36 @@ import yaml
 from llamafactory_safeeraser.hook.stage import parse_train_args
 from llamafactory_safeeraser.integration.template_text import render_user_prompt
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES, write_tiny_model
+from llamafactory_safeeraser.offline.tiny_models.gemma3 import GEMMA3_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen3_vl import THINK_TOKENS
 
-NEW_FAMILIES = ("qwen2_vl", "mllama", "qwen2_5_vl", "qwen3_vl")
+NEW_FAMILIES = ("qwen2_vl", "mllama", "gemma3", "qwen2_5_vl", "qwen3_vl")
 QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # image pads inside vision markers, counted by image size
-SPECIAL_TOKENS = {"qwen2_vl": QWEN2_VL_TOKENS.special_tokens, "mllama": MLLAMA_TOKENS.special_tokens}
-SPECIAL_TOKENS |= {
+SPECIAL_TOKENS = {
+    "qwen2_vl": QWEN2_VL_TOKENS.special_tokens,
+    "mllama": MLLAMA_TOKENS.special_tokens,
+    "gemma3": GEMMA3_TOKENS.special_tokens,
     "qwen2_5_vl": QWEN2_VL_TOKENS.special_tokens,
     "qwen3_vl": (*QWEN2_VL_TOKENS.special_tokens, *THINK_TOKENS),
 }
 RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
+# the model-specific keys of a family whose recipe is not written yet (the paper's LoRA choices)
+MODEL_KEYS = {
+    "gemma3": {
+        "template": "gemma3",
+        "lora_target": "all",
+        "additional_target": "multi_modal_projector",
+        "freeze_vision_tower": True,
+    }
+}
+# Qwen2.5-VL and Qwen3-VL as the qwen2_vl recipe (LLaMA-Factory's composite-model entries: projector visual.merger;
+# vision tower visual.patch_embed, visual.blocks and, for Qwen3-VL, visual.pos_embed, visual.deepstack_merger_list)
+QWEN_MODEL_KEYS = {"lora_target": "all", "additional_target": "visual.merger", "freeze_vision_tower": True}
+MODEL_KEYS |= {name: {"template": FAMILIES[name], **QWEN_MODEL_KEYS} for name in ("qwen2_5_vl", "qwen3_vl")}
 # recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
 RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
-# the same keys for the families without a recipe yet (LLaMA-Factory's composite-model entries: projector
-# visual.merger; vision tower visual.patch_embed, visual.blocks and, for Qwen3-VL, visual.deepstack_merger_list)
-QWEN_MODEL_KEYS = {"lora_target": "all", "additional_target": "visual.merger", "freeze_vision_tower": True}
-FAMILY_MODEL_KEYS = {name: {"template": FAMILIES[name], **QWEN_MODEL_KEYS} for name in ("qwen2_5_vl", "qwen3_vl")}
-VISION_TOWER = {"qwen2_vl": "visual.blocks", "mllama": "vision_model", "qwen2_5_vl": "visual.blocks"}
-VISION_TOWER |= {"qwen3_vl": "visual.blocks"}
-
-
-def model_keys(family: str) -> dict:
-    """The family's model-specific training keys: its recipe's, else FAMILY_MODEL_KEYS."""
-    if family not in RECIPES:
-        return FAMILY_MODEL_KEYS[family]
-    recipe = yaml.safe_load(RECIPES[family].read_text())
-    return {key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe}
-
-
 RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
 
 
@@ -71,10 +71,19 @@ def encode(processor, text: str, image: Image.Image) -> dict:
     return processor(images=[image], text=[text], return_tensors="pt")
 
 
-def image_prompt(family: str, question: str = "What shape is the main object in this image?") -> str:
+def model_keys(family: str) -> dict:
+    if family in MODEL_KEYS:
+        return MODEL_KEYS[family]
+    recipe = yaml.safe_load(RECIPES[family].read_text())
+    return {key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe}
+
+
+def image_prompt(family: str, processor, question: str = "What shape is the main object in this image?") -> str:
     """The LLaMA-Factory prompt with the model's image token in place of <image>, as hf-multimodal passes it."""
-    processor_token = "<|image|>" if family == "mllama" else "<|image_pad|>"
-    return render_user_prompt(FAMILIES[family], "<image>\n" + question).replace("<image>", processor_token)
+    processor_token = {"qwen2_vl": "<|image_pad|>", "mllama": "<|image|>", "gemma3": "<image_soft_token>"}
+    processor_token = {**processor_token, "qwen2_5_vl": "<|image_pad|>", "qwen3_vl": "<|image_pad|>"}[family]
+    prompt = render_user_prompt(FAMILIES[family], "<image>\n" + question, processor=processor)
+    return prompt.replace("<image>", processor_token)
 
 
 def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: Path) -> None:
@@ -88,9 +97,16 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
         assert tokenizer.encode(token, add_special_tokens=False) == [token_id], token  # never split
     assert model.config.image_token_id == tokenizer.image_token_id
 
-    inputs = encode(processor, image_prompt(family), RED)
+    inputs = encode(processor, image_prompt(family, processor), RED)
     input_ids = inputs["input_ids"][0].tolist()
-    if family in QWEN_FAMILIES:  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
+    if family == "gemma3":  # <bos> from the tokenizer; 4x4 patches pooled 2x2: 4 soft tokens inside boi ... eoi
+        start = input_ids.index(tokenizer.convert_tokens_to_ids("<start_of_image>"))
+        assert input_ids[0] == tokenizer.bos_token_id and input_ids.count(tokenizer.bos_token_id) == 1
+        assert input_ids[start + 1 : start + 6] == [model.config.image_token_id] * 4 + [
+            tokenizer.convert_tokens_to_ids("<end_of_image>")
+        ]
+        assert inputs["token_type_ids"][0].tolist() == [int(i == model.config.image_token_id) for i in input_ids]
+    elif family in QWEN_FAMILIES:  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
         start = input_ids.index(tokenizer.convert_tokens_to_ids("<|vision_start|>"))
         assert input_ids[start + 5] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
         assert input_ids[start + 1 : start + 5] == [model.config.image_token_id] * 4
@@ -102,7 +118,7 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
 
     with torch.no_grad():
         red = model(**inputs).logits[0, -1]
-        blue = model(**encode(processor, image_prompt(family), BLUE)).logits[0, -1]
+        blue = model(**encode(processor, image_prompt(family, processor), BLUE)).logits[0, -1]
     assert not torch.allclose(red, blue)  # the vision path reaches the language model
     first = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     again = model.generate(**inputs, max_new_tokens=6, do_sample=False)
@@ -119,7 +135,7 @@ def test_chat_template_is_the_llamafactory_template(family_name: str, system: st
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
     chat = processor.apply_chat_template(messages, tokenize=False)
-    rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system)
+    rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system, processor=processor)
     image_token = processor.tokenizer.image_token
     if family_name != "llava":
         assert "<image>" not in chat
@@ -136,9 +152,8 @@ def test_qwen_tokenizers_have_the_released_special_token_behaviour(family_name: 
     words are added tokens that decoding keeps, and its template has no default system turn."""
     processor = AutoProcessor.from_pretrained(family_model_dir(family_name))
     tokenizer = processor.tokenizer
-    assert tokenizer.bos_token is None and tokenizer("Hi")["input_ids"] == tokenizer.encode(
-        "Hi", add_special_tokens=False
-    )
+    assert tokenizer.bos_token is None
+    assert tokenizer("Hi")["input_ids"] == tokenizer.encode("Hi", add_special_tokens=False)  # nothing added
     assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|im_end|>", "<|endoftext|>")
     chat = processor.apply_chat_template([{"role": "user", "content": "Hi?"}], tokenize=False)
     assert chat.startswith("<|im_start|>user\n") == (family_name == "qwen3_vl")
@@ -188,7 +203,7 @@ def test_qwen3_vl_deepstack_features_reach_the_language_model(family_model_dir) 
     model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
     processor = AutoProcessor.from_pretrained(model_dir)
     assert model.config.vision_config.deepstack_visual_indexes == [0]
-    inputs = encode(processor, image_prompt("qwen3_vl"), noise_image((48, 32)))
+    inputs = encode(processor, image_prompt("qwen3_vl", processor), noise_image((48, 32)))
     image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
     pixels = processor.image_processor(images=[noise_image((48, 32))], return_tensors="pt")
     with torch.no_grad():
@@ -305,9 +320,11 @@ def test_llamafactory_cli_unlearns_with_pd(family: str, model_dir: Path, unlearn
 
     adapter_config = json.loads((unlearned / "adapter_config.json").read_text())
     assert adapter_config["modules_to_save"] == [model_keys(family)["additional_target"]]
-    assert not any(VISION_TOWER[family] in name for name in adapter_config["target_modules"])  # freeze_vision_tower
+    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model", "gemma3": "vision_tower"}
+    vision = {**vision, "qwen2_5_vl": "visual.blocks", "qwen3_vl": "visual.blocks"}[family]
+    assert not any(vision in name for name in adapter_config["target_modules"])  # freeze_vision_tower
     processor = AutoProcessor.from_pretrained(model_dir)
-    inputs = encode(processor, image_prompt(family), RED)
+    inputs = encode(processor, image_prompt(family, processor), RED)
     base = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
     with torch.no_grad():
         before = base(**inputs).logits
@@ -334,6 +351,7 @@ def test_lm_eval_runs_the_group_on_base_and_adapter(
     )
     runs = [RunSpec("base", model_dir), RunSpec("NPO+PD", model_dir, unlearned)]
     evaluate_runs(runs, settings, tmp_path, report=False)
+    processor = AutoProcessor.from_pretrained(model_dir)
     responses = {}
     for run in ("base", "NPO+PD"):
         results = json.loads((tmp_path / run / "results.json").read_text())
@@ -345,7 +363,8 @@ def test_lm_eval_runs_the_group_on_base_and_adapter(
         samples = [json.loads(line) for line in (tmp_path / run / "samples.jsonl").read_text().splitlines()]
         assert len(samples) == 24
         for sample in samples:
-            assert sample["prompt"] == render_user_prompt(FAMILIES[family], "<image>\n" + sample["question"])
+            question = "<image>\n" + sample["question"]
+            assert sample["prompt"] == render_user_prompt(FAMILIES[family], question, processor=processor)
         responses[run] = [sample["response"] for sample in samples]
     assert results["run"]["adapter"] == str(unlearned.resolve())
     assert responses["base"] != responses["NPO+PD"]  # lm-eval applied the adapter (same seed, same prompts)

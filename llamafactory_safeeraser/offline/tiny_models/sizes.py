@@ -53,6 +53,7 @@ FAMILY_TABLE: dict[str, Family] = {
     "llava": Family("llava", sizes=tuple(SIZES), shapes=("shape7b", "shape13b")),
     "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
     "mllama": Family("mllama", shapes=("shape11b",)),
+    "gemma3": Family("gemma3"),
     "qwen2_5_vl": Family("qwen2_vl"),
     "qwen3_vl": Family("qwen3_vl"),
 }
