@@ -138,7 +138,8 @@ def test_lm_eval_batch_of_several_sizes_equals_training(family: str, model_dir: 
     from lm_eval.api.registry import get_model
 
     data_dir, _ = mixed_size_data
-    tasks = eval_tasks(family, data_dir / "all_train.json", ["safeeraser_efficacy"])
+    # the evaluated model's folder as metadata 'tokenizer', as `safeeraser eval` passes it
+    tasks = eval_tasks(family, data_dir / "all_train.json", ["safeeraser_efficacy"], tokenizer=str(model_dir))
     requests = [task_request(tasks["safeeraser_efficacy"], index) for index in range(ROWS)]
     assert [doc["image_path"] for _, _, doc in requests] == [str(path) for path in training_batch["forget_images"]]
     lm = get_model("hf-multimodal").create_from_arg_obj(
