@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sizes import tiny_size
+from .sizes import text_sizes, tiny_size
 from .tokenizer import ChatFormat, TokenizerSpec, chat_template, default_corpus, set_generation_tokens, train_tokenizer
 
 BOI_TOKEN, EOI_TOKEN, IMAGE_TOKEN = "<start_of_image>", "<end_of_image>", "<image_soft_token>"
@@ -71,15 +71,10 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     ids = tokenizer.convert_tokens_to_ids
     head_dim = spec.text_hidden // spec.text_heads
     text = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": spec.text_hidden,
-        "intermediate_size": spec.text_intermediate,
-        "num_hidden_layers": spec.text_layers,
-        "num_attention_heads": spec.text_heads,
+        **text_sizes(spec, tokenizer),
         "num_key_value_heads": spec.text_heads // 2,
         "head_dim": head_dim,
         "query_pre_attn_scalar": head_dim,
-        "max_position_embeddings": 2048,
         "sliding_window": 64,
         "layer_types": ["sliding_attention"] * (spec.text_layers - 1) + ["full_attention"],  # released: 5 to 1
         "bos_token_id": tokenizer.bos_token_id,
@@ -106,5 +101,9 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     )
     torch.manual_seed(seed)
     model = Gemma3ForConditionalGeneration(config)
+    # transformers starts the projector's matrix at 0, which shuts the image out until training opens it; a
+    # pretrained model has it open: draw it as the other linear layers are drawn
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, config.text_config.initializer_range)
     set_generation_tokens(model, tokenizer)
     return model, processor

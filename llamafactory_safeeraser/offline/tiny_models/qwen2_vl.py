@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sizes import tiny_size
+from .sizes import text_sizes, tiny_size
 from .tokenizer import ChatFormat, TokenizerSpec, chat_template, default_corpus, set_generation_tokens, train_tokenizer
 
 QWEN2_VL_SYSTEM = "You are a helpful assistant."
@@ -63,13 +63,8 @@ def qwen_processor(processor_class: Any, video_processor_class: Any, tokenizer: 
 def qwen_text_config(tokenizer: Any, spec: Any, rope: dict[str, Any]) -> dict[str, Any]:
     """The language model's config keys shared by the Qwen-VL families (``rope``: their M-RoPE parameters)."""
     return {
-        "vocab_size": len(tokenizer),
-        "hidden_size": spec.text_hidden,
-        "intermediate_size": spec.text_intermediate,
-        "num_hidden_layers": spec.text_layers,
-        "num_attention_heads": spec.text_heads,
+        **text_sizes(spec, tokenizer),
         "num_key_value_heads": spec.text_heads,
-        "max_position_embeddings": 2048,
         "rope_parameters": rope,
         "bos_token_id": None,
         "eos_token_id": tokenizer.eos_token_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ...errors import SafeEraserError
 
@@ -76,6 +77,18 @@ def check_size(size: str, family: str) -> None:
 
 def is_shape(size: str) -> bool:
     return any(size in sizes for sizes in SHAPE_SIZES.values())
+
+
+def text_sizes(spec: TinySize, tokenizer: Any) -> dict[str, int]:
+    """The language model's sizes of a tiny size, as a transformers text config's keys."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.text_hidden,
+        "intermediate_size": spec.text_intermediate,
+        "num_hidden_layers": spec.text_layers,
+        "num_attention_heads": spec.text_heads,
+        "max_position_embeddings": 2048,
+    }
 
 
 def tiny_size(size: str, family: str) -> TinySize:
