@@ -1,6 +1,6 @@
-"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`), Llama-3.2-Vision (template `mllama`),
-Gemma 3 (template `gemma3`), LLaVA-NeXT 1.6 (template `llava_next`) and InternVL 3 in transformers' format
-(template `intern_vl`).
+"""Model families besides LLaVA-1.5: Qwen2-VL and Qwen2.5-VL (template `qwen2_vl`), Qwen3-VL (`qwen3_vl`),
+Llama-3.2-Vision (template `mllama`), Gemma 3 (template `gemma3`), LLaVA-NeXT 1.6 (template `llava_next`) and
+InternVL 3 in transformers' format (template `intern_vl`).
 
 Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
 deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
@@ -12,6 +12,7 @@ MODEL_KEYS); a real lm-eval run of the `safeeraser` group on the base model and 
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,18 @@ from llamafactory_safeeraser.offline.tiny_models.intern_vl import INTERN_VL_TOKE
 from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.qwen3_vl import THINK_TOKENS
 
-NEW_FAMILIES = ("qwen2_vl", "mllama", "gemma3", "llava_next", "intern_vl")
+NEW_FAMILIES = ("qwen2_vl", "mllama", "gemma3", "llava_next", "intern_vl", "qwen2_5_vl", "qwen3_vl")
+QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # image pads inside vision markers, counted by image size
 SPECIAL_TOKENS = {
     "qwen2_vl": QWEN2_VL_TOKENS.special_tokens,
     "mllama": MLLAMA_TOKENS.special_tokens,
     "gemma3": GEMMA3_TOKENS.special_tokens,
     "llava_next": LLAVA_TOKENS.special_tokens,
     "intern_vl": INTERN_VL_TOKENS.special_tokens,
+    "qwen2_5_vl": QWEN2_VL_TOKENS.special_tokens,
+    "qwen3_vl": (*QWEN2_VL_TOKENS.special_tokens, *THINK_TOKENS),
 }
 RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
 # the model-specific keys of a family whose recipe is not written yet (the paper's LoRA choices)
@@ -60,6 +65,10 @@ MODEL_KEYS = {
         for family, extra in (("llava_next", {}), ("intern_vl", {"crop_to_patches": True}))
     },
 }
+# Qwen2.5-VL and Qwen3-VL as the qwen2_vl recipe (LLaMA-Factory's composite-model entries: projector visual.merger;
+# vision tower visual.patch_embed, visual.blocks and, for Qwen3-VL, visual.pos_embed, visual.deepstack_merger_list)
+QWEN_MODEL_KEYS = {"lora_target": "all", "additional_target": "visual.merger", "freeze_vision_tower": True}
+MODEL_KEYS |= {name: {"template": FAMILIES[name], **QWEN_MODEL_KEYS} for name in ("qwen2_5_vl", "qwen3_vl")}
 # recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
 RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
 RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
@@ -90,6 +99,8 @@ def image_prompt(family: str, processor, question: str = "What shape is the main
     """The LLaMA-Factory prompt with the model's image token in place of <image>, as hf-multimodal passes it."""
     processor_token = {
         "qwen2_vl": "<|image_pad|>",
+        "qwen2_5_vl": "<|image_pad|>",
+        "qwen3_vl": "<|image_pad|>",
         "mllama": "<|image|>",
         "gemma3": "<image_soft_token>",
         "llava_next": "<image>",
@@ -119,7 +130,7 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
             tokenizer.convert_tokens_to_ids("<end_of_image>")
         ]
         assert inputs["token_type_ids"][0].tolist() == [int(i == model.config.image_token_id) for i in input_ids]
-    elif family == "qwen2_vl":  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
+    elif family in QWEN_FAMILIES:  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
         start = input_ids.index(tokenizer.convert_tokens_to_ids("<|vision_start|>"))
         assert input_ids[start + 5] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
         assert input_ids[start + 1 : start + 5] == [model.config.image_token_id] * 4
@@ -165,6 +176,79 @@ def test_chat_template_is_the_llamafactory_template(family_name: str, system: st
     assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
     if system is not None:
         assert processor.tokenizer.encode(system, add_special_tokens=False)[0] in ours["input_ids"][0].tolist()
+
+
+@pytest.mark.parametrize("family_name", QWEN_FAMILIES)
+def test_qwen_tokenizers_have_the_released_special_token_behaviour(family_name: str, family_model_dir) -> None:
+    """No BOS on encode; EOS <|im_end|> (LLaMA-Factory's replace_eos), pad <|endoftext|>; Qwen3-VL's thought
+    words are added tokens that decoding keeps, and its template has no default system turn."""
+    processor = AutoProcessor.from_pretrained(family_model_dir(family_name))
+    tokenizer = processor.tokenizer
+    assert tokenizer.bos_token is None
+    assert tokenizer("Hi")["input_ids"] == tokenizer.encode("Hi", add_special_tokens=False)  # nothing added
+    assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|im_end|>", "<|endoftext|>")
+    chat = processor.apply_chat_template([{"role": "user", "content": "Hi?"}], tokenize=False)
+    assert chat.startswith("<|im_start|>user\n") == (family_name == "qwen3_vl")
+    if family_name == "qwen3_vl":
+        ids = tokenizer.encode("<think>\n\n</think>\n\n", add_special_tokens=False)
+        assert tokenizer.decode(ids, skip_special_tokens=True) == "<think>\n\n</think>\n\n"
+
+
+def noise_image(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """Every patch different, so that which patches attend to which changes the features."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=generator, dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
+
+
+def image_features(model, processor, image: Image.Image) -> torch.Tensor:
+    inputs = processor.image_processor(images=[image], return_tensors="pt")
+    with torch.no_grad():
+        return torch.cat(model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"]).pooler_output)
+
+
+def test_qwen2_5_vl_vision_tower_attends_within_windows(family_model_dir) -> None:
+    """32 px windows (2x2 merged tokens): a 32 px image is one window, as if attention were full; a 64 px image four
+    windows (a 48x32 one two, the second padded); the last block attends across the whole image."""
+    model_dir = family_model_dir("qwen2_5_vl")
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    visual = model.model.visual
+    assert (model.config.vision_config.window_size, visual.fullatt_block_indexes) == (32, [1])
+
+    def patches_per_window(grid: list[int]) -> list[int]:
+        bounds = visual.get_window_index(torch.tensor([grid]))[1]
+        return [end - start for start, end in pairwise(bounds) if end > start]  # empty pad windows left out
+
+    assert patches_per_window([1, 8, 8]) == [16, 16, 16, 16] and patches_per_window([1, 4, 6]) == [16, 8]
+    small, large = noise_image((32, 32)), noise_image((64, 64))
+    windowed = image_features(model, processor, small), image_features(model, processor, large)
+    visual.fullatt_block_indexes = [0, 1]
+    full = image_features(model, processor, small), image_features(model, processor, large)
+    assert windowed[1].shape == (16, model.config.text_config.hidden_size)
+    assert torch.allclose(windowed[0], full[0], atol=1e-6) and not torch.allclose(windowed[1], full[1], atol=1e-4)
+
+
+def test_qwen3_vl_deepstack_features_reach_the_language_model(family_model_dir) -> None:
+    """Vision block 0's merged features are added to language-model layer 0 at the image tokens (deepstack)."""
+    model_dir = family_model_dir("qwen3_vl")
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    assert model.config.vision_config.deepstack_visual_indexes == [0]
+    inputs = encode(processor, image_prompt("qwen3_vl", processor), noise_image((48, 32)))
+    image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
+    pixels = processor.image_processor(images=[noise_image((48, 32))], return_tensors="pt")
+    with torch.no_grad():
+        vision = model.model.visual(pixels["pixel_values"], grid_thw=pixels["image_grid_thw"])
+        assert [tuple(feature.shape) for feature in vision.deepstack_features] == [(image_tokens, 64)] == [(6, 64)]
+        before = model(**inputs).logits
+        for parameter in model.model.visual.deepstack_merger_list.parameters():
+            parameter.zero_()
+        after = model(**inputs).logits
+    first_image_token = int((inputs["input_ids"][0] == model.config.image_token_id).nonzero()[0])
+    # causal: the tokens before the image see no image feature, the others change
+    assert torch.equal(before[:, :first_image_token], after[:, :first_image_token])
+    assert not torch.allclose(before[:, first_image_token:], after[:, first_image_token:])
 
 
 def test_builder_is_deterministic_per_seed(family: str, tmp_path: Path) -> None:
@@ -268,7 +352,7 @@ def test_llamafactory_cli_unlearns_with_pd(family: str, model_dir: Path, unlearn
 
     adapter_config = json.loads((unlearned / "adapter_config.json").read_text())
     assert adapter_config["modules_to_save"] == [model_keys(family)["additional_target"]]
-    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model"}.get(family, "vision_tower")
+    vision = {"mllama": "vision_model"}.get(family, "visual.blocks" if family in QWEN_FAMILIES else "vision_tower")
     assert not any(vision in name for name in adapter_config["target_modules"])  # freeze_vision_tower
     processor = AutoProcessor.from_pretrained(model_dir)
     inputs = encode(processor, image_prompt(family, processor), RED)

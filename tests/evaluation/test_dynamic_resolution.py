@@ -27,12 +27,14 @@ pytestmark = pytest.mark.slow
 SIZES = ((32, 32), (64, 32), (32, 96), (48, 48))
 ROWS = (0, 4, 8, 12)
 # image tokens per image size, worked out by hand:
-# qwen2_vl: (H/16) x (W/16) merged patches (8 px patches, merged 2x2): 2x2, 2x4, 6x2, 3x3
+# qwen2_vl, qwen2_5_vl, qwen3_vl: (H/16) x (W/16) merged patches (8 px patches, merged 2x2): 2x2, 2x4, 6x2, 3x3
 # llava_next: 16 base patches + the anyres grid's patches unpadded to the image's aspect + one newline per row:
 #   16 + (4x4 + 4), 16 + (4x8 + 4) (grid 1x2 tiles), 16 + (12x4 + 12) (3x1), 16 + (8x8 + 8) (2x2)
 # intern_vl: 4 per 32 px tile; tiles: 1, 2 + thumbnail, 3 + thumbnail, 2x2 + thumbnail
 IMAGE_TOKENS = {
     "qwen2_vl": (4, 8, 12, 9),
+    "qwen2_5_vl": (4, 8, 12, 9),
+    "qwen3_vl": (4, 8, 12, 9),
     "llava_next": (36, 52, 76, 88),
     "intern_vl": (4, 12, 16, 20),
 }

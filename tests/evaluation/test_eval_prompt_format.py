@@ -1,7 +1,8 @@
 """The prompt lm-eval feeds the model is, token for token, the prompt LLaMA-Factory trained on.
 
-For every model family (tiny llava, qwen2_vl, mllama, gemma3); how each side is encoded: prompt_parity.py. The
-released shapes and tokenizers: test_prompt_tokenization.py (fast) and test_shape_prompt_format.py (shape tier).
+For every model family (tiny llava, qwen2_vl, mllama, gemma3, qwen2_5_vl, qwen3_vl); how each side is encoded:
+prompt_parity.py. The released shapes and tokenizers: test_prompt_tokenization.py (fast) and
+test_shape_prompt_format.py (shape tier).
 """
 
 from __future__ import annotations
@@ -25,8 +26,18 @@ pytestmark = pytest.mark.slow
 # (inside <|vision_start|> ... <|vision_end|>); mllama one <|image|> (the image enters by cross-attention); gemma3
 # 4x4 patches pooled 2x2 into soft tokens (Gemma3Processor expands the <start_of_image> the prompt holds);
 # llava_next 16 base patches + a 1x2-tile anyres grid unpadded to 4x4 patches and 4 row newlines; intern_vl one
-# 32 px tile of 4x4 patches, pixel-shuffled 2x2 (inside <img> ... </img>)
-IMAGE_TOKENS = {"llava": 16, "qwen2_vl": 4, "mllama": 1, "gemma3": 4, "llava_next": 36, "intern_vl": 4}
+# 32 px tile of 4x4 patches, pixel-shuffled 2x2 (inside <img> ... </img>); qwen2_5_vl and qwen3_vl as qwen2_vl
+# (several image sizes in one batch: test_dynamic_resolution.py)
+IMAGE_TOKENS = {
+    "llava": 16,
+    "qwen2_vl": 4,
+    "mllama": 1,
+    "gemma3": 4,
+    "llava_next": 36,
+    "intern_vl": 4,
+    "qwen2_5_vl": 4,
+    "qwen3_vl": 4,
+}
 
 
 @pytest.fixture(scope="module", params=list(IMAGE_TOKENS))

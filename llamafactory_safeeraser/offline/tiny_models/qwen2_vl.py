@@ -44,39 +44,80 @@ def mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * spatial, spatial, spatial]
 
 
+def qwen_processor(processor_class: Any, video_processor_class: Any, tokenizer: Any, spec: Any, template: str) -> Any:
+    """A Qwen-VL processor for ``spec``'s images (8 px patches merged 2x2), the same for every Qwen-VL family."""
+    from transformers import Qwen2VLImageProcessor
+
+    geometry = {"patch_size": spec.patch_size, "merge_size": 2, "temporal_patch_size": 2}
+    # min = one 32 px image, max = 64 px: every synthetic image keeps its size (an explicit `size` dict,
+    # because the min_pixels/max_pixels keywords edit the class-wide default in place)
+    pixels = {"shortest_edge": spec.image_size**2, "longest_edge": (2 * spec.image_size) ** 2}
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(size=dict(pixels), **geometry),
+        video_processor=video_processor_class(size=dict(pixels), **geometry),
+        tokenizer=tokenizer,
+        chat_template=template,
+    )
+
+
+def qwen_text_config(tokenizer: Any, spec: Any, rope: dict[str, Any]) -> dict[str, Any]:
+    """The language model's config keys shared by the Qwen-VL families (``rope``: their M-RoPE parameters)."""
+    return {
+        **text_sizes(spec, tokenizer),
+        "num_key_value_heads": spec.text_heads,
+        "rope_parameters": rope,
+        "bos_token_id": None,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def qwen_model(classes: tuple[Any, Any], tokenizer: Any, text: dict, vision: dict, seed: int) -> Any:
+    """The randomly initialised model of ``classes`` (config, model): the Qwen-VL token ids, untied embeddings."""
+    import torch
+
+    ids = tokenizer.convert_tokens_to_ids
+    config_class, model_class = classes
+    config = config_class(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = model_class(config)
+    set_generation_tokens(model, tokenizer)
+    return model
+
+
+def qwen2_vl_parts(spec: Any, processor_class: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(tokenizer, processor, M-RoPE parameters) shared by Qwen2-VL and Qwen2.5-VL: one template, one tokenizer."""
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    template = chat_template(QWEN2_VL_FORMAT)
+    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
+    processor = qwen_processor(processor_class, Qwen2VLVideoProcessor, tokenizer, spec, template)
+    rope = {
+        "rope_type": "default",
+        "rope_theta": 1.0e6,
+        "mrope_section": mrope_section(spec.text_hidden // spec.text_heads),
+    }
+    return tokenizer, processor, rope
+
+
 def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     """Return (model, processor) of a randomly initialised Qwen2-VL-style model.
 
     A 32 px image is 4x4 patches of 8 px; merging 2x2 patches gives 4 image tokens, wrapped by the
     `qwen2_vl` plugin in <|vision_start|> ... <|vision_end|>.
     """
-    import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     spec = tiny_size(size, "qwen2_vl")
-    template = chat_template(QWEN2_VL_FORMAT)
-    tokenizer = train_tokenizer(default_corpus(QWEN2_VL_TOKENS), spec.vocab_size, QWEN2_VL_TOKENS, template)
-    geometry = {"patch_size": spec.patch_size, "merge_size": 2, "temporal_patch_size": 2}
-    # min = one 32 px image, max = 64 px: every synthetic image keeps its size (an explicit `size` dict,
-    # because the min_pixels/max_pixels keywords edit the class-wide default in place)
-    pixels = {"shortest_edge": spec.image_size**2, "longest_edge": (2 * spec.image_size) ** 2}
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size=dict(pixels), **geometry),
-        video_processor=Qwen2VLVideoProcessor(size=dict(pixels), **geometry),
-        tokenizer=tokenizer,
-        chat_template=template,
-    )
-    ids = tokenizer.convert_tokens_to_ids
-    head_dim = spec.text_hidden // spec.text_heads
-    text = {
-        **text_sizes(spec, tokenizer),
-        "num_key_value_heads": spec.text_heads,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1.0e6, "mrope_section": mrope_section(head_dim)},
-        "bos_token_id": None,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
+    tokenizer, processor, rope = qwen2_vl_parts(spec, Qwen2VLProcessor)
     vision = {
         "depth": spec.vision_layers,
         "embed_dim": spec.vision_hidden,
@@ -87,16 +128,5 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
     }
-    config = Qwen2VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    set_generation_tokens(model, tokenizer)
-    return model, processor
+    classes = (Qwen2VLConfig, Qwen2VLForConditionalGeneration)
+    return qwen_model(classes, tokenizer, qwen_text_config(tokenizer, spec, rope), vision, seed), processor

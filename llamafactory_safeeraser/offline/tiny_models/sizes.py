@@ -57,6 +57,8 @@ FAMILY_TABLE: dict[str, Family] = {
     "gemma3": Family("gemma3"),
     "llava_next": Family("llava_next"),
     "intern_vl": Family("intern_vl"),
+    "qwen2_5_vl": Family("qwen2_vl"),
+    "qwen3_vl": Family("qwen3_vl"),
 }
 SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
 FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}
