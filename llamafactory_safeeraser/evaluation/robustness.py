@@ -202,3 +202,14 @@ def section(found: Robustness, plot_file: str | None = None) -> list[str]:
             lines += ["", f"#### {table_title(column)}", ""]
             lines += markdown_table(["Run", *(f"{a} ({found.attacks[a]})" for a in attacks)], rows)
     return lines
+
+
+def columns_table() -> str:
+    """The docs' table of the robustness columns: the conditions (an attack family stands for each family)."""
+    shown = [PLAIN, family_condition("<family>"), quantized_condition(8), quantized_condition(4), RELEARNED]
+    rows = [[f"`{condition.title}`", condition.meaning] for condition in shown]
+    return "\n".join(markdown_table(["Column", "What was scored"], rows))
+
+
+if __name__ == "__main__":  # python -m llamafactory_safeeraser.evaluation.robustness (docs/evaluation.md's table)
+    print(columns_table())
