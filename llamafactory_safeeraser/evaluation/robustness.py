@@ -61,23 +61,32 @@ class Robustness:
     """What the section shows, collected from results.json documents and relearning studies."""
 
     rows: list[str] = field(default_factory=list)
-    conditions: list[Condition] = field(default_factory=list)
     cells: Cells = field(default_factory=dict)
+    families: list[str] = field(default_factory=list)  # in order of appearance
+    bits: set[int] = field(default_factory=set)  # the quantizations found
     attacks: dict[str, str] = field(default_factory=dict)  # attack name -> family, in order of appearance
     attack_rows: list[str] = field(default_factory=list)  # runs with attack results (quantized ones too)
     attack_cells: Cells = field(default_factory=dict)
-    relearn_steps: set[int] = field(default_factory=set)
+    relearn_steps: set[int] = field(default_factory=set)  # the last step count of each relearning seed
+
+    @property
+    def conditions(self) -> list[Condition]:
+        """The tables' columns: plain, each attack family, each quantization (8 before 4), relearned."""
+        found = [PLAIN, *(family_condition(family) for family in self.families)]
+        found += [quantized_condition(bits) for bits in sorted(self.bits, reverse=True)]
+        return found + ([RELEARNED] if self.relearn_steps else [])
 
     @property
     def measured(self) -> bool:
         """Anything beyond the plain numbers (without it the section would repeat the main table)."""
-        return any(condition != PLAIN for condition in self.conditions)
-
-    def add(self, cells: Cells, row: str, condition: str, column: str, value: float | None) -> None:
-        cells.setdefault((row, condition, column), []).append(value)
+        return len(self.conditions) > 1
 
     def stats(self, row: str, condition: str, column: str, attack: bool = False) -> dict[str, Any]:
         return mean_sd((self.attack_cells if attack else self.cells).get((row, condition, column), []))
+
+
+def _add(cells: Cells, row: str, condition: str, column: str, value: float | None) -> None:
+    cells.setdefault((row, condition, column), []).append(value)
 
 
 def _family_value(attacks: Mapping[str, Any], family: str, column: Headline) -> float | None:
@@ -91,65 +100,66 @@ def _family_value(attacks: Mapping[str, Any], family: str, column: Headline) -> 
     return statistics.fmean(measured) if measured else None
 
 
-def _seed_of(run: Mapping[str, Any]) -> Any:
-    return (run.get("settings") or {}).get("seed")
+def _add_run(found: Robustness, run: Mapping[str, Any]) -> None:
+    """One results.json document: its plain (or quantized) numbers, its attacks' and their families' means."""
+    columns = metric_catalog.robustness_columns()
+    name = run["run"]["name"]
+    base, bits = quantized_of(name)
+    if base not in found.rows:
+        found.rows.append(base)
+    if bits is not None:
+        found.bits.add(bits)
+    condition = PLAIN.key if bits is None else quantized_condition(bits).key
+    for column in columns:
+        _add(found.cells, base, condition, column.key, run["summary"].get(column.key))
+    attacks = run.get("attacks") or {}
+    if attacks and name not in found.attack_rows:
+        found.attack_rows.append(name)
+    for attack, by_kind in attacks.items():
+        for entry in by_kind.values():
+            found.attacks.setdefault(attack, entry["family"])
+            if entry["family"] not in found.families:
+                found.families.append(entry["family"])
+        for column in columns:
+            if entry := by_kind.get(column.kind):
+                _add(found.attack_cells, name, attack, column.key, entry["metrics"].get(column.metric.name))
+    if bits is None:  # a quantized model's attacks are in the per-attack tables only
+        for family in found.families:
+            for column in columns:
+                value = _family_value(attacks, family, column)
+                if value is not None:
+                    _add(found.cells, base, family_condition(family).key, column.key, value)
+
+
+def _add_study(found: Robustness, study: Mapping[str, Any]) -> None:
+    """One relearn.json document: each seed's numbers after its most relearning steps."""
+    name = study["run"]["name"]
+    if name not in found.rows:
+        found.rows.append(name)
+    for seed in study["seeds"]:
+        last = max(seed["points"], key=lambda point: point["steps"])
+        found.relearn_steps.add(last["steps"])
+        for column in metric_catalog.robustness_columns():
+            _add(found.cells, name, RELEARNED.key, column.key, last["summary"].get(column.key))
 
 
 def collect(runs: Sequence[Mapping[str, Any]], relearn_studies: Sequence[Mapping[str, Any]] = ()) -> Robustness:
-    """The section's numbers: ``runs`` are results.json documents (any seeds), ``relearn_studies`` relearn.json
-    documents whose run names match the runs' (a relearned run that was not evaluated gets a row of its own)."""
+    """The section's numbers: ``runs`` are results.json documents (any seeds, one per run and seed),
+    ``relearn_studies`` relearn.json documents whose run names match the runs' (a relearned run that was not
+    evaluated gets a row of its own)."""
     found = Robustness()
-    columns = metric_catalog.robustness_columns()
     seen: dict[tuple[str, Any], int] = {}
-    families: list[str] = []
-    bits_found: set[int] = set()
     for index, run in enumerate(runs):
-        name, seed = run["run"]["name"], _seed_of(run)
-        if (name, seed) in seen:
+        key = (run["run"]["name"], (run.get("settings") or {}).get("seed"))
+        if key in seen:
             raise SafeEraserError(
-                f"run '{name}' of seed {seed} is given twice (results {seen[name, seed] + 1} and {index + 1}); "
+                f"run '{key[0]}' of seed {key[1]} is given twice (results {seen[key] + 1} and {index + 1}); "
                 "the robustness table takes one result per run and seed"
             )
-        seen[name, seed] = index
-        base, bits = quantized_of(name)
-        if base not in found.rows:
-            found.rows.append(base)
-        condition = PLAIN.key if bits is None else quantized_condition(bits).key
-        if bits is not None:
-            bits_found.add(bits)
-        for column in columns:
-            found.add(found.cells, base, condition, column.key, run["summary"].get(column.key))
-        attacks = run.get("attacks") or {}
-        for attack, by_kind in attacks.items():
-            for entry in by_kind.values():
-                found.attacks.setdefault(attack, entry["family"])
-                if entry["family"] not in families:
-                    families.append(entry["family"])
-        if attacks and name not in found.attack_rows:
-            found.attack_rows.append(name)
-        for attack, by_kind in attacks.items():
-            for column in columns:
-                entry = by_kind.get(column.kind)
-                if entry:
-                    found.add(found.attack_cells, name, attack, column.key, entry["metrics"].get(column.metric.name))
-        if bits is None:
-            for family in families:
-                for column in columns:
-                    value = _family_value(attacks, family, column)
-                    if value is not None:
-                        found.add(found.cells, base, family_condition(family).key, column.key, value)
+        seen[key] = index
+        _add_run(found, run)
     for study in relearn_studies:
-        name = study["run"]["name"]
-        if name not in found.rows:
-            found.rows.append(name)
-        for seed in study["seeds"]:
-            last = max(seed["points"], key=lambda point: point["steps"])
-            found.relearn_steps.add(last["steps"])
-            for column in columns:
-                found.add(found.cells, name, RELEARNED.key, column.key, last["summary"].get(column.key))
-    found.conditions = [PLAIN, *(family_condition(family) for family in families)]
-    found.conditions += [quantized_condition(bits) for bits in sorted(bits_found, reverse=True)]
-    found.conditions += [RELEARNED] if relearn_studies else []
+        _add_study(found, study)
     return found
 
 
@@ -189,8 +199,7 @@ def section(found: Robustness, plot_file: str | None = None) -> list[str]:
     if found.attacks:
         lines += ["", "### Per attack", ""]
         lines += ["Each attack's own rate (the family columns above are their means), in percent."]
-        families = list(dict.fromkeys(found.attacks.values()))
-        by_family = sorted(found.attacks, key=lambda attack: families.index(found.attacks[attack]))  # stable
+        by_family = sorted(found.attacks, key=lambda attack: found.families.index(found.attacks[attack]))  # stable
         for column in metric_catalog.robustness_columns():
             attacks = [a for a in by_family if any(found.stats(r, a, column.key, True)["n"] for r in found.attack_rows)]
             if not attacks:
