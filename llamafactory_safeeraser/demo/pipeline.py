@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..evaluation.report import robustness_plot_path, write_report
-from ..evaluation.results import RunSpec, load_run_results, pd_pairs, run_folder_name
+from ..evaluation.results import RunSpec, load_run_results, pd_pairs, quantized_of, run_folder_name
 from ..evaluation.robustness import collect, section
 from ..evaluation.robustness_plot import plot_robustness
-from ..evaluation.runner import Evaluator
+from ..evaluation.runner import RunResult, evaluate_runs
 from ..fileio import write_json_atomic, write_text_atomic
 from ..offline.synthetic import write_synthetic_benchmark
 from ..offline.tiny_models import write_tiny_model
@@ -231,15 +231,25 @@ def evaluate_seed(
         (RunSpec(display_name(name), paths["vanilla"], paths["runs"] / name), eval_key + run_keys[name])
         for name in settings.runs
     ]
-    evaluator: Evaluator | None = None
-    for spec, run_key in jobs:
-        name = f"eval_{run_folder_name(spec.name)}"
-        if cache.is_done(name, run_key):
-            continue
-        evaluator = evaluator or Evaluator(eval_settings)
-        evaluator.evaluate(spec, paths["eval"])
-        cache.mark(name, run_key)
-        progress(f"seed {seed}: evaluated {spec.name} with the safeeraser lm-eval group", step_done=False)
+    pending = [(spec, key) for spec, key in jobs if not cache.is_done(f"eval_{run_folder_name(spec.name)}", key)]
+    if pending:
+        # a run's step is done when its folder and (--attacks) its quantized runs' folders are written
+        waiting = {
+            spec.name: {f.name for f in eval_folders(settings, paths["eval"], [spec.name])} for spec, _ in pending
+        }
+        keys = {spec.name: key for spec, key in pending}
+        groups = " and ".join(eval_settings.tasks) + f" lm-eval group{'s' if len(eval_settings.tasks) > 1 else ''}"
+
+        def finished(result: RunResult) -> None:
+            base = quantized_of(result.run.name)[0]
+            waiting[base].discard(result.folder.name)
+            if not waiting[base]:
+                cache.mark(f"eval_{run_folder_name(base)}", keys[base])
+                progress(f"seed {seed}: evaluated {base} with the {groups}", step_done=False)
+
+        # one lm-eval load for the seed; each run's files are the demo's own, replaced when the step is redone
+        specs = [spec for spec, _ in pending]
+        evaluate_runs(specs, eval_settings, paths["eval"], report=False, progress=finished, overwrite=True)
     write_report(eval_folders(settings, paths["eval"], [spec.name for spec, _ in jobs]), paths["eval"] / "report.md")
     progress(f"seed {seed}: {len(jobs)} models evaluated -> {paths['eval']}")
     return {spec.name: load_run_results(paths["eval"] / run_folder_name(spec.name))["summary"] for spec, _ in jobs}

@@ -69,18 +69,18 @@ def method_of(name: str) -> tuple[str, bool]:
     return (match.group("method"), True) if match else (name, False)
 
 
-_QUANTIZED_SUFFIX = re.compile(r"^(?P<run>.+)@int(?P<bits>\d+)$")
-
-
 def quantized_name(name: str, bits: int) -> str:
-    """The run of ``name``'s model after ``bits``-bit weight quantization: ``GA+PD`` -> ``GA+PD@int4``."""
+    """The run of ``name``'s model after weight quantization to ``bits``: ``GA+PD`` -> ``GA+PD@int4``."""
     return f"{name}@int{bits}"
 
 
+_QUANTIZED_SUFFIX = re.compile(r"^(?P<base>.+)@int(?P<bits>\d+)$")
+
+
 def quantized_of(name: str) -> tuple[str, int | None]:
-    """(base run name, quantization bits or None) of a run name: ``NPO+PD@int4`` -> (``NPO+PD``, 4)."""
+    """(base run name, bits) of a run name: ``NPO+PD@int4`` -> (``NPO+PD``, 4), ``NPO`` -> (``NPO``, None)."""
     match = _QUANTIZED_SUFFIX.match(name)
-    return (match.group("run"), int(match.group("bits"))) if match else (name, None)
+    return (match.group("base"), int(match.group("bits"))) if match else (name, None)
 
 
 def model_location(value: str | Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,9 @@ def results(name: str, seed: int, asr_eff: float, typographic: float | None) -> 
         "format": RESULTS_FORMAT,
         "run": {"name": name, "model": "m", "adapter": None},
         "summary": {"asr_eff": asr_eff, "rr_eff": 0.0, "sarr": 0.25},
+        "tasks": {},
+        "judge_failures": {"total": 0},
+        "judge": {"config": {"name": "rule"}, "stats": {}},
         "settings": {"seed": seed},
     }
     if typographic is not None:
@@ -113,3 +117,48 @@ def test_robustness_section_is_over_every_seed(tmp_path: Path):
     assert (tmp_path / "report_robustness.png").read_bytes()[:4] == b"\x89PNG"
     report = render_report(settings, {}, [], None, lines)
     assert report.endswith("\n".join(lines) + "\n") and "## Robustness" in report
+
+
+# ----- the evaluation step: reused only when every folder it owes was written ---------------------------------
+def test_evaluation_step_is_done_when_its_quantized_runs_are_written(monkeypatch, tmp_path: Path):
+    from types import SimpleNamespace
+
+    from llamafactory_safeeraser.demo import pipeline
+    from llamafactory_safeeraser.demo.steps import StepCache
+    from llamafactory_safeeraser.errors import SafeEraserError
+
+    calls: list[list[str]] = []
+    skip: set[str] = set()
+
+    def evaluate_runs(specs, settings, out_dir, report, progress, overwrite):  # as with quantization_bits [8, 4]
+        calls.append([spec.name for spec in specs])
+        assert report is False and overwrite is True and settings.tasks == ("safeeraser", "safeeraser_attacks")
+        for spec in specs:
+            for name in (spec.name, f"{spec.name}@int8", f"{spec.name}@int4"):
+                if name in skip:
+                    continue
+                folder = out_dir / run_folder_name(name)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / RESULTS_FILE).write_text(json.dumps(results(name, 233, 0.5, None)))
+                progress(SimpleNamespace(run=SimpleNamespace(name=name), folder=folder))
+
+    tasks = SimpleNamespace(tasks=("safeeraser", "safeeraser_attacks"))
+    monkeypatch.setattr(pipeline, "write_eval_config", lambda settings, seed, paths: tasks)
+    monkeypatch.setattr(pipeline, "evaluate_runs", evaluate_runs)
+    settings = DemoSettings(seeds=(233,), runs=("ga",), attacks=True)
+    paths = {"eval": tmp_path / "eval", "vanilla": tmp_path / "vanilla", "runs": tmp_path / "runs"}
+    cache = StepCache(tmp_path)
+
+    def evaluate() -> dict:
+        return pipeline.evaluate_seed(settings, 233, paths, lambda *a, **k: None, cache, "v", {"ga": "k"})
+
+    skip.add("GA@int4")  # the evaluation stopped before GA's 4-bit run
+    with pytest.raises(SafeEraserError, match=re.escape(f"{run_folder_name('GA@int4')}/results.json: not found")):
+        evaluate()
+    assert calls == [["vanilla", "GA"]]
+    skip.clear()
+    assert set(evaluate()) == {"vanilla", "GA"}
+    assert calls[1] == ["GA"]  # the vanilla model's step was done; GA's was not
+    evaluate()
+    assert len(calls) == 2  # everything reused
+    assert "## Robustness" in (paths["eval"] / "report.md").read_text()  # each seed's report has its section
