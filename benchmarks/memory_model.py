@@ -129,7 +129,8 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
         model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(folder), dtype=torch.bfloat16)
         model.eval()
         image_token = processor.tokenizer.image_token
-        text = render_user_prompt(FAMILIES[shape.family], "<image>\nWhat is shown?").replace("<image>", image_token)
+        prompt = render_user_prompt(FAMILIES[shape.family], "<image>\nWhat is shown?", processor=processor)
+        text = prompt.replace("<image>", image_token)
         with Image.open(next((data.data_dir / "img").rglob("*.png"))) as image:
             inputs = processor(images=[image.convert("RGB")], text=[text], return_tensors="pt")
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|specificity|deepspeed] [pytest args...]
+# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|families|specificity|deepspeed] [pytest args...]
 #   fast:  unit and in-process tests only (a few minutes)
 #   full:  everything but the shape and specificity tiers, including end-to-end llamafactory-cli / torchrun /
 #          lm-eval runs and the LlamaBoard browser test (default)
 #   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, ~45 min)
+#   families: every unlearning method with and without PD through llamafactory-cli train on every family's tiny
+#             model (the default suite trains one method per family)
 #   specificity: the lmms-eval specificity runs, in their own ./.venv-specificity with the [specificity] extra
 #                (lmms-eval pins av<16 and filelock<4 and downgrades wandb and protobuf: kept out of ./.venv)
 #   deepspeed: ZeRO-2/3 vs DDP on CPU (2 processes, DeepSpeed's CPU accelerator), in ./.venv-deepspeed with the
@@ -25,6 +27,9 @@ if [ "$tier" = deepspeed ]; then
   fi
 fi
 scripts/setup-venv.sh
+if [ "$tier" = fast ] || [ "$tier" = full ]; then
+  scripts/setup-ocr.sh  # the typographic attack's image is read back by Debian's tesseract
+fi
 if [ "$tier" = full ]; then
   scripts/setup-browser.sh  # the LlamaBoard browser test (slow tier) drives Debian's chromium
 fi
@@ -33,10 +38,11 @@ source "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check llamafactory_safeeraser tests benchmarks examples
 case "$tier" in
-  fast) exec python -m pytest -m "not slow and not shape and not specificity and not deepspeed" "$@" ;;
-  full) exec python -m pytest -m "not shape and not specificity and not deepspeed" "$@" ;;
+  fast) exec python -m pytest -m "not slow and not shape and not specificity and not deepspeed and not families" "$@" ;;
+  full) exec python -m pytest -m "not shape and not specificity and not deepspeed and not families" "$@" ;;
   shape) exec python -m pytest -m shape "$@" ;;
+  families) exec python -m pytest -m families tests/e2e/test_family_methods.py "$@" ;;
   specificity) exec python -m pytest -m specificity "$@" ;;
   deepspeed) exec python -m pytest -m deepspeed tests/e2e/test_deepspeed.py "$@" ;;
-  *) echo "usage: scripts/test.sh [fast|full|shape|specificity|deepspeed] [pytest args...]" >&2; exit 2 ;;
+  *) echo "usage: scripts/test.sh [fast|full|shape|families|specificity|deepspeed] [pytest args...]" >&2; exit 2 ;;
 esac

@@ -135,6 +135,25 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lora_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter on the tiny model with non-zero weights, so that loading it changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"]))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 1.0)
+    out = tmp_path_factory.mktemp("adapters") / "npo"
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def family_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """``family_model_dir(family)``: a model family's tiny checkpoint, built on first use (llava: tiny_model_dir)."""
     from llamafactory_safeeraser.offline.tiny_models import write_tiny_model

@@ -22,6 +22,10 @@ ROWS = {
     "safeeraser_retain": ("safeeraser_utility", [0, 2, 7]),
 }
 
+# LLaMA-Factory keys a family's training needs for the evaluation's prompts: InternVLProcessor tiles images
+# (crop_to_patches, its default), LLaMA-Factory only with this key (default off)
+TRAINING_KEYS = {"intern_vl": {"crop_to_patches": True}}
+
 
 def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_dir: Path, **extra) -> tuple:
     """LLaMA-Factory's parsed arguments, tokenizer module and template for an SFT run of ``family``."""
@@ -42,6 +46,7 @@ def llamafactory_setup(model_dir: Path, family: str, dataset_dir: Path, output_d
             "preprocessing_num_workers": 1,
             "output_dir": str(output_dir),
             "report_to": "none",
+            **TRAINING_KEYS.get(family, {}),
             **extra,
         }
     )

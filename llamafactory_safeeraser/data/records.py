@@ -7,6 +7,7 @@ Every problem is reported as a :class:`DataError` naming the file, record index 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,19 @@ class SafeEraserRecord:
     @property
     def keyword_text(self) -> str:
         """The concept as words ('BombAttack' -> 'bomb attack'); the folder's category if no keyword."""
-        import re
-
-        if not self.keyword:
-            return self.category.lower()
-        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", self.keyword).lower()
+        return concept_text(self.keyword, self.category)
 
     @property
     def retain_pairs(self) -> tuple[QAPair, ...]:
         return self.unharm_text + self.unharm_image
+
+
+def concept_text(keyword: str | None, category: str) -> str:
+    """A record's concept as words: its keyword split at capitals ('BombAttack' -> 'bomb attack'), else its
+    category in lower case."""
+    if not keyword:
+        return category.lower()
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", keyword).lower()
 
 
 def read_benchmark(path: str | Path, check_images: bool = True) -> list[SafeEraserRecord]:

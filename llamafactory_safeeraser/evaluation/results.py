@@ -18,6 +18,7 @@ from ..data.records import CATEGORIES
 from ..errors import SafeEraserError
 from ..fileio import read_json_document
 from ..lmeval_task import metric_catalog
+from ..lmeval_task.attacks.catalog import attack_task
 from ..lmeval_task.documents import TaskOptions
 from ..lmeval_task.scoring import FAILED, FAILURE_METRIC, JUDGEMENTS_KEY
 from . import lmeval_output as lm
@@ -39,11 +40,31 @@ class RunSpec:
     name: str
     model: str | Path
     adapter: str | Path | None = None
+    quantization_bit: int | None = None  # evaluated after weight quantization to these bits (adapter merged)
+
+
+def quantized_run(run: RunSpec, bits: int) -> RunSpec:
+    """``run`` after weight quantization to ``bits``, named ``<name>@int<bits>``."""
+    return RunSpec(f"{run.name}@int{bits}", run.model, run.adapter, bits)
+
+
+def with_quantized(runs: Sequence[RunSpec], bits: Sequence[int]) -> list[RunSpec]:
+    """Each run followed by its quantized runs, one per bit width of ``bits``."""
+    return [each for run in runs for each in (run, *(quantized_run(run, width) for width in bits))]
+
+
+_QUANTIZED_SUFFIX = re.compile(r"^(?P<base>.+)@int(?P<bits>\d+)$")
+
+
+def quantized_of(name: str) -> tuple[str, int | None]:
+    """(base run name, bits) of a run name: ``NPO+PD@int4`` -> (``NPO+PD``, 4), ``NPO`` -> (``NPO``, None)."""
+    match = _QUANTIZED_SUFFIX.match(name)
+    return (match.group("base"), int(match.group("bits"))) if match else (name, None)
 
 
 def run_folder_name(name: str) -> str:
-    """A file-system-safe folder name that keeps names like ``GA+PD`` readable."""
-    cleaned = re.sub(r"[^A-Za-z0-9+_.=-]+", "_", name).strip("._")
+    """A file-system-safe folder name that keeps names like ``GA+PD`` and ``GA+PD@int4`` readable."""
+    cleaned = re.sub(r"[^A-Za-z0-9+_.=@-]+", "_", name).strip("._")
     if not cleaned:
         raise SafeEraserError(f"run name {name!r} has no usable characters")
     return cleaned
@@ -64,9 +85,11 @@ def pd_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def method_of(name: str) -> tuple[str, bool]:
-    """(method, with PD) of a run name: ``GA+PD`` -> (``GA``, True), ``vanilla`` -> (``vanilla``, False)."""
-    match = _PD_SUFFIX.match(name)
-    return (match.group("method"), True) if match else (name, False)
+    """(method, with PD) of a run name: ``GA+PD`` -> (``GA``, True), ``vanilla`` -> (``vanilla``, False);
+    a quantized run's is its base run's (``NPO+PD@int4`` -> (``NPO``, True))."""
+    base = quantized_of(name)[0]
+    match = _PD_SUFFIX.match(base)
+    return (match.group("method"), True) if match else (base, False)
 
 
 def quantized_name(name: str, bits: int) -> str:
@@ -90,13 +113,20 @@ def model_location(value: str | Path) -> str:
     return str(path.resolve()) if path.exists() else str(value)
 
 
-def run_record(run: RunSpec) -> dict[str, str | None]:
-    """The ``run`` entry of the files a run writes: its name and where its model and adapter were."""
-    return {
+def run_record(run: RunSpec) -> dict[str, Any]:
+    """The ``run`` entry of the files a run writes: its name and where its model and adapter were; for a quantized
+    run also ``quantization_bit`` and ``quantization`` (``library``, ``method``)."""
+    record: dict[str, Any] = {
         "name": run.name,
         "model": model_location(run.model),
         "adapter": model_location(run.adapter) if run.adapter is not None else None,
     }
+    if run.quantization_bit is not None:
+        from ..integration.quantization import describe
+
+        record["quantization_bit"] = run.quantization_bit
+        record["quantization"] = describe(run.quantization_bit)
+    return record
 
 
 def find_run_folders(out_dir: str | Path) -> list[Path]:
@@ -165,8 +195,10 @@ def summarize(
     rated response of the kind, and ``judge_failures``, the failed judge queries), ``stderr`` (the standard error
     of each value) and ``per_category.<Category>`` (from lm-eval's subtask ``safeeraser_<kind>_<category>``: each
     value, ``n``, ``judge_failures`` and ``stderr``);
-    ``judge_failures`` per task and in total; ``judge`` (settings and request counters, never the API key);
-    ``settings``; ``lm_eval`` (raw numbers).
+    ``attacks.<attack>.<kind>`` (from lm-eval's task ``safeeraser_attack_<attack>_<kind>``, present when an attack
+    task ran) with ``task``, ``family``, ``strength``, ``n``, ``metrics`` and ``stderr`` pooled as for ``tasks``;
+    ``judge_failures`` per task kind of the plain tasks and in total; ``judge`` (settings and request counters, never
+    the API key); ``settings``; ``lm_eval`` (raw numbers).
     """
     from importlib.metadata import version
 
@@ -180,6 +212,17 @@ def summarize(
         }
         tasks[kind] = {"task": lm.kind_group(kind), **_pooled_numbers(kind, lm.kind_samples(raw, kind))}
         tasks[kind]["per_category"] = per_category
+
+    attacks: dict[str, dict[str, Any]] = {}
+    for attack, kind in lm.reported_attacks(raw):
+        task = attack_task(attack.name, kind)
+        numbers = _pooled_numbers(kind, lm.task_samples(raw, task))
+        attacks.setdefault(attack.name, {})[kind] = {
+            "task": task,
+            "family": attack.family,
+            "strength": attack.strength,
+            **numbers,
+        }
 
     failures = {kind: task["metrics"][FAILURE_METRIC] for kind, task in tasks.items()}
     failures["total"] = sum(failures.values())
@@ -196,6 +239,7 @@ def summarize(
             for column, (kind, metric) in columns.items()
         },
         "tasks": tasks,
+        **({"attacks": attacks} if attacks else {}),
         "judge_failures": failures,
         "judge": {"config": json.loads(options.judge.to_json()), "stats": dict(judge_stats or {})},
         "settings": {
@@ -237,6 +281,8 @@ _SAMPLE_DOC_FIELDS = (
     "reference",
     "source_file",
 )
+# The attack tasks' documents add these (the plain tasks' lines go without them).
+_ATTACK_DOC_FIELDS = ("attack", "attack_family", "attack_strength", "attack_question")
 
 
 def samples_jsonl(raw: Mapping[str, Any]) -> str:
@@ -248,6 +294,7 @@ def samples_jsonl(raw: Mapping[str, Any]) -> str:
             "task": task_name,
             "doc_id": lm.sample_doc_id(sample),
             **{key: doc.get(key) for key in _SAMPLE_DOC_FIELDS},
+            **{key: doc[key] for key in _ATTACK_DOC_FIELDS if key in doc},
         }
         line["response"] = lm.sample_response(sample)
         line["scores"] = lm.sample_scores(sample)

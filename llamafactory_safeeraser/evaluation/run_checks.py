@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SafeEraserError
-from .results import RESULTS_FILE, RunSpec, run_folder_name
+from .results import RESULTS_FILE, RunSpec, model_location, run_folder_name
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -34,6 +34,15 @@ def check_runs(runs: Sequence[RunSpec]) -> None:
         _check_location(run.model, "config.json", "model", run.name)
         if run.adapter is not None:
             _check_location(run.adapter, "adapter_config.json", "PEFT adapter", run.name)
+
+
+def check_runs_served(runs: Sequence[RunSpec], template: str) -> None:
+    """The template and each run's model, as the plugin serves them (``integration.template_match``): a template of
+    another family, or a model lacking what the template's plugin reads, is refused before any model loads."""
+    from ..integration.template_match import check_template_serves_model  # imports LLaMA-Factory
+
+    for run in runs:
+        check_template_serves_model(template, model_location(run.model))
 
 
 def check_not_finished(runs: Sequence[RunSpec], out_dir: str | Path) -> None:

@@ -14,6 +14,7 @@ import gc
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ from typing import Any
 from ..devices import default_device
 from ..errors import SafeEraserError
 from ..fileio import write_json_atomic, write_text_atomic
+from ..integration.quantization import check_installed as check_quantization_installed
 from ..lmeval_task.documents import FILE_OF_TASK, TASK_DIR, TaskOptions, load_records
 from ..lmeval_task.judges import get_judge
 from .backends import check_backend, full_modules, lm_eval_model
 from .lmeval_logging import quiet_expected_lm_eval_warnings
-from .lmeval_output import order_samples, tasks_to_kinds
-from .merge import merge_adapter
+from .lmeval_output import order_samples, tasks_to_kinds, tasks_to_run
+from .merge import merge_adapter, quantized_model
 from .parallel import launch, merge_judge_outcome
 from .processor_bos import check_vllm_bos, one_bos_like_training
 from .report import write_report
@@ -40,8 +42,9 @@ from .results import (
     run_folder_name,
     samples_jsonl,
     summarize,
+    with_quantized,
 )
-from .run_checks import check_not_finished, check_runs
+from .run_checks import check_not_finished, check_runs, check_runs_served
 from .settings import EvalSettings
 
 
@@ -68,6 +71,8 @@ class Evaluator:
         self.settings = settings
         self.options = check_data(settings)  # bad data fails here, before lm-eval is even imported
         check_backend(settings)
+        if settings.quantization_bits:
+            check_quantization_installed()
 
     def task_manager(self, run: RunSpec) -> Any:
         """lm-eval's task index for ``run``: the settings' metadata plus the run's model as ``tokenizer``,
@@ -87,14 +92,19 @@ class Evaluator:
         settings = self.settings
         if settings.backend == "vllm":
             return self.load_vllm_model(run)
-        chosen = lm_eval_model("hf", run, settings.batch_size, self._device(), settings.seed)
+        # a quantized run's adapter is merged into the model it loads, so lm-eval gets none
+        as_loaded = run if run.quantization_bit is None else RunSpec(run.name, run.model)
+        chosen = lm_eval_model("hf", as_loaded, settings.batch_size, self._device(), settings.seed)
         name, model_args = chosen.name, dict(chosen.model_args)
         if settings.document_seeds:
             from ..lmeval_task.seeded_hf import MODEL_NAME  # registers the model
 
             # hf-multimodal with per-document sampling seeds: responses do not depend on batching or processes
             name, model_args["seed"] = MODEL_NAME, settings.seed
-        lm = get_model(name).create_from_arg_obj(model_args, chosen.batch_args)
+        with ExitStack() as stack:
+            if run.quantization_bit is not None:  # hf-multimodal takes the loaded model in place of its folder
+                model_args["pretrained"] = stack.enter_context(quantized_model(run, self._device()))
+            lm = get_model(name).create_from_arg_obj(model_args, chosen.batch_args)
         one_bos_like_training(lm.processor)
         return lm
 
@@ -141,7 +151,7 @@ class Evaluator:
         try:
             raw = simple_evaluate(
                 model=lm,
-                tasks=list(settings.tasks),
+                tasks=tasks_to_run(settings.tasks, self.options.judge.name),
                 task_manager=self.task_manager(run),
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),
@@ -189,16 +199,18 @@ def evaluate_runs(
 
     A run whose folder ``OUT/<name>/`` already holds a results.json is refused before any model loads, unless
     ``overwrite`` (then its files are replaced, each atomically). The report covers every run folder in
-    ``out_dir``, so separate invocations into one folder compare in one report. Returns the results in the
-    order of ``runs``.
+    ``out_dir``, so separate invocations into one folder compare in one report. With ``quantization_bits``, each
+    run is followed by its quantized runs (``<name>@int<bits>``, :func:`results.with_quantized`). Returns the
+    results in that order.
     """
+    if settings.quantization_bits and num_processes > 1:
+        # hf-multimodal handed a loaded model runs it in one process (it sets up no data parallelism then)
+        raise SafeEraserError(f"key 'quantization_bits': quantized runs need num_processes=1, got {num_processes}")
+    runs = with_quantized(runs, settings.quantization_bits)
     check_runs(runs)
     if not overwrite:
         check_not_finished(runs, out_dir)
-    from ..integration.template_match import check_template_fits_model  # imports LLaMA-Factory
-
-    for run in runs:  # a template of another model family: refused before any model loads
-        check_template_fits_model(settings.template, model_location(run.model))
+    check_runs_served(runs, settings.template)
     results = []
     for result in _run_results(runs, settings, out_dir, num_processes):
         results.append(result)

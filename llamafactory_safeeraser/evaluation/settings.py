@@ -6,11 +6,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SafeEraserError
+from ..integration.quantization import QUANTIZATION_BITS
 from ..lmeval_task.documents import TaskSettings
 from ..lmeval_task.judges import JudgeConfig
 from ..lmeval_task.judges.config import PREFIX as JUDGE_PREFIX
 from ..settings import check_settings, group, keys_of, setting, values_of
 from .backends import BACKENDS
+from .lmeval_output import tasks_to_kinds
+
+
+def unknown_task(task: str) -> str | None:
+    """Why ``task`` is no SafeEraser task name; None when it is one."""
+    try:
+        tasks_to_kinds([task])
+    except SafeEraserError as err:
+        return f"names an {err}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -23,7 +35,9 @@ class EvalSettings(TaskSettings):
         minimum=1,
         flags=("--max-gen-toks",),
     )
-    limit: int | None = setting(help="documents per category subtask, for quick runs (none: all)", minimum=1)
+    limit: int | None = setting(
+        help="documents per category subtask (and per attack task), for quick runs (none: all)", minimum=1
+    )
     batch_size: int = setting(1, help="batch size of generation", minimum=1)
     backend: str = setting(
         "hf",
@@ -39,12 +53,30 @@ class EvalSettings(TaskSettings):
     )
     device: str | None = setting(help="none: cuda when available, else cpu")
     tasks: tuple[str, ...] = setting(
-        ("safeeraser",), help="lm-eval tasks: safeeraser, or some of safeeraser_efficacy, _generality, _sarr, _utility"
+        ("safeeraser",),
+        help="lm-eval tasks: safeeraser, or some of safeeraser_efficacy, _generality, _sarr, _utility; and "
+        "safeeraser_attacks (every attack), safeeraser_attacks_<family> or safeeraser_attack_<attack>_<kind> "
+        "(docs/evaluation.md, Attacks)",
+        check=unknown_task,
+    )
+    quantization_bits: tuple[int, ...] = setting(
+        (),
+        help="also evaluate every run, adapter merged, after weight quantization to each of these bits, as run "
+        "<run_name>@int<bits> (bitsandbytes, as LLaMA-Factory's quantization_bit: 8 = LLM.int8, 4 = nf4); "
+        "backend=hf only (none: full precision only)",
+        choices=QUANTIZATION_BITS,
     )
     judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if len(set(self.quantization_bits)) < len(self.quantization_bits):
+            raise SafeEraserError(f"key 'quantization_bits': each bit width once, got {list(self.quantization_bits)}")
+        if self.quantization_bits and self.backend != "hf":
+            # vLLM quantizes in flight with bitsandbytes 4-bit only, and lm-eval's vllm-vlm does not pass it on
+            raise SafeEraserError(
+                f"key 'quantization_bits': quantized runs need backend=hf (got backend={self.backend})"
+            )
 
     def metadata(self) -> dict[str, Any]:
         """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""
@@ -55,6 +87,7 @@ class EvalSettings(TaskSettings):
                 metadata[key.name] = str(value.expanduser().resolve()) if isinstance(value, Path) else value
         judge = values_of(self.judge, JUDGE_PREFIX)
         metadata.update({name: value for name, value in judge.items() if value is not None})
+        metadata["attack_seed"] = self.seed  # attacked documents vary with the seed, as sampling does
         return metadata
 
     def gen_kwargs(self) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import USAGE_ERROR_EXIT_CODE, SafeEraserError, debug_mode
 from ..integration import llamafactory as lf
-from ..integration.template_match import check_template_fits_model
+from ..integration.template_match import check_template_serves_model
 from ..settings import hf_field
 from ..unlearn.arguments import UNLEARN_STAGE, UnlearningArguments, check_unlearning_arguments
 from ..unlearn.params import declared_keys, help_text
@@ -82,7 +82,7 @@ def run_stage(config: dict) -> None:
     with configuration_errors_in_one_line():
         model_args, data_args, training_args, finetuning_args, generating_args = lf.get_train_args(config.get("args"))
         run = lf.run_arguments(model_args, data_args, training_args, finetuning_args)
-        check_template_fits_model(run.template, run.model)
+        check_template_serves_model(run.template, run.model)
         callbacks = lf.stage_callbacks(
             model_args, data_args, training_args, finetuning_args, generating_args, config.get("callbacks") or []
         )

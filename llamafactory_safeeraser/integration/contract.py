@@ -24,7 +24,9 @@ from typing import Any
 @dataclass(frozen=True)
 class Internal:
     symbol: str  # "llamafactory.<module>.<attribute>[.<attribute>]"
-    part: str  # who relies on it: "stage" (training), "prompts" (lm-eval and respond), "board" (LlamaBoard)
+    # who relies on it: "stage" (training), "prompts" (lm-eval and respond), "quantize" (quantized evaluation),
+    # "board" (LlamaBoard)
+    part: str
     relied_on: str
     expected: str  # "(a, b=, *args, **kwargs)": the parameters; "arguments list"; "dict"
     optional: bool = False  # may be absent (an optional backend's list); checked only where present
@@ -88,10 +90,25 @@ INTERNALS: tuple[Internal, ...] = (
         "(self, tokenizer, elements)",
     ),
     Internal(
+        "llamafactory.data.template.Template._encode",
+        "prompts",
+        "builds each turn's elements (prefix, system where the template class puts it, user) and encodes them "
+        "with _convert_elements_to_ids; run with that replaced to read the first turn's elements",
+        "(self, tokenizer, messages, system, tools)",
+    ),
+    Internal(
         "llamafactory.data.mm_plugin.BasePlugin._preprocess_image",
         "prompts",
         "resizes a PIL image to image_max_pixels / image_min_pixels as training does",
         "(self, image, image_max_pixels, image_min_pixels, **kwargs)",
+    ),
+    # ----- quantized evaluation ----------------------------------------------------------------------------
+    Internal(
+        "llamafactory.model.model_utils.quantization.configure_quantization",
+        "quantize",
+        "for a config without quantization_config and ModelArguments.quantization_bit 8 / 4 (bitsandbytes), "
+        "puts the BitsAndBytesConfig into init_kwargs['quantization_config']",
+        "(config, tokenizer, model_args, is_trainable, init_kwargs)",
     ),
     # ----- LlamaBoard --------------------------------------------------------------------------------------
     Internal(

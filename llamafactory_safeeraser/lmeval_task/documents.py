@@ -12,8 +12,9 @@ default and the reference's: SARR asks the harmful question about the SD image; 
 ``image_max_pixels`` / ``image_min_pixels`` (the training run's LLaMA-Factory keys of the same name; images
 are resized as training resized them), ``tokenizer`` (the evaluated model's folder or hub id: prompts are
 written so that its tokenizer encodes them into the ids training saw, see
-``integration.template_text.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model) and
-the judge keys of :meth:`JudgeConfig.from_metadata`.
+``integration.template_text.text_encoding_like_template``; ``safeeraser eval`` sets it to each run's model),
+``attack_seed`` (the seed of the attack tasks' documents, ``attacks.documents``) and the judge keys of
+:meth:`JudgeConfig.from_metadata`.
 
 Every document carries its rendered prompt, its image path and its judge settings, so scoring
 needs nothing but the document and the response.
@@ -95,6 +96,9 @@ class TaskOptions(TaskSettings):
     tokenizer: str | None = setting(
         help="the evaluated model's tokenizer (none: the prompt's parts joined as they are); set per run"
     )
+    attack_seed: int = setting(
+        0, help="seed of the attacked documents (safeeraser_attacks tasks); safeeraser eval sets its seed"
+    )
 
     def data_file(self, which: str) -> Path:
         path = self.train_file if which == "train" else self.val_file
@@ -119,13 +123,21 @@ class TaskOptions(TaskSettings):
 
 @functools.lru_cache(maxsize=256)
 def render_prompt(template: str, question: str, tokenizer: str | None = None) -> str:
-    """The prompt text LLaMA-Factory's template builds for (image, question): what training saw."""
-    from ..integration.template_text import render_user_prompt
+    """The prompt text LLaMA-Factory's template builds for (image, question): what training saw.
+
+    ``tokenizer``: the evaluated model's folder or hub id (metadata ``tokenizer``). Its tokenizer writes the text
+    as training encodes it; where the template's multimodal plugin reads the processor (``gemma3``), the
+    model's processor renders the image tokens, unexpanded, as LLaMA-Factory's vLLM engine has them.
+    """
+    from ..integration.template_text import plugin_needs_processor, render_user_prompt
 
     try:
-        return render_user_prompt(template, user_turn(question), tokenizer=load_tokenizer(tokenizer))
+        processor = load_processor(tokenizer) if tokenizer is not None and plugin_needs_processor(template) else None
+        model_tokenizer = processor.tokenizer if processor is not None else load_tokenizer(tokenizer)
+        return render_user_prompt(template, user_turn(question), tokenizer=model_tokenizer, processor=processor)
     except ValueError as err:
-        raise SafeEraserError(f"metadata 'template': {err}") from None
+        hint = "; pass the model's folder as metadata 'tokenizer'" if tokenizer is None else ""
+        raise SafeEraserError(f"metadata 'template': {err}{hint}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -141,15 +153,35 @@ def load_tokenizer(location: str | None) -> Any:
         raise SafeEraserError(f"metadata 'tokenizer': cannot load a tokenizer from {location}: {err}") from None
 
 
-def load_image(doc: Mapping[str, Any]) -> Any:
-    """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
+@functools.lru_cache(maxsize=4)
+def load_processor(location: str) -> Any:
+    """The processor of a model folder or hub id (metadata ``tokenizer``), for plugins that read it."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        raise SafeEraserError(f"metadata 'tokenizer': cannot load a processor from {location}: {err}") from None
+
+
+def read_image(path: str | Path) -> Any:
+    """An image file as RGB (PIL), as the record holds it."""
     from PIL import Image
 
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def training_resized(doc: Mapping[str, Any], image: Any) -> Any:
+    """``image`` resized as LLaMA-Factory resized the document's images in training."""
     from ..integration.template_text import training_image
 
-    with Image.open(doc["image_path"]) as image:
-        rgb = image.convert("RGB")
-    return training_image(doc["template"], rgb, doc["image_max_pixels"], doc["image_min_pixels"])
+    return training_image(doc["template"], image, doc["image_max_pixels"], doc["image_min_pixels"])
+
+
+def load_image(doc: Mapping[str, Any]) -> Any:
+    """The document's image, resized as LLaMA-Factory resized it in training (RGB, PIL)."""
+    return training_resized(doc, read_image(doc["image_path"]))
 
 
 def file_stamp(path: Path) -> tuple[str, int, int]:
@@ -217,7 +249,8 @@ def build_docs(kind: str, records: tuple[SafeEraserRecord, ...], source_file: Pa
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -> tuple[dict, ...]:
+def cached_docs(kind: str, stamp: tuple[str, int, int], options: TaskOptions) -> tuple[dict, ...]:
+    """A kind's documents from one file version (``stamp``: :func:`file_stamp`), built once; callers copy them."""
     source = Path(stamp[0])
     return tuple(build_docs(kind, load_records(source), source, options))
 
@@ -240,7 +273,7 @@ def task_docs(kind: str, metadata: Mapping[str, Any], category: str | None = Non
         raise ValueError(f"unknown SafeEraser category '{category}'")
     options = TaskOptions.from_metadata(metadata)
     source = options.data_file(FILE_OF_TASK[kind])
-    docs = [dict(doc) for doc in _cached_docs(kind, file_stamp(source), options)]
+    docs = [dict(doc) for doc in cached_docs(kind, file_stamp(source), options)]
     if category is None:
         return docs
     chosen = [doc for doc in docs if doc["category"] == category]

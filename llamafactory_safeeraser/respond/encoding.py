@@ -3,9 +3,10 @@
 The prompt text is the lm-eval documents' (``lmeval_task.documents.render_prompt``: the LLaMA-Factory
 template's first user turn ``<image>\\nquestion``, written for the model's tokenizer so that one encode gives
 the ids training encodes part by part); the processor is made to write one BOS as training does (the
-evaluation runner's ``one_bos_like_training``); ``<image>`` becomes the processor's image token, which the
-processor expands, as lm-eval's ``hf-multimodal`` has it; images are resized as LLaMA-Factory resizes them.
-No weights are needed: the model's config, tokenizer and processor are enough.
+evaluation runner's ``one_bos_like_training``); ``<image>`` becomes the model's image token (the token of
+``config.image_token_id``), which the processor expands, as lm-eval's ``hf-multimodal`` has it; images are
+resized as LLaMA-Factory resizes them. No weights are needed: the model's config, tokenizer and processor are
+enough, and nothing here depends on the family's name.
 """
 
 from __future__ import annotations
@@ -13,20 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..data.user_turn import IMAGE_PLACEHOLDER, user_turn
+from ..data.user_turn import IMAGE_PLACEHOLDER
 from ..errors import SafeEraserError
 from ..evaluation.processor_bos import one_bos_like_training
-from ..integration.template_text import render_user_prompt, training_image
+from ..integration.template_match import check_template_serves_model
+from ..integration.template_text import training_image
 from ..lmeval_task.documents import render_prompt
 from .items import Item
 from .settings import RespondSettings
 
 
-def check_template(template: str) -> None:
-    """One line for a template that is unknown or cannot be rendered without a model (before any model loads)."""
+def check_template(template: str, model: str) -> None:
+    """One line for a template or model the plugin cannot serve (before any model loads): the evaluation's and the
+    stage's check (``integration.template_match.check_template_serves_model``)."""
     try:
-        render_user_prompt(template, user_turn("?"))
-    except ValueError as err:
+        check_template_serves_model(template, model)
+    except SafeEraserError as err:
         raise SafeEraserError(f"key 'template': {err}") from None
 
 
@@ -47,14 +50,12 @@ class PromptEncoder:
 
     @property
     def image_token(self) -> str:
-        """The processor's image token (what lm-eval's hf-multimodal writes for ``<image>``)."""
-        token = getattr(self.processor, "image_token", None)
-        if token is None:
-            token_id = getattr(self.config, "image_token_id", None) or getattr(self.config, "image_token_index", None)
-            if token_id is None:
-                raise SafeEraserError(f"{self.settings.model}: the model declares no image token")
-            token = self.tokenizer.decode([token_id], skip_special_tokens=False)
-        return token
+        """The model's image token, as lm-eval's hf-multimodal finds it: ``config.image_token_id`` (or
+        ``image_token_index``) decoded by the tokenizer."""
+        token_id = getattr(self.config, "image_token_id", None) or getattr(self.config, "image_token_index", None)
+        if token_id is None:
+            raise SafeEraserError(f"model {self.settings.model}: config.json declares no image token")
+        return self.tokenizer.decode([token_id], skip_special_tokens=False)
 
     def prompt(self, question: str) -> str:
         """The evaluation's prompt of ``question`` for this model, ``<image>`` swapped for its image token."""
@@ -71,7 +72,8 @@ class PromptEncoder:
             with Image.open(item.image) as image:
                 rgb = image.convert("RGB")
             images.append(training_image(settings.template, rgb, settings.image_max_pixels, settings.image_min_pixels))
-        # LLaVA's processor takes one flat list of images for a batch; the others one list per prompt (as lm-eval)
-        batch_images: list = images if self.config.model_type == "llava" else [[image] for image in images]
+        # one list of images per prompt: what every processor takes (lm-eval flattens the lists for model_type
+        # llava, whose processor gives the same batch from either; tests/respond/test_respond_prompts.py)
+        batch_images = [[image] for image in images]
         prompts = [self.prompt(item.question) for item in items]
         return self.processor(images=batch_images, text=prompts, padding="longest", return_tensors="pt")

@@ -47,7 +47,6 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     from tqdm import tqdm
 
     # imports LLaMA-Factory (seconds): not when the CLI only builds its parser
-    from ..integration.template_match import check_template_fits_model
     from .encoding import check_template
 
     started = time.time()
@@ -59,8 +58,7 @@ def respond(settings: RespondSettings, show_progress: bool = True) -> RespondRes
     output = settings.output_file
     check_output_file(output, "respond", settings.overwrite, provenance_path(output), [source])
     check_runs([RunSpec("respond", str(settings.model), settings.adapter)])  # one line for a missing folder
-    check_template(settings.template)
-    check_template_fits_model(settings.template, str(settings.model))
+    check_template(settings.template, str(settings.model))
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     journal = Journal.open(journal_path(output), settings.fingerprint(digest), discard_other=settings.overwrite)
 

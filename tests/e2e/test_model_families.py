@@ -1,10 +1,12 @@
-"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`) and Llama-3.2-Vision (template `mllama`).
+"""Model families besides LLaVA-1.5: Qwen2-VL (template `qwen2_vl`), Llama-3.2-Vision (template `mllama`),
+Gemma 3 (template `gemma3`), LLaVA-NeXT 1.6 (template `llava_next`) and InternVL 3 in transformers' format
+(template `intern_vl`).
 
 Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
 deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
-real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys; a real lm-eval run of
-the `safeeraser` group on the base model and on the adapter that run saved. (Prompt-token parity with
-training: tests/test_eval_prompt_format.py, for all three families.)
+real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys (a family without a recipe yet:
+MODEL_KEYS); a real lm-eval run of the `safeeraser` group on the base model and on the adapter that run saved.
+(Prompt-token parity with training: tests/evaluation/test_eval_prompt_format.py, for every family.)
 """
 
 from __future__ import annotations
@@ -22,18 +24,48 @@ import yaml
 from llamafactory_safeeraser.hook.stage import parse_train_args
 from llamafactory_safeeraser.integration.template_text import render_user_prompt
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES, write_tiny_model
+from llamafactory_safeeraser.offline.tiny_models.gemma3 import GEMMA3_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.intern_vl import INTERN_VL_TOKENS
+from llamafactory_safeeraser.offline.tiny_models.llava import LLAVA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.mllama import MLLAMA_TOKENS
 from llamafactory_safeeraser.offline.tiny_models.qwen2_vl import QWEN2_VL_TOKENS
 
-NEW_FAMILIES = ("qwen2_vl", "mllama")
-SPECIAL_TOKENS = {"qwen2_vl": QWEN2_VL_TOKENS.special_tokens, "mllama": MLLAMA_TOKENS.special_tokens}
+NEW_FAMILIES = ("qwen2_vl", "mllama", "gemma3", "llava_next", "intern_vl")
+SPECIAL_TOKENS = {
+    "qwen2_vl": QWEN2_VL_TOKENS.special_tokens,
+    "mllama": MLLAMA_TOKENS.special_tokens,
+    "gemma3": GEMMA3_TOKENS.special_tokens,
+    "llava_next": LLAVA_TOKENS.special_tokens,
+    "intern_vl": INTERN_VL_TOKENS.special_tokens,
+}
 RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
+# the model-specific keys of a family whose recipe is not written yet (the paper's LoRA choices)
+MODEL_KEYS = {
+    "gemma3": {
+        "template": "gemma3",
+        "lora_target": "all",
+        "additional_target": "multi_modal_projector",
+        "freeze_vision_tower": True,
+    },
+    # the paper's LoRA targets (Llama and Qwen2.5 language models), the projector of LLaMA-Factory's
+    # composite-model entry; InternVL tiles images only with crop_to_patches, as InternVLProcessor does
+    **{
+        family: {
+            "template": family,
+            "lora_target": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+            "additional_target": "multi_modal_projector",
+            "freeze_vision_tower": True,
+            **extra,
+        }
+        for family, extra in (("llava_next", {}), ("intern_vl", {"crop_to_patches": True}))
+    },
+}
 # recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
 RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
 RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
 
 
-@pytest.fixture(scope="module", params=NEW_FAMILIES)
+@pytest.fixture(scope="module", params=list(NEW_FAMILIES))
 def family(request) -> str:
     return request.param
 
@@ -47,10 +79,24 @@ def encode(processor, text: str, image: Image.Image) -> dict:
     return processor(images=[image], text=[text], return_tensors="pt")
 
 
-def image_prompt(family: str, question: str = "What shape is the main object in this image?") -> str:
+def model_keys(family: str) -> dict:
+    if family in MODEL_KEYS:
+        return MODEL_KEYS[family]
+    recipe = yaml.safe_load(RECIPES[family].read_text())
+    return {key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe}
+
+
+def image_prompt(family: str, processor, question: str = "What shape is the main object in this image?") -> str:
     """The LLaMA-Factory prompt with the model's image token in place of <image>, as hf-multimodal passes it."""
-    processor_token = {"qwen2_vl": "<|image_pad|>", "mllama": "<|image|>"}[family]
-    return render_user_prompt(FAMILIES[family], "<image>\n" + question).replace("<image>", processor_token)
+    processor_token = {
+        "qwen2_vl": "<|image_pad|>",
+        "mllama": "<|image|>",
+        "gemma3": "<image_soft_token>",
+        "llava_next": "<image>",
+        "intern_vl": "<IMG_CONTEXT>",
+    }[family]
+    prompt = render_user_prompt(FAMILIES[family], "<image>\n" + question, processor=processor)
+    return prompt.replace("<image>", processor_token)
 
 
 def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: Path) -> None:
@@ -62,15 +108,30 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
     assert len(set(ids)) == len(ids) and None not in ids
     for token, token_id in zip(SPECIAL_TOKENS[family], ids, strict=True):
         assert tokenizer.encode(token, add_special_tokens=False) == [token_id], token  # never split
-    assert model.config.image_token_id == tokenizer.image_token_id
+    assert model.config.image_token_id == processor.image_token_id
 
-    inputs = encode(processor, image_prompt(family), RED)
+    inputs = encode(processor, image_prompt(family, processor), RED)
     input_ids = inputs["input_ids"][0].tolist()
-    if family == "qwen2_vl":  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
+    if family == "gemma3":  # <bos> from the tokenizer; 4x4 patches pooled 2x2: 4 soft tokens inside boi ... eoi
+        start = input_ids.index(tokenizer.convert_tokens_to_ids("<start_of_image>"))
+        assert input_ids[0] == tokenizer.bos_token_id and input_ids.count(tokenizer.bos_token_id) == 1
+        assert input_ids[start + 1 : start + 6] == [model.config.image_token_id] * 4 + [
+            tokenizer.convert_tokens_to_ids("<end_of_image>")
+        ]
+        assert inputs["token_type_ids"][0].tolist() == [int(i == model.config.image_token_id) for i in input_ids]
+    elif family == "qwen2_vl":  # 4x4 patches of 8 px, merged 2x2: four pads between the vision markers
         start = input_ids.index(tokenizer.convert_tokens_to_ids("<|vision_start|>"))
         assert input_ids[start + 5] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
         assert input_ids[start + 1 : start + 5] == [model.config.image_token_id] * 4
         assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    elif family == "llava_next":  # anyres: the base 32 px view and the two tiles of a 1x2 grid; 36 image tokens
+        assert input_ids.count(model.config.image_token_id) == 36 and input_ids[0] != tokenizer.bos_token_id
+        assert inputs["pixel_values"].shape == (1, 3, 3, 32, 32) and inputs["image_sizes"].tolist() == [[32, 32]]
+    elif family == "intern_vl":  # one 32 px tile: 4 tokens between <img> and </img>; no BOS (Qwen2.5)
+        start = input_ids.index(tokenizer.convert_tokens_to_ids("<img>"))
+        assert input_ids[start + 1 : start + 6] == [model.config.image_token_id] * 4 + [tokenizer.end_image_token_id]
+        assert input_ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") and tokenizer.bos_token_id is None
+        assert inputs["pixel_values"].shape == (1, 3, 32, 32)
     else:  # one <|image|>; a 32 px image is one tile (of 4 allowed), the tokens after it attend to it
         assert input_ids.count(model.config.image_token_id) == 1 and input_ids[0] == tokenizer.bos_token_id
         assert inputs["cross_attention_mask"].shape == (1, len(input_ids), 1, 4)
@@ -78,7 +139,7 @@ def test_round_trip_loads_sees_the_image_and_generates(family: str, model_dir: P
 
     with torch.no_grad():
         red = model(**inputs).logits[0, -1]
-        blue = model(**encode(processor, image_prompt(family), BLUE)).logits[0, -1]
+        blue = model(**encode(processor, image_prompt(family, processor), BLUE)).logits[0, -1]
     assert not torch.allclose(red, blue)  # the vision path reaches the language model
     first = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     again = model.generate(**inputs, max_new_tokens=6, do_sample=False)
@@ -95,9 +156,9 @@ def test_chat_template_is_the_llamafactory_template(family_name: str, system: st
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
     chat = processor.apply_chat_template(messages, tokenize=False)
-    rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system)
-    image_token = processor.tokenizer.image_token
-    if family_name != "llava":
+    rendered = render_user_prompt(FAMILIES[family_name], "<image>\nHi?", system, processor=processor)
+    image_token = processor.image_token
+    if image_token != "<image>":
         assert "<image>" not in chat
         rendered = rendered.replace("<image>", image_token)
     ours, theirs = encode(processor, chat, RED), encode(processor, rendered, RED)
@@ -143,7 +204,7 @@ def test_cli_rejects_a_size_the_family_lacks_with_one_line(tmp_path: Path) -> No
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("family_name", NEW_FAMILIES)
+@pytest.mark.parametrize("family_name", list(RECIPES))
 def test_recipe_names_the_model_and_its_llamafactory_template(
     family_name: str, family_model_dir, prepared_dir, tmp_path
 ):
@@ -180,11 +241,10 @@ def test_recipe_names_the_model_and_its_llamafactory_template(
 @pytest.fixture(scope="module")
 def unlearned(family: str, model_dir: Path, prepared_dir: Path, tmp_path_factory) -> Path:
     """A real `llamafactory-cli train` NPO+PD run with the family's recipe keys; returns its output_dir."""
-    recipe = yaml.safe_load(RECIPES[family].read_text())
     config = base_train_config(
         model_dir,
         prepared_dir,
-        **{key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe},
+        **model_keys(family),
         stage="unlearn",
         unlearn_method="npo",
         dataset="safeeraser_forget",
@@ -207,12 +267,11 @@ def test_llamafactory_cli_unlearns_with_pd(family: str, model_dir: Path, unlearn
     from peft import PeftModel
 
     adapter_config = json.loads((unlearned / "adapter_config.json").read_text())
-    recipe = yaml.safe_load(RECIPES[family].read_text())
-    assert adapter_config["modules_to_save"] == [recipe["additional_target"]]
-    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model"}[family]
+    assert adapter_config["modules_to_save"] == [model_keys(family)["additional_target"]]
+    vision = {"qwen2_vl": "visual.blocks", "mllama": "vision_model"}.get(family, "vision_tower")
     assert not any(vision in name for name in adapter_config["target_modules"])  # freeze_vision_tower
     processor = AutoProcessor.from_pretrained(model_dir)
-    inputs = encode(processor, image_prompt(family), RED)
+    inputs = encode(processor, image_prompt(family, processor), RED)
     base = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
     with torch.no_grad():
         before = base(**inputs).logits
@@ -239,6 +298,7 @@ def test_lm_eval_runs_the_group_on_base_and_adapter(
     )
     runs = [RunSpec("base", model_dir), RunSpec("NPO+PD", model_dir, unlearned)]
     evaluate_runs(runs, settings, tmp_path, report=False)
+    processor = AutoProcessor.from_pretrained(model_dir)
     responses = {}
     for run in ("base", "NPO+PD"):
         results = json.loads((tmp_path / run / "results.json").read_text())
@@ -250,7 +310,8 @@ def test_lm_eval_runs_the_group_on_base_and_adapter(
         samples = [json.loads(line) for line in (tmp_path / run / "samples.jsonl").read_text().splitlines()]
         assert len(samples) == 24
         for sample in samples:
-            assert sample["prompt"] == render_user_prompt(FAMILIES[family], "<image>\n" + sample["question"])
+            question = "<image>\n" + sample["question"]
+            assert sample["prompt"] == render_user_prompt(FAMILIES[family], question, processor=processor)
         responses[run] = [sample["response"] for sample in samples]
     assert results["run"]["adapter"] == str(unlearned.resolve())
     assert responses["base"] != responses["NPO+PD"]  # lm-eval applied the adapter (same seed, same prompts)

@@ -35,25 +35,6 @@ def single_thread():
 
 
 @pytest.fixture(scope="module")
-def lora_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA adapter on the tiny model with non-zero weights, so that loading it changes the outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForImageTextToText
-
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"]))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 1.0)
-    out = tmp_path_factory.mktemp("adapters") / "npo"
-    peft_model.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def evaluated(
     single_thread,
     tiny_model_dir: Path,

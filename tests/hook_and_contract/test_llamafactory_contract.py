@@ -27,6 +27,7 @@ PRIVATE = {
     "llamafactory.train.tuner._training_function",
     "llamafactory.train.callbacks.LogCallback._write_log",
     "llamafactory.data.template.Template._convert_elements_to_ids",
+    "llamafactory.data.template.Template._encode",
     "llamafactory.data.mm_plugin.BasePlugin._preprocess_image",
     "llamafactory.webui.runner.Runner._initialize",
     "llamafactory.webui.runner.Runner._parse_train_args",

@@ -120,10 +120,14 @@ class PromptJudge(Judge):
     def prefetch(self, queries: Iterable[Query]) -> None:
         self._complete(prompt_for(query) for query in queries)
 
-    def judge(self, query: Query) -> Verdict:
-        prompt = prompt_for(query)
+    def complete(self, prompt: str) -> Completion:
+        """The model's reply to a prompt that is not a rubric (e.g. a paraphrase request): ``(reply, None)`` or
+        ``(None, why)``; cached, counted and stopped like every query."""
         self._complete([prompt])
-        reply, failure = self._replies[prompt]
+        return self._replies[prompt]
+
+    def judge(self, query: Query) -> Verdict:
+        reply, failure = self.complete(prompt_for(query))
         if reply is None:
             return Verdict(None, failure or "no reply")
         value = parse_reply(query, reply)

@@ -5,9 +5,9 @@ these instead. The checkpoint has the same architecture and file layout as the r
 the same loading code (LLaMA-Factory, lm-eval ``hf-multimodal``, ``AutoModelForImageTextToText``)
 serves both. Deterministic for a given seed.
 
-Families (``FAMILIES``): ``llava`` (LLaVA-1.5), ``qwen2_vl`` (Qwen2-VL) and ``mllama``
-(Llama-3.2-Vision), each with a locally trained tokenizer holding the family's special tokens, the
-family's processor sized for 32 px images, and a chat template that renders the LLaMA-Factory
+Families (``FAMILIES``): ``llava`` (LLaVA-1.5), ``qwen2_vl`` (Qwen2-VL), ``mllama``
+(Llama-3.2-Vision) and ``gemma3`` (Gemma 3), each with a locally trained tokenizer holding the family's
+special tokens, the family's processor sized for 32 px images, and a chat template that renders the LLaMA-Factory
 template it trains with. docs/models.md says how to add one.
 
 Shape sizes (``shape7b``, ``shape13b``, ``shape11b``: ``shapes/``) copy a released checkpoint exactly

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sizes import tiny_size
+from .sizes import TinySize, text_sizes, tiny_size
 from .tokenizer import ChatFormat, TokenizerSpec, chat_template, default_corpus, set_generation_tokens, train_tokenizer
 
 IMAGE_TOKEN = "<image>"
@@ -23,14 +23,7 @@ LLAVA_TOKENS = TokenizerSpec(
 def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     """Return (model, processor) of a randomly initialised LLaVA-1.5-style model."""
     import torch
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     spec = tiny_size(size, "llava")
     tokenizer = train_tokenizer(default_corpus(LLAVA_TOKENS), spec.vocab_size, LLAVA_TOKENS, LLAVA_CHAT_TEMPLATE)
@@ -47,28 +40,7 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
         chat_template=LLAVA_CHAT_TEMPLATE,
         image_token=IMAGE_TOKEN,
     )
-    vision = CLIPVisionConfig(
-        hidden_size=spec.vision_hidden,
-        intermediate_size=spec.vision_hidden * 2,
-        num_hidden_layers=spec.vision_layers,
-        num_attention_heads=2,
-        image_size=spec.image_size,
-        patch_size=spec.patch_size,
-        projection_dim=spec.vision_hidden,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.text_hidden,
-        intermediate_size=spec.text_intermediate,
-        num_hidden_layers=spec.text_layers,
-        num_attention_heads=spec.text_heads,
-        num_key_value_heads=spec.text_heads,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+    vision, text = clip_vision_config(spec), llama_text_config(spec, tokenizer)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -81,3 +53,32 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     model = LlavaForConditionalGeneration(config)
     set_generation_tokens(model, tokenizer)
     return model, processor
+
+
+def clip_vision_config(spec: TinySize) -> Any:
+    """LLaVA's CLIP vision tower at ``spec``'s size (also LLaVA-NeXT's)."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        hidden_size=spec.vision_hidden,
+        intermediate_size=spec.vision_hidden * 2,
+        num_hidden_layers=spec.vision_layers,
+        num_attention_heads=2,
+        image_size=spec.image_size,
+        patch_size=spec.patch_size,
+        projection_dim=spec.vision_hidden,
+    )
+
+
+def llama_text_config(spec: TinySize, tokenizer: Any) -> Any:
+    """LLaVA's Llama language model at ``spec``'s size (also LLaVA-NeXT's), with ``tokenizer``'s token ids."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        **text_sizes(spec, tokenizer),
+        num_key_value_heads=spec.text_heads,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )

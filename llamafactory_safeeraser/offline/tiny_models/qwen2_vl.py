@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sizes import tiny_size
+from .sizes import text_sizes, tiny_size
 from .tokenizer import ChatFormat, TokenizerSpec, chat_template, default_corpus, set_generation_tokens, train_tokenizer
 
 QWEN2_VL_SYSTEM = "You are a helpful assistant."
@@ -70,13 +70,8 @@ def build(size: str = "tiny", seed: int = 0) -> tuple[Any, Any]:
     ids = tokenizer.convert_tokens_to_ids
     head_dim = spec.text_hidden // spec.text_heads
     text = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": spec.text_hidden,
-        "intermediate_size": spec.text_intermediate,
-        "num_hidden_layers": spec.text_layers,
-        "num_attention_heads": spec.text_heads,
+        **text_sizes(spec, tokenizer),
         "num_key_value_heads": spec.text_heads,
-        "max_position_embeddings": 2048,
         "rope_parameters": {"rope_type": "default", "rope_theta": 1.0e6, "mrope_section": mrope_section(head_dim)},
         "bos_token_id": None,
         "eos_token_id": tokenizer.eos_token_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ...errors import SafeEraserError
 
@@ -53,6 +54,9 @@ FAMILY_TABLE: dict[str, Family] = {
     "llava": Family("llava", sizes=tuple(SIZES), shapes=("shape7b", "shape13b")),
     "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
     "mllama": Family("mllama", shapes=("shape11b",)),
+    "gemma3": Family("gemma3"),
+    "llava_next": Family("llava_next"),
+    "intern_vl": Family("intern_vl"),
 }
 SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
 FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}
@@ -73,6 +77,18 @@ def check_size(size: str, family: str) -> None:
 
 def is_shape(size: str) -> bool:
     return any(size in sizes for sizes in SHAPE_SIZES.values())
+
+
+def text_sizes(spec: TinySize, tokenizer: Any) -> dict[str, int]:
+    """The language model's sizes of a tiny size, as a transformers text config's keys."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.text_hidden,
+        "intermediate_size": spec.text_intermediate,
+        "num_hidden_layers": spec.text_layers,
+        "num_attention_heads": spec.text_heads,
+        "max_position_embeddings": 2048,
+    }
 
 
 def tiny_size(size: str, family: str) -> TinySize:

@@ -26,20 +26,30 @@ class ChatFormat:
     assistant_close: str
     image: str
     prefix: str = ""
+    system_in_user: bool = False  # the system turn opens the first user turn (LLaMA-Factory's Llama2Template)
 
 
 def chat_template(fmt: ChatFormat) -> str:
     """A Jinja chat template for ``fmt`` (system turn optional; the default system when none is given)."""
     q = json.dumps  # a JSON string is also a valid Jinja string literal, escapes included
+    system_block = (
+        "{%- if system -%}{{- " + q(fmt.system_open) + " + system + " + q(fmt.system_close) + " -}}{%- endif -%}"
+    )
     return (
         "{%- if messages[0]['role'] == 'system' -%}"
         "{%- set system = messages[0]['content'] if messages[0]['content'] is string "
         "else messages[0]['content'][0]['text'] -%}{%- set messages = messages[1:] -%}"
         "{%- else -%}{%- set system = " + q(fmt.default_system) + " -%}{%- endif -%}"
-        "{{- " + q(fmt.prefix) + " -}}"
-        "{%- if system -%}{{- " + q(fmt.system_open) + " + system + " + q(fmt.system_close) + " -}}{%- endif -%}"
-        "{%- for message in messages -%}"
-        "{%- if message['role'] == 'user' -%}{{- " + q(fmt.user_open) + " -}}{%- endif -%}"
+        "{{- "
+        + q(fmt.prefix)
+        + " -}}"
+        + ("" if fmt.system_in_user else system_block)
+        + "{%- for message in messages -%}"
+        "{%- if message['role'] == 'user' -%}{{- "
+        + q(fmt.user_open)
+        + " -}}"
+        + ("{%- if loop.first -%}" + system_block + "{%- endif -%}" if fmt.system_in_user else "")
+        + "{%- endif -%}"
         "{%- if message['content'] is string -%}{{- message['content'] -}}"
         "{%- else -%}{%- for part in message['content'] -%}"
         "{%- if part['type'] == 'image' -%}{{- " + q(fmt.image) + " -}}"
@@ -62,12 +72,14 @@ class TokenizerSpec:
     unk_token: str | None
     named_tokens: dict[str, str] = field(default_factory=dict)  # e.g. image_token, read by the processors
     corpus: tuple[str, ...] = ()  # template texts the BPE should learn besides the synthetic benchmark
+    bos_on_encode: bool = False  # the tokenizer writes BOS on a default encode (Gemma's), as the released one
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, spec: TokenizerSpec, template: str) -> Any:
     """Byte-level BPE trained on ``texts`` (byte fallback covers any other text), with ``spec``'s special tokens.
 
-    The tokenizer adds no BOS by itself: LLaMA-Factory writes the BOS where its template has one.
+    The tokenizer adds no BOS by itself (LLaMA-Factory writes the BOS where its template has one), unless
+    ``spec.bos_on_encode``: then a default encode starts with BOS, as Gemma's tokenizer does.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -83,7 +95,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, spec: TokenizerSpec, temp
         show_progress=False,
     )
     core.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         unk_token=spec.unk_token,
         bos_token=spec.bos_token,
@@ -93,7 +105,11 @@ def train_tokenizer(texts: list[str], vocab_size: int, spec: TokenizerSpec, temp
         padding_side="right",
         model_max_length=2048,
         chat_template=template,
+        add_bos_token=spec.bos_on_encode,
     )
+    if spec.bos_on_encode:
+        tokenizer.init_kwargs["add_bos_token"] = True  # saved, so that the loaded tokenizer says it adds BOS
+    return tokenizer
 
 
 def default_corpus(spec: TokenizerSpec) -> list[str]:

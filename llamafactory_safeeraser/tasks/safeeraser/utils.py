@@ -11,6 +11,7 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from llamafactory_safeeraser.lmeval_task import documents, scoring
+from llamafactory_safeeraser.lmeval_task.attacks import documents as attacked
 
 
 def category_dataset(kind: str, category: str, **metadata: Any) -> Any:
@@ -20,6 +21,15 @@ def category_dataset(kind: str, category: str, **metadata: Any) -> Any:
 
 def doc_to_image(doc: dict) -> list:
     return [documents.load_image(doc)]
+
+
+def attack_dataset(attack: str, kind: str, **metadata: Any) -> Any:
+    """An attack task's documents: ``attack`` and ``kind`` come from its ``dataset_kwargs``."""
+    return attacked.attack_dataset(attack, kind, metadata)
+
+
+def attack_doc_to_image(doc: dict) -> list:
+    return [attacked.load_image(doc)]
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
