@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
+from ..lmeval_task.attacks.catalog import ATTACK_GROUP
 from ..offline.synthetic import World
 from ..settings import check_settings, setting
 from ..unlearn.registry import BUILTIN_METHODS as METHODS
@@ -29,7 +30,7 @@ DEMO_WORLD = World(
 
 
 # `--attacks`: the lm-eval group of the attack tasks, and the weight quantizations each model is also scored after
-ATTACK_TASKS = ("safeeraser_attacks",)
+ATTACK_TASKS = (ATTACK_GROUP,)
 ATTACK_QUANTIZATION_BITS = (8, 4)
 
 MAX_SEED_COUNT = 99  # `seeds` N up to this is a count; a larger single number is one seed (--seeds 240)

@@ -43,9 +43,14 @@ class RunSpec:
     quantization_bit: int | None = None  # evaluated after weight quantization to these bits (adapter merged)
 
 
+def quantized_name(name: str, bits: int) -> str:
+    """The run of ``name``'s model after weight quantization to ``bits``: ``GA+PD`` -> ``GA+PD@int4``."""
+    return f"{name}@int{bits}"
+
+
 def quantized_run(run: RunSpec, bits: int) -> RunSpec:
     """``run`` after weight quantization to ``bits``, named ``<name>@int<bits>``."""
-    return RunSpec(f"{run.name}@int{bits}", run.model, run.adapter, bits)
+    return RunSpec(quantized_name(run.name, bits), run.model, run.adapter, bits)
 
 
 def with_quantized(runs: Sequence[RunSpec], bits: Sequence[int]) -> list[RunSpec]:
@@ -90,20 +95,6 @@ def method_of(name: str) -> tuple[str, bool]:
     base = quantized_of(name)[0]
     match = _PD_SUFFIX.match(base)
     return (match.group("method"), True) if match else (base, False)
-
-
-def quantized_name(name: str, bits: int) -> str:
-    """The run of ``name``'s model after weight quantization to ``bits``: ``GA+PD`` -> ``GA+PD@int4``."""
-    return f"{name}@int{bits}"
-
-
-_QUANTIZED_SUFFIX = re.compile(r"^(?P<base>.+)@int(?P<bits>\d+)$")
-
-
-def quantized_of(name: str) -> tuple[str, int | None]:
-    """(base run name, bits) of a run name: ``NPO+PD@int4`` -> (``NPO+PD``, 4), ``NPO`` -> (``NPO``, None)."""
-    match = _QUANTIZED_SUFFIX.match(name)
-    return (match.group("base"), int(match.group("bits"))) if match else (name, None)
 
 
 def model_location(value: str | Path) -> str:
