@@ -166,6 +166,14 @@ def test_report_has_the_section_and_its_plot(tmp_path: Path) -> None:
     assert "Robustness" not in plain and not (tmp_path / "p_robustness.png").exists()
 
 
+def test_the_main_plot_keeps_the_full_precision_bars() -> None:
+    from llamafactory_safeeraser.evaluation.plot import method_groups
+
+    groups = dict(method_groups(SEED_233))
+    assert groups["GA"][False]["asr_eff"] == 0.1  # not GA@int8's 0.5 or GA@int4's 0.9
+    assert sorted(groups) == ["GA", "NPO"] and sorted(groups["GA"]) == [False, True]
+
+
 def test_plot_has_a_panel_per_column_and_a_bar_per_measured_cell() -> None:
     import matplotlib.pyplot as plt
 
