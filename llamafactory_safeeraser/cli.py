@@ -146,9 +146,10 @@ def _method_keys(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from .evaluation.report import write_report
+    from .relearn.report import load_relearn_outputs
 
     command = from_arguments(ReportCommand, args)
-    path = write_report(command.runs, command.output)
+    path = write_report(command.runs, command.output, load_relearn_outputs(command.relearn))
     print(f"wrote {path}")
 
 

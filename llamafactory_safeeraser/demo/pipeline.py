@@ -4,8 +4,10 @@ For each seed (each step reused on a re-run when its inputs did not change):
  1. synthetic SafeEraser data;  2. a small LLaVA built from a config;  3. LLaMA-Factory datasets;
  4. a "vanilla" model that complies (plain `llamafactory-cli train`, SFT);
  5-. the unlearning runs, each method without and with PD (`llamafactory-cli train yaml/tiny_*.yaml`);
- then the `safeeraser` lm-eval group on the vanilla model and every run.
-Last, report.md and demo_results.json: every number a mean ± sd over the seeds, and the measured outcome.
+ then the `safeeraser` lm-eval group on the vanilla model and every run (``--attacks``: also the attack group,
+ and each model again after 8- and 4-bit quantization; the keys are each seed's ``eval/eval.yaml``).
+Last, report.md and demo_results.json: every number a mean ± sd over the seeds, and the measured outcome (and,
+when something was attacked, the Robustness section with its plot ``report_robustness.png``).
 """
 
 from __future__ import annotations
@@ -13,19 +15,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..evaluation.report import write_report
-from ..evaluation.results import RunSpec, load_run_results, pd_pairs, run_folder_name
-from ..evaluation.runner import EvalSettings, Evaluator
+from ..evaluation.report import robustness_plot_path, write_report
+from ..evaluation.results import RunSpec, load_run_results, pd_pairs, quantized_of, run_folder_name
+from ..evaluation.robustness import collect, section
+from ..evaluation.robustness_plot import plot_robustness
+from ..evaluation.runner import RunResult, evaluate_runs
 from ..fileio import write_json_atomic, write_text_atomic
-from ..lmeval_task.judges import JudgeConfig
 from ..offline.synthetic import write_synthetic_benchmark
 from ..offline.tiny_models import write_tiny_model
 from ..relearn.report import recovery_table
 from . import summary
+from .eval_config import eval_folders, seed_results, write_eval_config
 from .outcome import describe_outcome, outcome_header
 from .relearning import relearn_seed, write_pooled_report
 from .settings import CPU_COUNT, DemoSettings, display_name, recipe_dir
@@ -54,14 +58,28 @@ def run_demo(settings: DemoSettings) -> Path:
     studies = None
     if settings.relearn:
         studies = write_pooled_report(settings, list(seed_dirs.values()), out / RELEARN_REPORT)
-    write_text_atomic(final, render_report(settings, results, pairs, studies))
+    robust_lines = write_robustness(settings, list(seed_dirs.values()), studies or [], final)
+    write_text_atomic(final, render_report(settings, results, pairs, studies, robust_lines))
     progress(f"report -> {final} (mean ± sd over {len(settings.seeds)} seed(s); per seed: seed-*/eval/report.md)")
     return final
 
 
+def write_robustness(settings: DemoSettings, seed_dirs: list[Path], studies: list[dict], report: Path) -> list[str]:
+    """The Robustness section over every seed's evaluations (and the pooled relearning studies), with its plot
+    beside ``report``; no lines (and no plot) when nothing was attacked, quantized or relearned."""
+    robustness = collect([run for folder in seed_dirs for run in seed_results(settings, folder / "eval")], studies)
+    plot = robustness_plot_path(report)
+    return section(robustness, plot.name if plot_robustness(robustness, plot) else None)
+
+
 def render_report(
-    settings: DemoSettings, results: dict, pairs: list[tuple[str, str]], relearn_studies: list[dict] | None = None
+    settings: DemoSettings,
+    results: dict,
+    pairs: list[tuple[str, str]],
+    relearn_studies: list[dict] | None = None,
+    robustness: Sequence[str] = (),
 ) -> str:
+    """The demo's report.md (``robustness``: the lines of its Robustness section, over every seed)."""
     seeds = ", ".join(str(seed) for seed in settings.seeds)
     relearning = ""
     if relearn_studies:
@@ -79,6 +97,7 @@ def render_report(
         + summary.pd_table(results, pairs)
         + "\n\nPer seed: `seed-<seed>/eval/report.md` (paper-style and per-category tables, plot).\n"
         + relearning
+        + "".join(line + "\n" for line in robustness)
     )
 
 
@@ -202,35 +221,38 @@ def evaluate_seed(
     vanilla_key: str,
     run_keys: dict[str, str],
 ) -> dict[str, dict]:
-    eval_settings = EvalSettings(
-        data_dir=paths["data"],
-        judge=JudgeConfig(),
-        harmful_samples=settings.harmful_samples,
-        max_gen_toks=settings.max_gen_toks,
-        limit=settings.eval_limit,
-        batch_size=settings.eval_batch_size,
-        seed=seed,
-    )
+    eval_settings = write_eval_config(settings, seed, paths)
     eval_key = settings.fingerprint(seed, "harmful_samples", "max_gen_toks", "eval_limit") + vanilla_key
+    if settings.attacks:  # a plain demo's finished evaluations stay valid without it
+        eval_key += settings.fingerprint(seed, "attacks")
     # (spec, fingerprint of what it evaluates): the vanilla model, then each run's adapter
     jobs = [(RunSpec("vanilla", paths["vanilla"]), eval_key)]
     jobs += [
         (RunSpec(display_name(name), paths["vanilla"], paths["runs"] / name), eval_key + run_keys[name])
         for name in settings.runs
     ]
-    evaluator: Evaluator | None = None
-    for spec, run_key in jobs:
-        name = f"eval_{run_folder_name(spec.name)}"
-        if cache.is_done(name, run_key):
-            continue
-        evaluator = evaluator or Evaluator(eval_settings)
-        evaluator.evaluate(spec, paths["eval"])
-        cache.mark(name, run_key)
-        progress(f"seed {seed}: evaluated {spec.name} with the safeeraser lm-eval group", step_done=False)
-    run_dirs = [paths["eval"] / run_folder_name(spec.name) for spec, _ in jobs]
-    write_report(run_dirs, paths["eval"] / "report.md")
+    pending = [(spec, key) for spec, key in jobs if not cache.is_done(f"eval_{run_folder_name(spec.name)}", key)]
+    if pending:
+        # a run's step is done when its folder and (--attacks) its quantized runs' folders are written
+        waiting = {
+            spec.name: {f.name for f in eval_folders(settings, paths["eval"], [spec.name])} for spec, _ in pending
+        }
+        keys = {spec.name: key for spec, key in pending}
+        groups = " and ".join(eval_settings.tasks) + f" lm-eval group{'s' if len(eval_settings.tasks) > 1 else ''}"
+
+        def finished(result: RunResult) -> None:
+            base = quantized_of(result.run.name)[0]
+            waiting[base].discard(result.folder.name)
+            if not waiting[base]:
+                cache.mark(f"eval_{run_folder_name(base)}", keys[base])
+                progress(f"seed {seed}: evaluated {base} with the {groups}", step_done=False)
+
+        # one lm-eval load for the seed; each run's files are the demo's own, replaced when the step is redone
+        specs = [spec for spec, _ in pending]
+        evaluate_runs(specs, eval_settings, paths["eval"], report=False, progress=finished, overwrite=True)
+    write_report(eval_folders(settings, paths["eval"], [spec.name for spec, _ in jobs]), paths["eval"] / "report.md")
     progress(f"seed {seed}: {len(jobs)} models evaluated -> {paths['eval']}")
-    return {spec.name: load_run_results(folder)["summary"] for (spec, _), folder in zip(jobs, run_dirs, strict=True)}
+    return {spec.name: load_run_results(paths["eval"] / run_folder_name(spec.name))["summary"] for spec, _ in jobs}
 
 
 def _hash(*parts: object) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SafeEraserError
+from ..lmeval_task.attacks.catalog import ATTACK_GROUP
 from ..offline.synthetic import World
 from ..settings import check_settings, setting
 from ..unlearn.registry import BUILTIN_METHODS as METHODS
@@ -27,6 +28,10 @@ DEMO_WORLD = World(
     concept_free_questions=True, similar_images=True, sd_grey=100, image_refusals=True, fresh_sarr_images=True
 )
 
+
+# `--attacks`: the lm-eval group of the attack tasks, and the weight quantizations each model is also scored after
+ATTACK_TASKS = (ATTACK_GROUP,)
+ATTACK_QUANTIZATION_BITS = (8, 4)
 
 MAX_SEED_COUNT = 99  # `seeds` N up to this is a count; a larger single number is one seed (--seeds 240)
 
@@ -78,6 +83,12 @@ class DemoSettings:
         const=DEFAULT_RELEARN,
     )
     relearn_steps: tuple[int, ...] = (0, 16, 32, 64)  # relearning step counts scored
+    attacks: bool = setting(
+        False,
+        help=f"also score every model under the attacks ({', '.join(ATTACK_TASKS)}) and after "
+        f"{'- and '.join(map(str, ATTACK_QUANTIZATION_BITS))}-bit weight quantization; report.md gains the "
+        "Robustness table (docs/demo.md: the time it adds)",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -77,6 +77,11 @@ class ReportCommand:
     output: Path | None = setting(
         help="report path, e.g. report.md (the plot goes beside it)", required=True, flags=("--out",)
     )
+    relearn: tuple[str, ...] = setting(
+        (),
+        help="`safeeraser relearn` output folders (or their run folders): each run's rates after its most "
+        "relearning steps join the Robustness table",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

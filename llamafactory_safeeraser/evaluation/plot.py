@@ -11,7 +11,7 @@ from typing import Any
 from ..fileio import write_bytes_atomic
 from ..lmeval_task import metric_catalog
 from ..lmeval_task.metric_catalog import Headline
-from .results import method_of
+from .results import method_of, quantized_of
 
 VARIANTS = ((False, "without PD", "#9e9e9e"), (True, "with PD", "#1f77b4"))  # (with PD, legend, colour)
 BAR_WIDTH = 0.38
@@ -33,9 +33,12 @@ def plot_title() -> str:
 
 
 def method_groups(runs: Sequence[dict[str, Any]]) -> list[tuple[str, dict[bool, dict[str, Any]]]]:
-    """Runs grouped by method in order of appearance: method -> {with PD: summary}."""
+    """Runs grouped by method in order of appearance: method -> {with PD: summary}. Quantized runs (``GA@int4``)
+    are left out: their method is their base run's, whose bar they would replace (the Robustness plot has them)."""
     groups: dict[str, dict[bool, dict[str, Any]]] = {}
     for run in runs:
+        if quantized_of(run["run"]["name"])[1] is not None:
+            continue
         method, with_pd = method_of(run["run"]["name"])
         groups.setdefault(method, {})[with_pd] = run["summary"]
     return list(groups.items())

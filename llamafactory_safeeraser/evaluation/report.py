@@ -4,7 +4,8 @@ Rows are runs; the main table has the paper's columns (ASR/RR on efficacy and ge
 SARR) in percent, and Spec when a run folder has a specificity.json. The columns, the per-category tables and the
 plot's panels are the headline columns declared in ``lmeval_task.metric_catalog``. Runs named ``X`` and ``X+PD``
 are paired: the plot (``plot.py``) puts each method's pair side by side, and a table lists the change. Each run
-name is shown once: two run folders of one name are refused.
+name is shown once: two run folders of one name are refused. When runs were attacked, quantized (``X@int4``) or
+relearned, a Robustness section (``robustness.py``) and its plot (``<stem>_robustness.png``) follow.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .markdown import markdown_table as _table
 from .markdown import percent
 from .plot import plot_runs, plot_title
 from .results import RESULTS_FILE, load_run_results, pd_pairs
+from .robustness import Robustness, collect, section
+from .robustness_plot import plot_robustness
 from .specificity import load_specificity, specificity_columns
 
 
@@ -59,8 +62,14 @@ def _specificity_table(runs: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) -> str:
-    """The Markdown report for loaded results (``plot_file``: the PNG's name next to the report)."""
+def render_report(
+    runs: Sequence[dict[str, Any]],
+    plot_file: str | None = None,
+    robustness: Robustness | None = None,
+    robustness_plot: str | None = None,
+) -> str:
+    """The Markdown report for loaded results (``plot_file``, ``robustness_plot``: the PNGs' names next to the
+    report; ``robustness``: the Robustness section's numbers, by default from ``runs`` alone)."""
     names = [run["run"]["name"] for run in runs]
     judges = sorted({run["judge"]["config"]["name"] for run in runs})
     lines = [
@@ -132,6 +141,7 @@ def render_report(runs: Sequence[dict[str, Any]], plot_file: str | None = None) 
         )
         if reductions:
             lines += ["", f"Mean relative SARR reduction with PD: {100 * sum(reductions) / len(reductions):.1f}%."]
+    lines += section(robustness if robustness is not None else collect(runs), robustness_plot)
 
     lines += ["", "## Per category"]
     for column, title in category_tables():
@@ -193,8 +203,18 @@ def check_unique_names(runs: Sequence[dict[str, Any]], run_dirs: Sequence[str | 
             )
 
 
-def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
-    """Write ``out_path`` (Markdown) and, beside it, ``<stem>.png``; returns the report path."""
+def robustness_plot_path(out_path: str | Path) -> Path:
+    """Where the Robustness section's plot goes: ``report.md`` -> ``report_robustness.png`` beside it."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.stem}_robustness.png")
+
+
+def write_report(
+    run_dirs: Sequence[str | Path], out_path: str | Path, relearn_studies: Sequence[dict[str, Any]] = ()
+) -> Path:
+    """Write ``out_path`` (Markdown) and, beside it, ``<stem>.png`` (and ``<stem>_robustness.png`` when there is
+    a Robustness section; ``relearn_studies``: relearn.json documents for its relearned column); returns the
+    report path."""
     if not run_dirs:
         raise SafeEraserError("no run folders given for the report")
     runs = [{**load_run_results(run_dir), "specificity": load_specificity(run_dir)} for run_dir in run_dirs]
@@ -202,5 +222,11 @@ def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
     out_path = Path(out_path)
     plot_path = out_path.with_suffix(".png")
     plotted = plot_runs(runs, plot_path)
-    write_text_atomic(out_path, render_report(runs, plot_path.name if plotted else None))
+    robustness = collect(runs, relearn_studies)
+    robust_path = robustness_plot_path(out_path)
+    robust_plotted = plot_robustness(robustness, robust_path)
+    text = render_report(
+        runs, plot_path.name if plotted else None, robustness, robust_path.name if robust_plotted else None
+    )
+    write_text_atomic(out_path, text)
     return out_path

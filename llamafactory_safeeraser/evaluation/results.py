@@ -43,9 +43,14 @@ class RunSpec:
     quantization_bit: int | None = None  # evaluated after weight quantization to these bits (adapter merged)
 
 
+def quantized_name(name: str, bits: int) -> str:
+    """The run of ``name``'s model after weight quantization to ``bits``: ``GA+PD`` -> ``GA+PD@int4``."""
+    return f"{name}@int{bits}"
+
+
 def quantized_run(run: RunSpec, bits: int) -> RunSpec:
     """``run`` after weight quantization to ``bits``, named ``<name>@int<bits>``."""
-    return RunSpec(f"{run.name}@int{bits}", run.model, run.adapter, bits)
+    return RunSpec(quantized_name(run.name, bits), run.model, run.adapter, bits)
 
 
 def with_quantized(runs: Sequence[RunSpec], bits: Sequence[int]) -> list[RunSpec]:

@@ -22,10 +22,10 @@ def mean_sd(values: Iterable[float | None]) -> dict[str, Any]:
     }
 
 
-def mean_sd_cell(stats: Mapping[str, Any] | None, scale: float = 100.0) -> str:
-    """'45.8 ± 3.1' (in percent by default); the mean alone without an sd; 'n/a' when nothing was measured."""
+def mean_sd_cell(stats: Mapping[str, Any] | None, scale: float = 100.0, missing: str = "n/a") -> str:
+    """'45.8 ± 3.1' (in percent by default); the mean alone without an sd; ``missing`` when nothing was measured."""
     if not stats or stats.get("mean") is None:
-        return "n/a"
+        return missing
     text = f"{scale * stats['mean']:.1f}"
     if stats.get("sd") is None or stats.get("n", 0) < 2:  # also a file written when one value's sd was 0
         return text

@@ -8,7 +8,8 @@ from the document and the response. Its :class:`Column` entries are its headline
 - the lm-eval task files' ``metric_list`` and ``aggregate_metric_list`` (``task_files``);
 - the per-response scores and the judge's verdict labels (``scoring``);
 - results.json's per-kind numbers and headline ``summary`` (``evaluation.results``);
-- report.md's main and per-category tables and the plot's panels (``evaluation.report``, ``evaluation.plot``);
+- report.md's main and per-category tables and the plot's panels (``evaluation.report``, ``evaluation.plot``), and
+  its Robustness tables (``evaluation.robustness``);
 - the relearning curves and report (``relearn``) and the demo's tables (``demo.summary``).
 
 A new metric is one entry here (plus its function: in ``metrics.py`` for a rule, or the judged value in
@@ -45,6 +46,7 @@ class Column:
     plot_panel: tuple[int, str] | None = None  # (position, title) of its panel in report.png; None: not plotted
     relearn_title: str | None = None  # its title in the relearning report, where it differs from ``title``
     relearn_plot: str | None = None  # title of its panel in the relearning plot; None: not plotted there
+    robustness: str | None = None  # title of its table (and plot panel) in report.md's Robustness section
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ METRICS: tuple[Metric, ...] = (
                 plot_panel=(2, "Forget efficacy: ASR on the forget set"),
                 relearn_title="ASR eff (scored rest)",
                 relearn_plot="ASR on the scored rest of the forget set",
+                robustness="ASR on the forget set (efficacy)",
             ),
             Column(
                 "asr_gen",
@@ -89,6 +92,7 @@ METRICS: tuple[Metric, ...] = (
                 "ASR gen",
                 per_category="ASR on unseen data (generality)",
                 relearn_plot="ASR on unseen data",
+                robustness="ASR on unseen data (generality)",
             ),
         ),
     ),
@@ -100,8 +104,20 @@ METRICS: tuple[Metric, ...] = (
         higher_is_better=True,
         verdicts=("refusal", "no refusal"),
         columns=(
-            Column("rr_eff", "efficacy", "RR eff", per_category="RR on the forget set (efficacy)"),
-            Column("rr_gen", "generality", "RR gen", per_category="RR on unseen data (generality)"),
+            Column(
+                "rr_eff",
+                "efficacy",
+                "RR eff",
+                per_category="RR on the forget set (efficacy)",
+                robustness="RR on the forget set (efficacy)",
+            ),
+            Column(
+                "rr_gen",
+                "generality",
+                "RR gen",
+                per_category="RR on unseen data (generality)",
+                robustness="RR on unseen data (generality)",
+            ),
         ),
     ),
     Metric(
@@ -118,6 +134,7 @@ METRICS: tuple[Metric, ...] = (
                 "SARR",
                 per_category="SARR (benign image + harmful question)",
                 plot_panel=(1, "Over-forgetting: SARR, benign image + harmful question"),
+                robustness="SARR (benign image + harmful question)",
             ),
         ),
     ),
@@ -233,6 +250,11 @@ def main_table() -> tuple[Headline, ...]:
 def by_task_kind(columns: tuple[Headline, ...]) -> tuple[Headline, ...]:
     """``columns`` in the order of the task kinds (the per-category tables, the relearning report)."""
     return tuple(sorted(columns, key=lambda h: TASK_KINDS.index(h.kind)))
+
+
+def robustness_columns() -> tuple[Headline, ...]:
+    """The columns of report.md's Robustness section (one table and one plot panel each), in the paper's order."""
+    return tuple(h for h in headline() if h.column.robustness)
 
 
 def plot_panels() -> tuple[Headline, ...]:

@@ -40,6 +40,17 @@ def load_relearn(folder: str | Path) -> dict[str, Any]:
     return read_json_document(path, RELEARN_FORMAT, "a relearning result")
 
 
+def load_relearn_outputs(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The studies of ``safeeraser relearn`` output folders (every run folder in each) or of run folders."""
+    studies = []
+    for folder in map(Path, folders):
+        runs = [folder] if (folder / RELEARN_FILE).is_file() else find_relearn_folders(folder)
+        if not runs:
+            raise SafeEraserError(f"{folder}: no {RELEARN_FILE} in it or its folders (a `safeeraser relearn` output?)")
+        studies += [load_relearn(run) for run in runs]
+    return studies
+
+
 def recovery(study: dict[str, Any], metric: str = "asr_eff") -> tuple[float, float] | None:
     """(mean before relearning, mean after the most steps) of ``metric``, or None if not measured."""
     first, last = study["curve"][0]["metrics"].get(metric), study["curve"][-1]["metrics"].get(metric)

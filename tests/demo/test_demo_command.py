@@ -44,3 +44,9 @@ def test_unknown_relearn_run_is_a_one_line_error(capsys):
     assert cli.main(["demo", "--relearn", "npo_pdd", "--out", "never-written"]) != 0
     error = capsys.readouterr().err.strip()
     assert error.startswith("safeeraser: error: --relearn: npo_pdd is not among") and "\n" not in error
+
+
+def test_attacks_flag_is_off_by_default(settings_of):
+    assert settings_of().attacks is False
+    assert settings_of("--attacks").attacks is True
+    assert settings_of("attacks=true", "--seeds", "1").attacks is True
