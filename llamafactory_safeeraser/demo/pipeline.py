@@ -32,7 +32,7 @@ from . import summary
 from .eval_config import eval_folders, seed_results, write_eval_config
 from .outcome import describe_outcome, outcome_header
 from .relearning import relearn_seed, write_pooled_report
-from .settings import CPU_COUNT, DemoSettings, display_name, recipe_dir
+from .settings import ATTACK_QUANTIZATION_BITS, ATTACK_TASKS, CPU_COUNT, DemoSettings, display_name, recipe_dir
 from .steps import Progress, StepCache, llamafactory_train, write_demo_datasets
 
 RESULTS_FILE = "demo_results.json"
@@ -221,34 +221,37 @@ def evaluate_seed(
     vanilla_key: str,
     run_keys: dict[str, str],
 ) -> dict[str, dict]:
-    eval_settings = write_eval_config(settings, seed, paths)
+    plain_settings = write_eval_config(settings, seed, paths)
+    attack_settings = write_eval_config(settings, seed, paths, attacked=True) if settings.attacks else None
     eval_key = settings.fingerprint(seed, "harmful_samples", "max_gen_toks", "eval_limit") + vanilla_key
-    if settings.attacks:  # a plain demo's finished evaluations stay valid without it
-        eval_key += settings.fingerprint(seed, "attacks")
+    # an attacked model's evaluation differs from a plain one; the other models' stay valid with or without it
+    attacked_key = _hash("attacks", ATTACK_TASKS, ATTACK_QUANTIZATION_BITS)
     # (spec, fingerprint of what it evaluates): the vanilla model, then each run's adapter
     jobs = [(RunSpec("vanilla", paths["vanilla"]), eval_key)]
     jobs += [
         (RunSpec(display_name(name), paths["vanilla"], paths["runs"] / name), eval_key + run_keys[name])
         for name in settings.runs
     ]
+    jobs = [(spec, key + attacked_key if settings.attacked(spec.name) else key) for spec, key in jobs]
     pending = [(spec, key) for spec, key in jobs if not cache.is_done(f"eval_{run_folder_name(spec.name)}", key)]
-    if pending:
-        # a run's step is done when its folder and (--attacks) its quantized runs' folders are written
-        waiting = {
-            spec.name: {f.name for f in eval_folders(settings, paths["eval"], [spec.name])} for spec, _ in pending
-        }
-        keys = {spec.name: key for spec, key in pending}
-        groups = " and ".join(eval_settings.tasks) + f" lm-eval group{'s' if len(eval_settings.tasks) > 1 else ''}"
+    # a run's step is done when its folder and (attacked) its quantized runs' folders are written
+    waiting = {spec.name: {f.name for f in eval_folders(settings, paths["eval"], [spec.name])} for spec, _ in pending}
+    keys = {spec.name: key for spec, key in pending}
+    for eval_settings, attacked in ((plain_settings, False), (attack_settings, True)):
+        specs = [spec for spec, _ in pending if settings.attacked(spec.name) == attacked]
+        if not specs:
+            continue
+        tasks = eval_settings.tasks
+        groups = " and ".join(tasks) + f" lm-eval group{'s' if len(tasks) > 1 else ''}"
 
-        def finished(result: RunResult) -> None:
+        def finished(result: RunResult, groups: str = groups) -> None:
             base = quantized_of(result.run.name)[0]
             waiting[base].discard(result.folder.name)
             if not waiting[base]:
                 cache.mark(f"eval_{run_folder_name(base)}", keys[base])
                 progress(f"seed {seed}: evaluated {base} with the {groups}", step_done=False)
 
-        # one lm-eval load for the seed; each run's files are the demo's own, replaced when the step is redone
-        specs = [spec for spec, _ in pending]
+        # one lm-eval load per settings; each run's files are the demo's own, replaced when the step is redone
         evaluate_runs(specs, eval_settings, paths["eval"], report=False, progress=finished, overwrite=True)
     write_report(eval_folders(settings, paths["eval"], [spec.name for spec, _ in jobs]), paths["eval"] / "report.md")
     progress(f"seed {seed}: {len(jobs)} models evaluated -> {paths['eval']}")

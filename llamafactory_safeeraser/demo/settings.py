@@ -19,8 +19,9 @@ from ..unlearn.registry import BUILTIN_METHODS as METHODS
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 RUN_NAMES = tuple(f"{method}{suffix}" for method in METHODS for suffix in ("", "_pd"))
 DEFAULT_SEEDS = (233, 234, 235)
-# `--relearn` without names: the vanilla model and the paper's headline methods, each without and with PD
-DEFAULT_RELEARN = ("vanilla", "ga", "ga_pd", "npo", "npo_pd", "po", "po_pd")
+# `--relearn` and `--attacks` without names: the vanilla model and the paper's headline methods, each without
+# and with PD
+HEADLINE_MODELS = ("vanilla", "ga", "ga_pd", "npo", "npo_pd", "po", "po_pd")
 # The world the demo runs in (docs/demo.md: what each choice did to over-forgetting). Benign images that look
 # like the harmful ones and questions that do not name the concept make "refuse when the image looks harmful"
 # hard to learn, which is where over-forgetting shows.
@@ -79,29 +80,36 @@ class DemoSettings:
     relearn: tuple[str, ...] = setting(
         (),
         help="afterwards, attack these models by relearning (vanilla and run names such as po_pd; without names: "
-        f"{' '.join(DEFAULT_RELEARN)}); about 40 s per model and seed",
-        const=DEFAULT_RELEARN,
+        f"{' '.join(HEADLINE_MODELS)}); about 40 s per model and seed",
+        const=HEADLINE_MODELS,
     )
     relearn_steps: tuple[int, ...] = (0, 16, 32, 64)  # relearning step counts scored
-    attacks: bool = setting(
-        False,
-        help=f"also score every model under the attacks ({', '.join(ATTACK_TASKS)}) and after "
-        f"{'- and '.join(map(str, ATTACK_QUANTIZATION_BITS))}-bit weight quantization; report.md gains the "
-        "Robustness table (docs/demo.md: the time it adds)",
+    attacks: tuple[str, ...] = setting(
+        (),
+        help=f"also score these models under the attacks ({', '.join(ATTACK_TASKS)}) and, on the plain tasks, "
+        f"after {'- and '.join(map(str, ATTACK_QUANTIZATION_BITS))}-bit weight quantization; report.md gains the "
+        f"Robustness table (names as --relearn; without names: {' '.join(HEADLINE_MODELS)}; docs/demo.md: the "
+        "time it adds)",
+        const=HEADLINE_MODELS,
     )
 
     def __post_init__(self) -> None:
         check_settings(self)
-        unknown = [name for name in self.relearn if name != "vanilla" and name not in self.runs]
-        if unknown:
-            raise SafeEraserError(
-                f"--relearn: {', '.join(unknown)} is not among the demo's runs (vanilla, {', '.join(self.runs)})"
-            )
+        for flag, names in (("--relearn", self.relearn), ("--attacks", self.attacks)):
+            unknown = [name for name in names if name != "vanilla" and name not in self.runs]
+            if unknown:
+                raise SafeEraserError(
+                    f"{flag}: {', '.join(unknown)} is not among the demo's runs (vanilla, {', '.join(self.runs)})"
+                )
 
     def fingerprint(self, seed: int, *keys: str) -> str:
         """What a seed's step depends on, as a short hash (a changed value redoes the step)."""
         values = {"seed": seed, **{k: getattr(self, k) for k in keys}}
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=_plain).encode()).hexdigest()[:16]
+
+    def attacked(self, display: str) -> bool:
+        """Whether the model of display name ``display`` (``vanilla``, ``GA+PD``, ...) is scored under attacks."""
+        return display in {display_name(name) for name in self.attacks}
 
     def recorded(self) -> dict[str, Any]:
         """The settings as plain values (for settings.json and demo_results.json)."""

@@ -51,7 +51,7 @@ from .settings import EvalSettings
 def check_data(settings: EvalSettings) -> TaskOptions:
     """Validate the data files the selected tasks need; raises DataError naming file/record/field."""
     options = TaskOptions.from_metadata(settings.metadata())
-    needed = {FILE_OF_TASK[kind] for kind in tasks_to_kinds(settings.tasks)}
+    needed = {FILE_OF_TASK[kind] for kind in tasks_to_kinds((*settings.tasks, *(settings.quantized_tasks or ())))}
     for which in sorted(needed):
         load_records(options.data_file(which))
     return options
@@ -151,7 +151,7 @@ class Evaluator:
         try:
             raw = simple_evaluate(
                 model=lm,
-                tasks=tasks_to_run(settings.tasks, self.options.judge.name),
+                tasks=tasks_to_run(settings.tasks_of(run.quantization_bit), self.options.judge.name),
                 task_manager=self.task_manager(run),
                 limit=settings.limit,
                 gen_kwargs=settings.gen_kwargs(),

@@ -66,6 +66,10 @@ class EvalSettings(TaskSettings):
         "backend=hf only (none: full precision only)",
         choices=QUANTIZATION_BITS,
     )
+    quantized_tasks: tuple[str, ...] | None = setting(
+        help="lm-eval tasks of the quantized runs, e.g. safeeraser while tasks adds the attacks (none: tasks)",
+        check=unknown_task,
+    )
     judge: JudgeConfig = group(JudgeConfig, JUDGE_PREFIX)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,12 @@ class EvalSettings(TaskSettings):
             raise SafeEraserError(
                 f"key 'quantization_bits': quantized runs need backend=hf (got backend={self.backend})"
             )
+
+    def tasks_of(self, run_quantization_bit: int | None) -> tuple[str, ...]:
+        """The lm-eval tasks of a run: ``quantized_tasks`` for a quantized one where given, else ``tasks``."""
+        if run_quantization_bit is not None and self.quantized_tasks is not None:
+            return self.quantized_tasks
+        return self.tasks
 
     def metadata(self) -> dict[str, Any]:
         """The lm-eval task metadata these settings amount to (what ``--metadata`` would carry)."""

@@ -15,12 +15,13 @@ import yaml
 from llamafactory_safeeraser.demo import DemoSettings
 from llamafactory_safeeraser.demo.eval_config import EVAL_CONFIG, eval_folders, eval_keys, write_eval_config
 from llamafactory_safeeraser.demo.pipeline import render_report, write_robustness
-from llamafactory_safeeraser.demo.settings import ATTACK_TASKS
+from llamafactory_safeeraser.demo.settings import ATTACK_TASKS, HEADLINE_MODELS
 from llamafactory_safeeraser.evaluation.results import RESULTS_FILE, RESULTS_FORMAT, run_folder_name
 from llamafactory_safeeraser.evaluation.runner import EvalSettings
 from llamafactory_safeeraser.lmeval_task.judges import JudgeConfig
 
 QUANTIZATION_KEY = any(field.name == "quantization_bits" for field in dataclasses.fields(EvalSettings))
+ATTACKED = DemoSettings(attacks=HEADLINE_MODELS)
 
 
 def test_plain_eval_config_is_what_the_demo_evaluated_before(tmp_path: Path):
@@ -35,27 +36,33 @@ def test_plain_eval_config_is_what_the_demo_evaluated_before(tmp_path: Path):
 
 
 def test_attacks_add_the_attack_group_and_both_quantizations(tmp_path: Path):
-    keys = eval_keys(DemoSettings(attacks=True), 233, tmp_path)
+    keys = eval_keys(ATTACKED, 233, tmp_path, attacked=True)
     assert keys["tasks"] == ["safeeraser", "safeeraser_attacks"] and ATTACK_TASKS == ("safeeraser_attacks",)
-    assert keys["quantization_bits"] == [8, 4]
+    assert keys["quantization_bits"] == [8, 4] and keys["quantized_tasks"] == ["safeeraser"]  # quantized: plain
     plain = eval_keys(DemoSettings(), 233, tmp_path)
-    assert {k: v for k, v in keys.items() if k not in ("tasks", "quantization_bits")} == {
+    assert eval_keys(ATTACKED, 233, tmp_path) == plain  # the models --attacks does not name
+    assert {k: v for k, v in keys.items() if k not in ("tasks", "quantization_bits", "quantized_tasks")} == {
         k: v for k, v in plain.items() if k != "tasks"
     }
 
 
 @pytest.mark.skipif(not QUANTIZATION_KEY, reason="the eval key quantization_bits arrives with the quantization work")
 def test_attacks_eval_config_reads_back_as_eval_settings(tmp_path: Path):
-    read_back = write_eval_config(DemoSettings(attacks=True), 233, {"data": tmp_path, "eval": tmp_path / "eval"})
+    read_back = write_eval_config(ATTACKED, 233, {"data": tmp_path, "eval": tmp_path / "eval"}, attacked=True)
     assert read_back.tasks == ("safeeraser", "safeeraser_attacks") and read_back.quantization_bits == (8, 4)
+    assert read_back.tasks_of(4) == ("safeeraser",) and read_back.tasks_of(None) == read_back.tasks
 
 
 def test_attacks_evaluate_each_run_quantized_too(tmp_path: Path):
     names = ["vanilla", "GA+PD"]
     assert eval_folders(DemoSettings(), tmp_path, names) == [tmp_path / "vanilla", tmp_path / "GA+PD"]
-    assert [folder.name for folder in eval_folders(DemoSettings(attacks=True), tmp_path, names)] == [
+    assert [folder.name for folder in eval_folders(ATTACKED, tmp_path, names)] == [
         "vanilla", "GA+PD", run_folder_name("vanilla@int8"), run_folder_name("vanilla@int4"),
         run_folder_name("GA+PD@int8"), run_folder_name("GA+PD@int4"),
+    ]  # fmt: skip
+    only_pd = DemoSettings(attacks=("ga_pd",))  # quantized runs only of the attacked models
+    assert [folder.name for folder in eval_folders(only_pd, tmp_path, names)] == [
+        "vanilla", "GA+PD", run_folder_name("GA+PD@int8"), run_folder_name("GA+PD@int4"),
     ]  # fmt: skip
 
 
@@ -105,7 +112,7 @@ def expected(run: str, column: int) -> str:
 
 
 def test_robustness_section_is_over_every_seed(tmp_path: Path):
-    settings = DemoSettings(seeds=tuple(MEASURED), runs=("ga", "ga_pd"), attacks=True)
+    settings = DemoSettings(seeds=tuple(MEASURED), runs=("ga", "ga_pd"), attacks=("vanilla", "ga", "ga_pd"))
     seed_dirs = write_seed_results(tmp_path)
     lines = write_robustness(settings, seed_dirs, [], tmp_path / "report.md")
     start = lines.index("### ASR on the forget set (efficacy) ↓")
@@ -143,9 +150,9 @@ def test_evaluation_step_is_done_when_its_quantized_runs_are_written(monkeypatch
                 progress(SimpleNamespace(run=SimpleNamespace(name=name), folder=folder))
 
     tasks = SimpleNamespace(tasks=("safeeraser", "safeeraser_attacks"))
-    monkeypatch.setattr(pipeline, "write_eval_config", lambda settings, seed, paths: tasks)
+    monkeypatch.setattr(pipeline, "write_eval_config", lambda settings, seed, paths, attacked=False: tasks)
     monkeypatch.setattr(pipeline, "evaluate_runs", evaluate_runs)
-    settings = DemoSettings(seeds=(233,), runs=("ga",), attacks=True)
+    settings = DemoSettings(seeds=(233,), runs=("ga",), attacks=("vanilla", "ga"))
     paths = {"eval": tmp_path / "eval", "vanilla": tmp_path / "vanilla", "runs": tmp_path / "runs"}
     cache = StepCache(tmp_path)
 

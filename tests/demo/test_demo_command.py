@@ -6,7 +6,7 @@ import pytest
 
 from llamafactory_safeeraser import cli
 from llamafactory_safeeraser.demo import DemoSettings
-from llamafactory_safeeraser.demo.settings import DEFAULT_RELEARN
+from llamafactory_safeeraser.demo.settings import HEADLINE_MODELS
 from llamafactory_safeeraser.errors import SafeEraserError
 
 
@@ -34,7 +34,7 @@ def test_seed_count_and_list(settings_of):
 
 def test_relearn_flag_without_names_takes_the_default_set(settings_of):
     assert settings_of().relearn == ()
-    assert settings_of("--relearn").relearn == DEFAULT_RELEARN
+    assert settings_of("--relearn").relearn == HEADLINE_MODELS
     assert settings_of("--relearn", "vanilla", "po_pd").relearn == ("vanilla", "po_pd")
 
 
@@ -47,6 +47,7 @@ def test_unknown_relearn_run_is_a_one_line_error(capsys):
 
 
 def test_attacks_flag_is_off_by_default(settings_of):
-    assert settings_of().attacks is False
-    assert settings_of("--attacks").attacks is True
-    assert settings_of("attacks=true", "--seeds", "1").attacks is True
+    assert settings_of().attacks == ()
+    assert settings_of("--attacks").attacks == HEADLINE_MODELS  # as --relearn without names
+    assert settings_of("--attacks", "ga_pd", "vanilla").attacks == ("ga_pd", "vanilla")
+    assert settings_of("attacks=ga,ga_pd", "--seeds", "1").attacks == ("ga", "ga_pd")
