@@ -53,6 +53,12 @@ FAMILY_TABLE: dict[str, Family] = {
     "llava": Family("llava", sizes=tuple(SIZES), shapes=("shape7b", "shape13b")),
     "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
     "mllama": Family("mllama", shapes=("shape11b",)),
+    # released shapes only here; the tiny builders come with the families' own modules
+    "qwen2_5_vl": Family("qwen2_vl", sizes=(), shapes=("shape7b",)),
+    "qwen3_vl": Family("qwen3_vl", sizes=(), shapes=("shape8b",)),
+    "gemma3": Family("gemma3", sizes=(), shapes=("shape12b",)),
+    "intern_vl": Family("intern_vl", sizes=(), shapes=("shape8b",)),
+    "llava_next": Family("llava_next", sizes=(), shapes=("shape7b",)),
 }
 SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
 FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}
