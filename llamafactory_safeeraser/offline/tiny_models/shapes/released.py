@@ -578,7 +578,8 @@ INTERNVL3_TOKENIZER = dataclasses.replace(
         151673: "</box>",
     },
     image_token="<IMG_CONTEXT>",
-    # "<video>" is a name only, not in the vocabulary: the processor writes video frames as image tokens
+    # InternVLProcessor needs a video_token; transformers 5 adds the named "<video>" after the 151,674 ids (no
+    # embedding row: the processor writes video frames as image tokens, so it never reaches the model)
     named={
         "start_image_token": "<img>",
         "end_image_token": "</img>",
