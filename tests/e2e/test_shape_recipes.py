@@ -26,17 +26,38 @@ from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.offline.cpu_recipe import cpu_recipe, shape_of
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 
+# the newer families' recipes (Qwen2.5-VL, Qwen3-VL, Gemma 3, InternVL 3, LLaVA-NeXT)
+NEWER = ("qwen25vl_7b", "qwen3vl_8b", "gemma3_12b", "internvl3_8b", "llavanext_7b")
 RECIPES = [
     *sorted((REPO / "yaml").glob("llava7b_*.yaml")),
     *sorted((REPO / "yaml").glob("llava13b_*.yaml")),
     REPO / "yaml/qwen2vl_7b_npo_pd.yaml",
     REPO / "yaml/llama32v_11b_npo_pd.yaml",
+    *(REPO / f"yaml/{prefix}_{method}.yaml" for prefix in NEWER for method in ("npo_pd", "po_pd")),
 ]
 # family -> (image token id, image tokens per 336 px image)
-IMAGE_TOKENS = {"llava": (32000, 576), "qwen2_vl": (151655, 144), "mllama": (128256, 1)}
-# family -> a row's first token: the BOS (llava: the tokenizer's <s>; mllama: the template's), or Qwen2's
-# <|im_start|> (Qwen2 has no BOS)
-FIRST_TOKEN = {"llava": 1, "qwen2_vl": 151644, "mllama": 128000}
+IMAGE_TOKENS = {
+    "llava": (32000, 576),
+    "qwen2_vl": (151655, 144),
+    "mllama": (128256, 1),
+    "qwen2_5_vl": (151655, 144),  # 24 x 24 patches of 14 px, merged 2 x 2
+    "qwen3_vl": (151655, 100),  # 336 px rounded to 320: 20 x 20 patches of 16 px, merged 2 x 2
+    "gemma3": (262144, 256),
+    "intern_vl": (151667, 256),  # one tile
+    "llava_next": (32000, 1176),  # 576 base view + the 336 x 672 grid unpadded to 24 x 24, + 24 row newlines
+}
+# family -> a row's first token: the BOS (llava, llava_next: the tokenizer's <s>; mllama, gemma3: the
+# template's), or <|im_start|> (the Qwen2 tokenizers of the Qwen families and InternVL have no BOS)
+FIRST_TOKEN = {
+    "llava": 1,
+    "qwen2_vl": 151644,
+    "mllama": 128000,
+    "qwen2_5_vl": 151644,
+    "qwen3_vl": 151644,
+    "gemma3": 2,
+    "intern_vl": 151644,
+    "llava_next": 1,
+}
 
 
 def shape_recipe_config(recipe: Path, model_dir: Path, dataset_dir: Path, text_layers: int) -> dict:
@@ -44,7 +65,10 @@ def shape_recipe_config(recipe: Path, model_dir: Path, dataset_dir: Path, text_l
 
 
 # ----- every training row (fast: no weights) ---------------------------------------------------------
-ROW_RECIPES = [REPO / f"yaml/{name}.yaml" for name in ("llava7b_gd_pd", "qwen2vl_7b_npo_pd", "llama32v_11b_npo_pd")]
+ROW_RECIPES = [
+    REPO / f"yaml/{name}.yaml"
+    for name in ("llava7b_gd_pd", "qwen2vl_7b_npo_pd", "llama32v_11b_npo_pd", *(f"{p}_npo_pd" for p in NEWER))
+]
 
 
 @pytest.mark.parametrize("recipe", ROW_RECIPES, ids=[r.stem for r in ROW_RECIPES])
