@@ -1,5 +1,6 @@
 """Memory and time model at the released shapes: per-layer peak memory and step time measured on shape models,
-extrapolated to the full LLaVA-1.5-7B/13B, Qwen2-VL-7B and Llama-3.2-11B-Vision.
+extrapolated to the full LLaVA-1.5-7B/13B, Qwen2-VL-7B, Llama-3.2-11B-Vision, Qwen2.5-VL-7B, Qwen3-VL-8B,
+Gemma-3-12B, InternVL3-8B and LLaVA-NeXT-7B.
 
 For each model (``--models``) its shape model is built with n and n+1 language layers (n: the fewest the
 architecture allows; ``offline/tiny_models/shapes``), in bf16, and every configuration (``recipe_steps``:
@@ -22,7 +23,7 @@ the model from an earlier JSON's measurements. Per GPU under data parallelism ov
 the recipes' 2): DDP keeps everything; ZeRO-2 shards AdamW's states and the gradients; ZeRO-3 also the
 parameters, plus one gathered decoder layer (the largest module it gathers besides the embeddings).
 
-    python benchmarks/memory_model.py [--models llava7b,llava13b,qwen2vl,llama32v] [--gpus 2]
+    python benchmarks/memory_model.py [--models llava7b,...,llavanext (MODELS)] [--gpus 2]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import recipe_steps
 
 NAME = "memory_model"
 GIB = 2**30
-MODELS = ("llava7b", "llava13b", "qwen2vl", "llama32v")
+MODELS = ("llava7b", "llava13b", "qwen2vl", "llama32v", "qwen25vl", "qwen3vl", "gemma3", "internvl3", "llavanext")
 
 
 @dataclasses.dataclass(frozen=True)
