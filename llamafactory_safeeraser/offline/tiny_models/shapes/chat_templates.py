@@ -22,22 +22,31 @@ LLAVA = (
     "{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}"
 )
 
-# Qwen2-VL-Instruct: ChatML turns, "You are a helpful assistant." when no system turn comes first, each
-# image as <|vision_start|><|image_pad|><|vision_end|> (the processor expands the pad).
+
+def _chatml(image: str, video: str) -> str:
+    """ChatML turns (Qwen-VL, InternVL), each image and video written as ``image`` / ``video``."""
+    return (
+        "{%- for message in messages -%}"
+        "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+        "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
+        "{%- for part in message['content'] -%}"
+        f"{{%- if part['type'] == 'image' -%}}{{{{- '{image}' -}}}}"
+        f"{{%- elif part['type'] == 'video' -%}}{{{{- '{video}' -}}}}"
+        "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+        "{%- endfor -%}{%- endif -%}"
+        "{{- '<|im_end|>\\n' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    )
+
+
+# Qwen3-VL-Instruct: ChatML turns, each image as <|vision_start|><|image_pad|><|vision_end|> (the processor
+# expands the pad); no default system turn.
+QWEN3_VL = _chatml("<|vision_start|><|image_pad|><|vision_end|>", "<|vision_start|><|video_pad|><|vision_end|>")
+# Qwen2-VL-Instruct: the same, with "You are a helpful assistant." when no system turn comes first.
 QWEN2_VL = (
-    "{%- for message in messages -%}"
-    "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}{%- endif -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'video' -%}{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    "{%- if messages[0]['role'] != 'system' -%}"
+    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}{%- endif -%}" + QWEN3_VL
 )
 
 # Llama-3.2-Vision-Instruct: BOS, Llama 3 headers; a system header (knowledge cut-off, today's date, the
@@ -69,21 +78,6 @@ MLLAMA = (
     "{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}{%- endif -%}"
 )
 
-# Qwen3-VL-Instruct: ChatML turns as Qwen2-VL's, but no default system turn.
-QWEN3_VL = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'video' -%}{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-
 # Gemma 3 (instruction-tuned): BOS, turns "<start_of_turn>user|model\n ... <end_of_turn>\n", a system turn
 # written at the start of the first user turn, each image as <start_of_image> (the processor expands it),
 # texts trimmed.
@@ -108,19 +102,7 @@ GEMMA3 = (
 
 # InternVL 3 (transformers format): ChatML turns, no default system turn, each image as "<IMG_CONTEXT>\n"
 # (the processor wraps and expands it: <img> + 256 x <IMG_CONTEXT> + </img> per tile).
-INTERN_VL = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '<IMG_CONTEXT>\\n' -}}"
-    "{%- elif part['type'] == 'video' -%}{{- '<video>\\n' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
+INTERN_VL = _chatml("<IMG_CONTEXT>\\n", "<video>\\n")
 
 # Qwen2.5-VL renders as Qwen2-VL; llava-hf's LLaVA-NeXT (Vicuna) as its LLaVA-1.5
 CHAT_TEMPLATES = {
