@@ -118,9 +118,7 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
     from PIL import Image
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from llamafactory_safeeraser.integration.template_text import render_user_prompt
     from llamafactory_safeeraser.offline.cpu_recipe import CPU_DTYPE
-    from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 
     runs = []
     for vision_layers in (shape.vision_layers, shape.vision_layers + 1):
@@ -129,8 +127,9 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
         processor = AutoProcessor.from_pretrained(folder)
         model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(folder), dtype=torch.bfloat16)
         model.eval()
-        image_token = processor.tokenizer.image_token
-        text = render_user_prompt(FAMILIES[shape.family], "<image>\nWhat is shown?").replace("<image>", image_token)
+        # the checkpoint's own chat template writes the image as its processor expects it (any family)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is shown?"}]}]
+        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         with Image.open(next((data.data_dir / "img").rglob("*.png"))) as image:
             inputs = processor(images=[image.convert("RGB")], text=[text], return_tensors="pt")
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
