@@ -5,8 +5,10 @@ A recipe runs with all its own keys except the ones ``offline.cpu_recipe`` repla
 model (the shape model, fewest layers), the folders, the layers (RMU's ``rmu_layer``), the steps, and what
 needs GPUs (``deepspeed``; ``bf16`` stays, with ``use_cpu``). The models are the released shapes
 (4096-wide Llama with a 32,064-row vocabulary and 576 image tokens; Qwen2-VL's 152,064 rows and M-RoPE;
-Mllama's cross-attention layers and 560 px tiles), so cutoffs, image-token counts, the BOS and bf16 run
-as on a GPU. About 45 minutes on 2 CPU cores for the whole tier.
+Mllama's cross-attention layers and 560 px tiles; Qwen2.5-VL's window attention, Qwen3-VL's DeepStack,
+Gemma 3's 262,208 rows and sliding window, InternVL's pixel shuffle, LLaVA-NeXT's tiled views), so cutoffs,
+image-token counts, the BOS and bf16 run as on a GPU. About 45 minutes on 2 CPU cores for the LLaVA,
+Qwen2-VL and Llama-3.2 recipes; the newer families add ten recipes (NPO+PD and PO+PD each).
 
 The row checks before (fast tier) need no weights: every training row of a recipe holds all its image
 tokens and exactly one BOS where the model has one.
