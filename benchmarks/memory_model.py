@@ -1,5 +1,6 @@
 """Memory and time model at the released shapes: per-layer peak memory and step time measured on shape models,
-extrapolated to the full LLaVA-1.5-7B/13B, Qwen2-VL-7B and Llama-3.2-11B-Vision.
+extrapolated to the full LLaVA-1.5-7B/13B, Qwen2-VL-7B, Llama-3.2-11B-Vision, Qwen2.5-VL-7B, Qwen3-VL-8B,
+Gemma-3-12B, InternVL3-8B and LLaVA-NeXT-7B.
 
 For each model (``--models``) its shape model is built with n and n+1 language layers (n: the fewest the
 architecture allows; ``offline/tiny_models/shapes``), in bf16, and every configuration (``recipe_steps``:
@@ -22,7 +23,10 @@ the model from an earlier JSON's measurements. Per GPU under data parallelism ov
 the recipes' 2): DDP keeps everything; ZeRO-2 shards AdamW's states and the gradients; ZeRO-3 also the
 parameters, plus one gathered decoder layer (the largest module it gathers besides the embeddings).
 
-    python benchmarks/memory_model.py [--models llava7b,llava13b,qwen2vl,llama32v] [--gpus 2]
+    python benchmarks/memory_model.py [--models llava7b,...,llavanext (MODELS)] [--gpus 2] [--count-static]
+
+``--count-static`` only counts the static bytes from the released configs (``counted_static``: no step, no
+activations), in seconds.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import recipe_steps
 
 NAME = "memory_model"
 GIB = 2**30
-MODELS = ("llava7b", "llava13b", "qwen2vl", "llama32v")
+MODELS = ("llava7b", "llava13b", "qwen2vl", "llama32v", "qwen25vl", "qwen3vl", "gemma3", "internvl3", "llavanext")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +89,51 @@ def parameter_count(shape: Shape, text_layers: Any, vision_layers: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+VISION_ROOTS = ("visual", "vision_tower", "vision_model")  # the towers `freeze_vision_tower` keeps LoRA out of
+
+
+def counted_static(prefix: str) -> dict[str, int]:
+    """Static bytes of the full model under its NPO+PD recipe, counted from the released config (meta device):
+    bf16 weights (the projector's original stays frozen beside its trained copy), LoRA (r x (in + out) per
+    targeted language-model projection) and the projector trained in fp32, and AdamW's two fp32 states.
+    The figures the measured runs give, without a step (so without the step peak)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from llamafactory_safeeraser.offline.tiny_models.shapes import shape_config
+
+    shape = shape_of(prefix)
+    config = recipe_steps.recipe(prefix, "npo", True)
+    targets, projector = set(config["lora_target"].split(",")), config["additional_target"]
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(shape_config(shape.family, shape.size, "full", "full"))
+    lora = sum(
+        config["lora_rank"] * (module.in_features + module.out_features)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and name.rsplit(".", 1)[-1] in targets
+        and not set(name.split(".")) & set(VISION_ROOTS)
+        and f".{projector}." not in f".{name}."
+    )
+    projected = sum(p.numel() for name, p in model.named_parameters() if f".{projector}." in f".{name}")
+    total = sum(p.numel() for p in model.parameters())
+    trainable = 4 * (lora + projected)
+    return {"frozen": 2 * total, "trainable": trainable, "adam": 2 * trainable}
+
+
+def print_counted_static(prefixes: list[str], gpus: int) -> None:
+    headers = ["model", "frozen GiB", "trainable GiB", "AdamW GiB", "DDP GiB", "ZeRO-2 GiB"]
+    rows = []
+    for prefix in prefixes:
+        static = counted_static(prefix)
+        frozen, trainable, adam = (static[key] / GIB for key in ("frozen", "trainable", "adam"))
+        rows.append(
+            [prefix, frozen, trainable, adam, frozen + trainable + adam, frozen + trainable + (adam + trainable) / gpus]
+        )
+    print(f"static bytes per GPU before any step, {gpus} GPUs (ZeRO-2 shards AdamW's states and the gradients)")
+    print(common.format_table(headers, rows))
+
+
 def measure_layers(
     shape: Shape, text_layers: int, gc: bool, configs: list, work_dir: Path, data: common.Assets
 ) -> list[dict[str, Any]]:
@@ -117,9 +166,7 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
     from PIL import Image
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from llamafactory_safeeraser.integration.template_text import render_user_prompt
     from llamafactory_safeeraser.offline.cpu_recipe import CPU_DTYPE
-    from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 
     runs = []
     for vision_layers in (shape.vision_layers, shape.vision_layers + 1):
@@ -128,9 +175,9 @@ def measure_vision_layer(shape: Shape, work_dir: Path, data: common.Assets) -> d
         processor = AutoProcessor.from_pretrained(folder)
         model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(folder), dtype=torch.bfloat16)
         model.eval()
-        image_token = processor.tokenizer.image_token
-        prompt = render_user_prompt(FAMILIES[shape.family], "<image>\nWhat is shown?", processor=processor)
-        text = prompt.replace("<image>", image_token)
+        # the checkpoint's own chat template writes the image as its processor expects it (any family)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is shown?"}]}]
+        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         with Image.open(next((data.data_dir / "img").rglob("*.png"))) as image:
             inputs = processor(images=[image.convert("RGB")], text=[text], return_tensors="pt")
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -239,7 +286,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--base-layers", type=int, default=None, help="n (default: the fewest the model allows)")
     parser.add_argument("--gpus", type=int, default=2, help="GPUs the ZeRO figures shard over (the recipes': 2)")
     parser.add_argument("--recompute", type=Path, default=None, help="redo the model from an earlier JSON's runs")
+    parser.add_argument("--count-static", action="store_true", help="only count the static bytes (seconds, no step)")
     args = parser.parse_args(argv)
+    if args.count_static:
+        print_counted_static((args.models or ",".join(MODELS)).split(","), args.gpus)
+        return {}
     started = time.time()
     options = common.run_options(args, repeats=1, warmup=1)
     if args.recompute is not None:

@@ -44,10 +44,14 @@ CONFIGS = (
 
 
 def recipe(prefix: str, method: str, pd: bool) -> dict[str, Any]:
-    """``yaml/<prefix>_<method>[_pd].yaml``; Qwen2-VL and Llama-3.2-Vision ship one NPO+PD recipe, so for them the
-    LLaVA-1.5-7B recipe of the method with their model keys (MODEL_KEYS) from that recipe."""
-    path = RECIPES_DIR / f"{prefix}_{method}{'_pd' if pd else ''}.yaml"
-    if path.is_file():
+    """``yaml/<prefix>[_<size>]_<method>[_pd].yaml``; for a method a family ships no recipe of (Qwen2-VL and
+    Llama-3.2-Vision: NPO+PD only; the newer families: NPO+PD and PO+PD), the LLaVA-1.5-7B recipe of the method
+    with the family's model keys (MODEL_KEYS) from one of its recipes."""
+    name = f"{method}{'_pd' if pd else ''}.yaml"
+    path = next(
+        iter(sorted(RECIPES_DIR.glob(f"{prefix}_{name}")) or sorted(RECIPES_DIR.glob(f"{prefix}_*_{name}"))), None
+    )
+    if path is not None:
         return yaml.safe_load(path.read_text())
     family_recipe = yaml.safe_load(next(RECIPES_DIR.glob(f"{prefix}_*.yaml")).read_text())
     config = recipe("llava7b", method, pd)

@@ -289,8 +289,9 @@ def shape_processor_dir(tmp_path_factory: pytest.TempPathFactory):
     """``shape_processor_dir(family)``: a shape model's config, tokenizer and processor without weights (seconds to
     build): enough for LLaMA-Factory's tokenization and for the processor lm-eval calls."""
     from llamafactory_safeeraser.offline.tiny_models.shapes import write_shape_skeleton
+    from llamafactory_safeeraser.offline.tiny_models.sizes import SHAPE_SIZES
 
-    sizes = {"llava": "shape7b", "qwen2_vl": "shape7b", "mllama": "shape11b"}
+    sizes = {family: shapes[0] for family, shapes in SHAPE_SIZES.items() if shapes}  # llava: shape7b
     built: dict[str, Path] = {}
 
     def get(family: str) -> Path:

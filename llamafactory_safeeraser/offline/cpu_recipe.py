@@ -15,6 +15,11 @@ RECIPE_SHAPES = {
     "llava13b": ("llava", "shape13b"),
     "qwen2vl": ("qwen2_vl", "shape7b"),
     "llama32v": ("mllama", "shape11b"),
+    "qwen25vl": ("qwen2_5_vl", "shape7b"),
+    "qwen3vl": ("qwen3_vl", "shape8b"),
+    "gemma3": ("gemma3", "shape12b"),
+    "internvl3": ("intern_vl", "shape8b"),
+    "llavanext": ("llava_next", "shape7b"),
 }
 # CPU autocast cannot mix LLaVA-1.5's released float16 weights into bf16 operations, and bf16 is what the
 # recipes train in: shape models for CPU runs are written in bfloat16

@@ -186,6 +186,17 @@ ROWS["NPO+PD"] = 2
 
 @pytest.mark.shape
 @pytest.mark.slow
+@pytest.mark.parametrize("prefix", ["llava7b", "gemma3"])
+def test_memory_model_counts_the_static_bytes_its_runs_measured(prefix: str):
+    """The counted static bytes (meta device, no step) equal the committed runs' (AdamW: up to its step counters)."""
+    memory_model = load_benchmark("memory_model")
+    measured_run = json.loads((REPO / f"benchmarks/results/memory_model_{prefix}.json").read_text())
+    measured = measured_run["models"][prefix]["configs"][0]["full"]["static_bytes"]
+    counted = memory_model.counted_static(prefix)
+    assert (counted["frozen"], counted["trainable"]) == (measured["frozen"], measured["trainable"])
+    assert 0 <= measured["adam"] - counted["adam"] < 4096
+
+
 def test_memory_model_quick_on_the_llava_7b_shape(tmp_path: Path):
     memory_model = load_benchmark("memory_model")
     out = tmp_path / "memory_model.json"

@@ -4,8 +4,8 @@ InternVL 3 in transformers' format (template `intern_vl`).
 
 Per family: the tiny checkpoint loads with the Auto classes, sees its image, generates and is
 deterministic per seed; its chat template is LLaMA-Factory's template; the 7B-class recipe parses; a
-real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys (a family without a recipe yet:
-MODEL_KEYS); a real lm-eval run of the `safeeraser` group on the base model and on the adapter that run saved.
+real `llamafactory-cli train` NPO+PD run with the recipe's model-specific keys; a real lm-eval run of the
+`safeeraser` group on the base model and on the adapter that run saved.
 (Prompt-token parity with training: tests/evaluation/test_eval_prompt_format.py, for every family.)
 """
 
@@ -43,34 +43,21 @@ SPECIAL_TOKENS = {
     "qwen2_5_vl": QWEN2_VL_TOKENS.special_tokens,
     "qwen3_vl": (*QWEN2_VL_TOKENS.special_tokens, *THINK_TOKENS),
 }
-RECIPES = {"qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml", "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml"}
-# the model-specific keys of a family whose recipe is not written yet (the paper's LoRA choices)
-MODEL_KEYS = {
-    "gemma3": {
-        "template": "gemma3",
-        "lora_target": "all",
-        "additional_target": "multi_modal_projector",
-        "freeze_vision_tower": True,
-    },
-    # the paper's LoRA targets (Llama and Qwen2.5 language models), the projector of LLaMA-Factory's
-    # composite-model entry; InternVL tiles images only with crop_to_patches, as InternVLProcessor does
-    **{
-        family: {
-            "template": family,
-            "lora_target": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-            "additional_target": "multi_modal_projector",
-            "freeze_vision_tower": True,
-            **extra,
-        }
-        for family, extra in (("llava_next", {}), ("intern_vl", {"crop_to_patches": True}))
-    },
+RECIPES = {
+    "qwen2_vl": REPO / "yaml/qwen2vl_7b_npo_pd.yaml",
+    "mllama": REPO / "yaml/llama32v_11b_npo_pd.yaml",
+    "gemma3": REPO / "yaml/gemma3_12b_npo_pd.yaml",
+    "llava_next": REPO / "yaml/llavanext_7b_npo_pd.yaml",
+    "intern_vl": REPO / "yaml/internvl3_8b_npo_pd.yaml",
+    "qwen2_5_vl": REPO / "yaml/qwen25vl_7b_npo_pd.yaml",
 }
-# Qwen2.5-VL and Qwen3-VL as the qwen2_vl recipe (LLaMA-Factory's composite-model entries: projector visual.merger;
-# vision tower visual.patch_embed, visual.blocks and, for Qwen3-VL, visual.pos_embed, visual.deepstack_merger_list)
-QWEN_MODEL_KEYS = {"lora_target": "all", "additional_target": "visual.merger", "freeze_vision_tower": True}
-MODEL_KEYS |= {name: {"template": FAMILIES[name], **QWEN_MODEL_KEYS} for name in ("qwen2_5_vl", "qwen3_vl")}
+# Qwen3-VL's recipe trains the Instruct checkpoint with `qwen3_vl_nothink`; the tiny model's chat template renders
+# `qwen3_vl` (the family's template), so its CPU run takes the recipe's other choices with the family's template
+QWEN3_VL_RECIPE = REPO / "yaml/qwen3vl_8b_npo_pd.yaml"
 # recipe keys that carry the family's model-specific choices; the CPU training run below uses them as is
-RECIPE_MODEL_KEYS = ("template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels")
+RECIPE_MODEL_KEYS = (
+    "template", "lora_target", "additional_target", "freeze_vision_tower", "image_max_pixels", "crop_to_patches"
+)  # fmt: skip
 RED, BLUE = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (10, 10, 200))
 
 
@@ -89,10 +76,9 @@ def encode(processor, text: str, image: Image.Image) -> dict:
 
 
 def model_keys(family: str) -> dict:
-    if family in MODEL_KEYS:
-        return MODEL_KEYS[family]
-    recipe = yaml.safe_load(RECIPES[family].read_text())
-    return {key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe}
+    recipe = yaml.safe_load((RECIPES.get(family) or QWEN3_VL_RECIPE).read_text())
+    keys = {key: recipe[key] for key in RECIPE_MODEL_KEYS if key in recipe}
+    return keys if family in RECIPES else {**keys, "template": FAMILIES[family]}
 
 
 def image_prompt(family: str, processor, question: str = "What shape is the main object in this image?") -> str:
@@ -299,7 +285,8 @@ def test_recipe_names_the_model_and_its_llamafactory_template(
     # LLaMA-Factory's own model table maps the hub id to the template
     names = [name for name, sources in SUPPORTED_MODELS.items() if config["model_name_or_path"] in sources.values()]
     assert names and {DEFAULT_TEMPLATE[name] for name in names} == {config["template"]} == {FAMILIES[family_name]}
-    assert config["model_name_or_path"].endswith("-Instruct")
+    # the instruction-tuned checkpoint (Gemma's "-it"; LLaVA-NeXT's and InternVL's transformers-format "-hf" ones are)
+    assert config["model_name_or_path"].endswith(("-Instruct", "-it", "-hf"))
     same_as_reference = ("lora_rank", "lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "npo_beta")
     same_as_reference += ("per_device_train_batch_size", "gradient_accumulation_steps", "seed", "pd_weight")
     same_as_reference += ("stage", "unlearn_method", "dataset", "pd_dataset", "freeze_vision_tower", "lora_target")

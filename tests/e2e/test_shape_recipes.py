@@ -5,8 +5,11 @@ A recipe runs with all its own keys except the ones ``offline.cpu_recipe`` repla
 model (the shape model, fewest layers), the folders, the layers (RMU's ``rmu_layer``), the steps, and what
 needs GPUs (``deepspeed``; ``bf16`` stays, with ``use_cpu``). The models are the released shapes
 (4096-wide Llama with a 32,064-row vocabulary and 576 image tokens; Qwen2-VL's 152,064 rows and M-RoPE;
-Mllama's cross-attention layers and 560 px tiles), so cutoffs, image-token counts, the BOS and bf16 run
-as on a GPU. About 45 minutes on 2 CPU cores for the whole tier.
+Mllama's cross-attention layers and 560 px tiles; Qwen2.5-VL's window attention, Qwen3-VL's DeepStack,
+Gemma 3's 262,208 rows and sliding window, InternVL's pixel shuffle, LLaVA-NeXT's tiled views), so cutoffs,
+image-token counts, the BOS and bf16 run as on a GPU. About 45 minutes on 2 CPU cores for the LLaVA,
+Qwen2-VL and Llama-3.2 recipes; the newer families add ten recipes (NPO+PD and PO+PD each; Qwen2.5-VL's
+and LLaVA-NeXT's NPO+PD took 2.5 and 3.3 minutes).
 
 The row checks before (fast tier) need no weights: every training row of a recipe holds all its image
 tokens and exactly one BOS where the model has one.
@@ -26,17 +29,38 @@ from llamafactory_safeeraser.data.records import CATEGORIES
 from llamafactory_safeeraser.offline.cpu_recipe import cpu_recipe, shape_of
 from llamafactory_safeeraser.offline.tiny_models import FAMILIES
 
+# the newer families' recipes (Qwen2.5-VL, Qwen3-VL, Gemma 3, InternVL 3, LLaVA-NeXT)
+NEWER = ("qwen25vl_7b", "qwen3vl_8b", "gemma3_12b", "internvl3_8b", "llavanext_7b")
 RECIPES = [
     *sorted((REPO / "yaml").glob("llava7b_*.yaml")),
     *sorted((REPO / "yaml").glob("llava13b_*.yaml")),
     REPO / "yaml/qwen2vl_7b_npo_pd.yaml",
     REPO / "yaml/llama32v_11b_npo_pd.yaml",
+    *(REPO / f"yaml/{prefix}_{method}.yaml" for prefix in NEWER for method in ("npo_pd", "po_pd")),
 ]
 # family -> (image token id, image tokens per 336 px image)
-IMAGE_TOKENS = {"llava": (32000, 576), "qwen2_vl": (151655, 144), "mllama": (128256, 1)}
-# family -> a row's first token: the BOS (llava: the tokenizer's <s>; mllama: the template's), or Qwen2's
-# <|im_start|> (Qwen2 has no BOS)
-FIRST_TOKEN = {"llava": 1, "qwen2_vl": 151644, "mllama": 128000}
+IMAGE_TOKENS = {
+    "llava": (32000, 576),
+    "qwen2_vl": (151655, 144),
+    "mllama": (128256, 1),
+    "qwen2_5_vl": (151655, 144),  # 24 x 24 patches of 14 px, merged 2 x 2
+    "qwen3_vl": (151655, 100),  # 336 px rounded to 320: 20 x 20 patches of 16 px, merged 2 x 2
+    "gemma3": (262144, 256),
+    "intern_vl": (151667, 256),  # one tile
+    "llava_next": (32000, 1176),  # 576 base view + the 336 x 672 grid unpadded to 24 x 24, + 24 row newlines
+}
+# family -> a row's first token: the BOS (llava, llava_next: the tokenizer's <s>; mllama, gemma3: the
+# template's), or <|im_start|> (the Qwen2 tokenizers of the Qwen families and InternVL have no BOS)
+FIRST_TOKEN = {
+    "llava": 1,
+    "qwen2_vl": 151644,
+    "mllama": 128000,
+    "qwen2_5_vl": 151644,
+    "qwen3_vl": 151644,
+    "gemma3": 2,
+    "intern_vl": 151644,
+    "llava_next": 1,
+}
 
 
 def shape_recipe_config(recipe: Path, model_dir: Path, dataset_dir: Path, text_layers: int) -> dict:
@@ -44,7 +68,10 @@ def shape_recipe_config(recipe: Path, model_dir: Path, dataset_dir: Path, text_l
 
 
 # ----- every training row (fast: no weights) ---------------------------------------------------------
-ROW_RECIPES = [REPO / f"yaml/{name}.yaml" for name in ("llava7b_gd_pd", "qwen2vl_7b_npo_pd", "llama32v_11b_npo_pd")]
+ROW_RECIPES = [
+    REPO / f"yaml/{name}.yaml"
+    for name in ("llava7b_gd_pd", "qwen2vl_7b_npo_pd", "llama32v_11b_npo_pd", *(f"{p}_npo_pd" for p in NEWER))
+]
 
 
 @pytest.mark.parametrize("recipe", ROW_RECIPES, ids=[r.stem for r in ROW_RECIPES])

@@ -54,11 +54,11 @@ FAMILY_TABLE: dict[str, Family] = {
     "llava": Family("llava", sizes=tuple(SIZES), shapes=("shape7b", "shape13b")),
     "qwen2_vl": Family("qwen2_vl", shapes=("shape7b",)),
     "mllama": Family("mllama", shapes=("shape11b",)),
-    "gemma3": Family("gemma3"),
-    "llava_next": Family("llava_next"),
-    "intern_vl": Family("intern_vl"),
-    "qwen2_5_vl": Family("qwen2_vl"),
-    "qwen3_vl": Family("qwen3_vl"),
+    "gemma3": Family("gemma3", shapes=("shape12b",)),
+    "llava_next": Family("llava_next", shapes=("shape7b",)),
+    "intern_vl": Family("intern_vl", shapes=("shape8b",)),
+    "qwen2_5_vl": Family("qwen2_vl", shapes=("shape7b",)),
+    "qwen3_vl": Family("qwen3_vl", shapes=("shape8b",)),
 }
 SHAPE_SIZES = {name: family.shapes for name, family in FAMILY_TABLE.items()}
 FAMILY_SIZES = {name: family.all_sizes for name, family in FAMILY_TABLE.items()}

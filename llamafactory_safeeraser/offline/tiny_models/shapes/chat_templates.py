@@ -22,22 +22,31 @@ LLAVA = (
     "{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}"
 )
 
-# Qwen2-VL-Instruct: ChatML turns, "You are a helpful assistant." when no system turn comes first, each
-# image as <|vision_start|><|image_pad|><|vision_end|> (the processor expands the pad).
+
+def _chatml(image: str, video: str) -> str:
+    """ChatML turns (Qwen-VL, InternVL), each image and video written as ``image`` / ``video``."""
+    return (
+        "{%- for message in messages -%}"
+        "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+        "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
+        "{%- for part in message['content'] -%}"
+        f"{{%- if part['type'] == 'image' -%}}{{{{- '{image}' -}}}}"
+        f"{{%- elif part['type'] == 'video' -%}}{{{{- '{video}' -}}}}"
+        "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+        "{%- endfor -%}{%- endif -%}"
+        "{{- '<|im_end|>\\n' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    )
+
+
+# Qwen3-VL-Instruct: ChatML turns, each image as <|vision_start|><|image_pad|><|vision_end|> (the processor
+# expands the pad); no default system turn.
+QWEN3_VL = _chatml("<|vision_start|><|image_pad|><|vision_end|>", "<|vision_start|><|video_pad|><|vision_end|>")
+# Qwen2-VL-Instruct: the same, with "You are a helpful assistant." when no system turn comes first.
 QWEN2_VL = (
-    "{%- for message in messages -%}"
-    "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}{%- endif -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'video' -%}{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    "{%- if messages[0]['role'] != 'system' -%}"
+    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}{%- endif -%}" + QWEN3_VL
 )
 
 # Llama-3.2-Vision-Instruct: BOS, Llama 3 headers; a system header (knowledge cut-off, today's date, the
@@ -69,4 +78,40 @@ MLLAMA = (
     "{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}{%- endif -%}"
 )
 
-CHAT_TEMPLATES = {"llava": LLAVA, "qwen2_vl": QWEN2_VL, "mllama": MLLAMA}
+# Gemma 3 (instruction-tuned): BOS, turns "<start_of_turn>user|model\n ... <end_of_turn>\n", a system turn
+# written at the start of the first user turn, each image as <start_of_image> (the processor expands it),
+# texts trimmed.
+GEMMA3 = (
+    "{{- bos_token -}}"
+    "{%- set ns = namespace(prefix='') -%}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set ns.prefix = (messages[0]['content'] if messages[0]['content'] is string "
+    "else messages[0]['content'][0]['text']) + '\\n\\n' -%}{%- set messages = messages[1:] -%}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{- '<start_of_turn>' + role + '\\n' + (ns.prefix if loop.first else '') -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] | trim -}}{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<start_of_image>' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] | trim -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<end_of_turn>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
+)
+
+# InternVL 3 (transformers format): ChatML turns, no default system turn, each image as "<IMG_CONTEXT>\n"
+# (the processor wraps and expands it: <img> + 256 x <IMG_CONTEXT> + </img> per tile).
+INTERN_VL = _chatml("<IMG_CONTEXT>\\n", "<video>\\n")
+
+# Qwen2.5-VL renders as Qwen2-VL; llava-hf's LLaVA-NeXT (Vicuna) as its LLaVA-1.5
+CHAT_TEMPLATES = {
+    "llava": LLAVA,
+    "qwen2_vl": QWEN2_VL,
+    "mllama": MLLAMA,
+    "qwen2_5_vl": QWEN2_VL,
+    "qwen3_vl": QWEN3_VL,
+    "gemma3": GEMMA3,
+    "intern_vl": INTERN_VL,
+    "llava_next": LLAVA,
+}

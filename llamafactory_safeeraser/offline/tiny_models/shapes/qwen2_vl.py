@@ -25,15 +25,29 @@ def make_config(released: ReleasedModel, text_layers: int, vision_layers: int) -
 
 
 def make_processor(released: ReleasedModel, tokenizer: Any, chat_template: str) -> Any:
-    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers import Qwen2VLProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    settings = dict(released.processor["image_processor"])
-    pixels = {"shortest_edge": settings.pop("min_pixels"), "longest_edge": settings.pop("max_pixels")}
+    return pixel_budget_processor(Qwen2VLProcessor, Qwen2VLVideoProcessor, released, tokenizer, chat_template)
+
+
+def pixel_budget_processor(
+    processor_class: Any, video_processor_class: Any, released: ReleasedModel, tokenizer: Any, chat_template: str
+) -> Any:
+    """A Qwen-VL processor (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): images resized within a pixel budget
+    (``min_pixels`` / ``max_pixels``); videos with the image settings unless the model has its own."""
+    from transformers import Qwen2VLImageProcessor
+
+    image = dict(released.processor["image_processor"])
+    video = {**image, **released.processor.get("video_processor", {})}
     # an explicit `size` dict: the min_pixels/max_pixels keywords edit the class-wide default in place
-    return Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size=dict(pixels), **settings),
-        video_processor=Qwen2VLVideoProcessor(size=dict(pixels), **settings),
+    image_size, video_size = (
+        {"shortest_edge": settings.pop("min_pixels"), "longest_edge": settings.pop("max_pixels")}
+        for settings in (image, video)
+    )
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(size=image_size, **image),
+        video_processor=video_processor_class(size=video_size, **video),
         tokenizer=tokenizer,
         chat_template=chat_template,
     )

@@ -8,10 +8,11 @@ built configs field by field against its own table of the same facts.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# CLIP's image normalisation, used by all three image processors
+# CLIP's image normalisation (LLaVA-1.5, LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL, Mllama)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -20,11 +21,12 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ReleasedTokenizer:
     """What a released tokenizer does with special tokens.
 
-    ``kind`` names the tokenization scheme the offline twin reproduces: ``llama2`` (SentencePiece-style BPE
-    with byte fallback; a ``▁`` word marker written before the first word of every encode call), ``qwen2`` and
-    ``llama3`` (byte-level BPE after a regex split, nothing prepended). ``tokens`` maps every id the model's
-    configs or templates name to its token; the learned pieces fill ``base_vocab_size`` ids below the first
-    added token.
+        ``kind`` names the tokenization scheme the offline twin reproduces: ``llama2`` (SentencePiece-style BPE
+        with byte fallback; a ``▁`` word marker written before the first word of every encode call), ``qwen2`` and
+        ``llama3`` (byte-level BPE after a regex split, nothing prepended), ``gemma`` (SentencePiece-style BPE with
+    byte fallback, spaces as ``▁``, no marker prepended). ``tokens`` maps every id the model's
+        configs or templates name to its token; the learned pieces fill ``base_vocab_size`` ids below the first
+        added token.
     """
 
     kind: str
@@ -36,6 +38,7 @@ class ReleasedTokenizer:
     unk_token: str | None
     adds_bos: bool  # whether encoding a text (default arguments) puts the BOS first
     image_token: str
+    named: dict[str, str] = field(default_factory=dict)  # more tokens the processor reads by name (boi_token, ...)
     extra: dict[str, Any] = field(default_factory=dict)  # tokenizer_config keys the twin copies as released
 
     def id_of(self, token: str) -> int:
@@ -328,10 +331,375 @@ LLAMA_3_2_11B_VISION = ReleasedModel(
     generation={"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "pad_token_id": 128004},
 )
 
+# ----- Qwen2.5-VL, Qwen3-VL, Gemma 3, InternVL 3, LLaVA-NeXT ----------------------------------------------
+
+# Qwen2.5's tokenizer: Qwen2-VL's tokens, then tool-call and fill-in-the-middle tokens (151,665 in all)
+_QWEN2_5_TOKENS = {
+    **QWEN2_VL_TOKENIZER.tokens,
+    151657: "<tool_call>",
+    151658: "</tool_call>",
+    151659: "<|fim_prefix|>",
+    151660: "<|fim_middle|>",
+    151661: "<|fim_suffix|>",
+    151662: "<|fim_pad|>",
+    151663: "<|repo_name|>",
+    151664: "<|file_sep|>",
+}
+QWEN2_5_VL_TOKENIZER = dataclasses.replace(
+    QWEN2_VL_TOKENIZER, tokens=_QWEN2_5_TOKENS, extra={"model_max_length": 131072, "errors": "replace"}
+)
+# Qwen3's: Qwen2.5's, then tool-response and thinking tokens (151,669 in all)
+QWEN3_TOKENIZER = dataclasses.replace(
+    QWEN2_VL_TOKENIZER,
+    tokens={
+        **_QWEN2_5_TOKENS,
+        151665: "<tool_response>",
+        151666: "</tool_response>",
+        151667: "<think>",
+        151668: "</think>",
+    },
+    extra={"model_max_length": 262144, "errors": "replace"},
+)
+_QWEN_VL_TOKEN_IDS = {
+    "image_token_id": 151655,
+    "video_token_id": 151656,
+    "vision_start_token_id": 151652,
+    "vision_end_token_id": 151653,
+    "tie_word_embeddings": False,
+}
+_QWEN_GENERATION = {"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643}
+
+QWEN2_5_VL_7B = ReleasedModel(
+    hub_id="Qwen/Qwen2.5-VL-7B-Instruct",
+    family="qwen2_5_vl",
+    dtype="bfloat16",
+    config=_QWEN_VL_TOKEN_IDS,
+    text_config={
+        "model_type": "qwen2_5_vl_text",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "num_hidden_layers": 28,
+        "vocab_size": 152064,
+        "max_position_embeddings": 128000,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        "hidden_act": "silu",
+        "sliding_window": 32768,
+        "use_sliding_window": False,
+        "max_window_layers": 28,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+    },
+    vision_config={
+        "depth": 32,
+        "hidden_size": 1280,
+        "intermediate_size": 3420,
+        "out_hidden_size": 3584,  # the merger's output: the language model's width
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,  # window attention over 112 px (8 x 8 patches) ...
+        "fullatt_block_indexes": [7, 15, 23, 31],  # ... except in these blocks
+        "tokens_per_second": 2,
+        "hidden_act": "silu",
+    },
+    tokenizer=QWEN2_5_VL_TOKENIZER,
+    processor=QWEN2_VL_7B.processor,  # the same image processor settings
+    generation=_QWEN_GENERATION,
+)
+
+QWEN3_VL_8B = ReleasedModel(
+    hub_id="Qwen/Qwen3-VL-8B-Instruct",
+    family="qwen3_vl",
+    dtype="bfloat16",
+    config=_QWEN_VL_TOKEN_IDS,
+    text_config={
+        "model_type": "qwen3_vl_text",
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "num_hidden_layers": 36,
+        "vocab_size": 151936,
+        "max_position_embeddings": 262144,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 5000000.0,
+            "mrope_section": [24, 20, 20],
+            "mrope_interleaved": True,
+        },
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+    },
+    vision_config={
+        "depth": 27,
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "out_hidden_size": 4096,
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "num_position_embeddings": 2304,  # a 48 x 48 grid of learned positions, interpolated
+        "deepstack_visual_indexes": [8, 16, 24],  # vision layers whose features enter language layers 0, 1, 2
+        "hidden_act": "gelu_pytorch_tanh",
+    },
+    tokenizer=QWEN3_TOKENIZER,
+    processor={
+        "image_processor": {
+            "min_pixels": 65536,  # 256 x 256
+            "max_pixels": 16777216,  # 4096 x 4096
+            "patch_size": 16,
+            "temporal_patch_size": 2,
+            "merge_size": 2,
+            "image_mean": (0.5, 0.5, 0.5),
+            "image_std": (0.5, 0.5, 0.5),
+        },
+        "video_processor": {"min_pixels": 4096, "max_pixels": 25165824, "fps": 2, "min_frames": 4, "max_frames": 768},
+    },
+    generation=_QWEN_GENERATION,
+)
+
+
+GEMMA3_TOKENIZER = ReleasedTokenizer(
+    kind="gemma",
+    base_vocab_size=262144,
+    tokens={  # the ones with a role; the others are pieces and unused slots
+        0: "<pad>",
+        1: "<eos>",
+        2: "<bos>",
+        3: "<unk>",
+        4: "<mask>",
+        105: "<start_of_turn>",
+        106: "<end_of_turn>",
+        255999: "<start_of_image>",
+        256000: "<end_of_image>",
+        262144: "<image_soft_token>",
+    },
+    bos_token="<bos>",
+    eos_token="<eos>",
+    pad_token="<pad>",
+    unk_token="<unk>",
+    adds_bos=True,
+    image_token="<image_soft_token>",
+    named={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"},
+    extra={"add_bos_token": True, "add_eos_token": False, "spaces_between_special_tokens": False},
+)
+
+GEMMA_3_12B = ReleasedModel(
+    hub_id="google/gemma-3-12b-it",
+    family="gemma3",
+    dtype="bfloat16",
+    config={
+        "image_token_index": 262144,
+        "boi_token_index": 255999,
+        "eoi_token_index": 256000,
+        "mm_tokens_per_image": 256,
+        "eos_token_id": [1, 106],
+    },
+    text_config={
+        "hidden_size": 3840,
+        "intermediate_size": 15360,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 256,
+        "query_pre_attn_scalar": 256,
+        "num_hidden_layers": 48,
+        "sliding_window": 1024,
+        "sliding_window_pattern": 6,  # every sixth layer attends globally, the others over 1,024 tokens
+        "vocab_size": 262208,  # embedding rows for a 262,145-token tokenizer
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {
+            "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+        "hidden_activation": "gelu_pytorch_tanh",
+        "final_logit_softcapping": None,
+        "attn_logit_softcapping": None,
+        "bos_token_id": 2,
+        "eos_token_id": 1,
+        "pad_token_id": 0,
+    },
+    vision_config={  # SigLIP So400m/14 at 896 px, without its pooling head
+        "model_type": "siglip_vision_model",
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 27,
+        "image_size": 896,
+        "patch_size": 14,
+        "hidden_act": "gelu_pytorch_tanh",
+        "layer_norm_eps": 1e-6,
+        "vision_use_head": False,
+    },
+    tokenizer=GEMMA3_TOKENIZER,
+    processor={
+        "image_seq_length": 256,
+        "image_processor": {
+            "size": {"height": 896, "width": 896},
+            "resample": 2,  # bilinear
+            "do_convert_rgb": None,
+            "do_pan_and_scan": None,
+            "pan_and_scan_min_crop_size": 256,
+            "pan_and_scan_max_num_crops": 4,
+            "pan_and_scan_min_ratio_to_activate": 1.2,
+            "image_mean": (0.5, 0.5, 0.5),
+            "image_std": (0.5, 0.5, 0.5),
+        },
+    },
+    generation={"bos_token_id": 2, "eos_token_id": [1, 106], "pad_token_id": 0},
+)
+
+# InternVL 3's tokenizer: Qwen2.5's, then the image and grounding tokens (151,674 in all)
+INTERNVL3_TOKENIZER = dataclasses.replace(
+    QWEN2_5_VL_TOKENIZER,
+    tokens={
+        **_QWEN2_5_TOKENS,
+        151665: "<img>",
+        151666: "</img>",
+        151667: "<IMG_CONTEXT>",
+        151668: "<quad>",
+        151669: "</quad>",
+        151670: "<ref>",
+        151671: "</ref>",
+        151672: "<box>",
+        151673: "</box>",
+    },
+    image_token="<IMG_CONTEXT>",
+    # InternVLProcessor needs a video_token; transformers 5 adds the named "<video>" after the 151,674 ids (no
+    # embedding row: the processor writes video frames as image tokens, so it never reaches the model)
+    named={
+        "start_image_token": "<img>",
+        "end_image_token": "</img>",
+        "context_image_token": "<IMG_CONTEXT>",
+        "video_token": "<video>",
+    },
+    extra={"model_max_length": 8192, "errors": "replace"},
+)
+
+INTERNVL3_8B = ReleasedModel(
+    hub_id="OpenGVLab/InternVL3-8B-hf",
+    family="intern_vl",
+    dtype="bfloat16",
+    config={
+        "image_token_id": 151667,
+        "image_seq_length": 256,
+        "downsample_ratio": 0.5,  # pixel shuffle: 32 x 32 patches become 16 x 16 tokens
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "default",
+        "tie_word_embeddings": False,
+    },
+    text_config={  # Qwen2.5-7B
+        "model_type": "qwen2",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "num_hidden_layers": 28,
+        "vocab_size": 151674,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1000000.0},
+        "hidden_act": "silu",
+        "use_sliding_window": False,
+        "max_window_layers": 70,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+        "tie_word_embeddings": False,
+    },
+    vision_config={  # InternViT-300M-448px-V2.5
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 24,
+        "image_size": [448, 448],
+        "patch_size": [14, 14],
+        "num_channels": 3,
+        "attention_bias": True,
+        "use_qk_norm": False,
+        "norm_type": "layer_norm",
+        "layer_norm_eps": 1e-6,
+        "layer_scale_init_value": 0.1,
+        "use_absolute_position_embeddings": True,
+        "use_mean_pooling": True,
+        "hidden_act": "gelu",
+    },
+    tokenizer=INTERNVL3_TOKENIZER,
+    processor={
+        "image_seq_length": 256,
+        "image_processor": {
+            "size": {"height": 448, "width": 448},
+            "crop_to_patches": False,  # LLaMA-Factory tiles only with its crop_to_patches key
+            "min_patches": 1,
+            "max_patches": 12,
+            "resample": 3,  # bicubic
+            "do_convert_rgb": True,
+            "image_mean": (0.485, 0.456, 0.406),  # ImageNet's
+            "image_std": (0.229, 0.224, 0.225),
+        },
+    },
+    generation={"bos_token_id": 151643, "eos_token_id": 151645, "pad_token_id": 151643},
+)
+
+# llava-hf's LLaVA-NeXT (Vicuna-7B) tokenizer: Llama 2's with <image>; its pad is <unk>
+LLAVA_NEXT_TOKENIZER = dataclasses.replace(
+    LLAVA_TOKENIZER,
+    tokens={0: "<unk>", 1: "<s>", 2: "</s>", 32000: "<image>"},
+    pad_token="<unk>",
+)
+
+LLAVA_NEXT_VICUNA_7B = ReleasedModel(
+    hub_id="llava-hf/llava-v1.6-vicuna-7b-hf",
+    family="llava_next",
+    dtype="float16",
+    config={
+        "image_token_index": 32000,
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+        "tie_word_embeddings": False,
+    },
+    text_config={**_llama2_text(4096, 11008, 32, 32), "pad_token_id": 0},
+    vision_config=_LLAVA_VISION,
+    tokenizer=LLAVA_NEXT_TOKENIZER,
+    processor={
+        "patch_size": 14,
+        "vision_feature_select_strategy": "default",
+        "num_additional_image_tokens": 1,
+        "image_token": "<image>",
+        "image_processor": {
+            **_LLAVA_PROCESSOR["image_processor"],
+            "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+            "do_pad": True,
+        },
+    },
+    generation={"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0},
+)
+
 # (family, size) -> the released model that size copies
 RELEASED = {
     ("llava", "shape7b"): LLAVA_1_5_7B,
     ("llava", "shape13b"): LLAVA_1_5_13B,
     ("qwen2_vl", "shape7b"): QWEN2_VL_7B,
     ("mllama", "shape11b"): LLAMA_3_2_11B_VISION,
+    ("qwen2_5_vl", "shape7b"): QWEN2_5_VL_7B,
+    ("qwen3_vl", "shape8b"): QWEN3_VL_8B,
+    ("gemma3", "shape12b"): GEMMA_3_12B,
+    ("intern_vl", "shape8b"): INTERNVL3_8B,
+    ("llava_next", "shape7b"): LLAVA_NEXT_VICUNA_7B,
 }

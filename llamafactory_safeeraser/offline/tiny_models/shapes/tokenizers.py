@@ -3,10 +3,11 @@
 The learned pieces are trained on the synthetic benchmark's texts (as for the tiny models); what must
 match the released tokenizer is everything around them: the tokenization scheme (SentencePiece-style
 with a ``▁`` word marker and byte fallback for LLaVA-1.5's Llama-2 tokenizer; byte-level BPE after a
-regex split for Qwen2 and Llama 3), the size of the learned vocabulary (unused ids are filled with
+regex split for Qwen2 and Llama 3; Gemma's SentencePiece-style BPE with no marker before the first word),
+the size of the learned vocabulary (unused ids are filled with
 pieces no text can produce), the special tokens at their released ids, BOS/EOS/PAD, and whether
 encoding adds the BOS. The tokenizer classes are the released ones (``LlamaTokenizer``,
-``Qwen2Tokenizer``, the generic fast tokenizer for Llama 3), so transformers builds the same
+``Qwen2Tokenizer``, ``GemmaTokenizer``, the generic fast tokenizer for Llama 3), so transformers builds the same
 pipeline around the pieces as it does for the real files.
 """
 
@@ -30,7 +31,7 @@ LEARNED_PIECES = 8000  # upper bound; the synthetic corpus yields far fewer
 
 def build_tokenizer(spec: ReleasedTokenizer, texts: list[str]) -> Any:
     """A tokenizer for ``spec`` whose learned pieces come from ``texts``."""
-    builders = {"llama2": _llama2, "qwen2": _qwen2, "llama3": _llama3}
+    builders = {"llama2": _llama2, "qwen2": _qwen2, "llama3": _llama3, "gemma": _gemma}
     tokenizer = builders[spec.kind](spec, texts)
     wrong = {i: t for i, t in spec.tokens.items() if tokenizer.convert_tokens_to_ids(t) != i}
     if wrong:  # a builder bug, not a user error
@@ -90,7 +91,7 @@ def _llama2(spec: ReleasedTokenizer, texts: list[str]) -> Any:
         unk_token=spec.unk_token,
         bos_token=spec.bos_token,
         eos_token=spec.eos_token,
-        extra_special_tokens={"image_token": spec.image_token},
+        extra_special_tokens={"image_token": spec.image_token, **spec.named},
         **spec.extra,
     )
     for token in _added_tokens(spec):  # in id order: each new token takes the next id
@@ -124,7 +125,7 @@ def _qwen2(spec: ReleasedTokenizer, texts: list[str]) -> Any:
         bos_token=spec.bos_token,
         eos_token=spec.eos_token,
         pad_token=spec.pad_token,
-        extra_special_tokens={"image_token": spec.image_token},
+        extra_special_tokens={"image_token": spec.image_token, **spec.named},
         **spec.extra,
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(spec.tokens.values())})
@@ -161,6 +162,36 @@ def _llama3(spec: ReleasedTokenizer, texts: list[str]) -> Any:
         eos_token=spec.eos_token,
         pad_token=spec.pad_token,
         clean_up_tokenization_spaces=True,
-        extra_special_tokens={"image_token": spec.image_token},
+        extra_special_tokens={"image_token": spec.image_token, **spec.named},
         **spec.extra,
     )
+
+
+def _gemma(spec: ReleasedTokenizer, texts: list[str]) -> Any:
+    """Gemma's scheme: spaces written as ``▁`` (no marker before the first word), byte fallback, BOS added."""
+    from tokenizers import pre_tokenizers
+    from transformers import GemmaTokenizer
+
+    # pieces never span a word marker, as SentencePiece's (split_by_whitespace) never do
+    marker = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    pieces, merges = _train(texts, marker, ["▁"])
+    # the special tokens keep their ids (some far up the vocabulary); bytes and pieces take the free ones
+    vocab = {token: i for i, token in spec.tokens.items()}
+    free = (i for i in range(spec.base_vocab_size) if i not in spec.tokens)
+    for piece in (*(f"<0x{byte:02X}>" for byte in range(256)), *pieces):
+        if piece not in vocab:
+            vocab[piece] = next(free)
+    for n, token_id in enumerate(free):
+        vocab[f"<unused_piece_{n}>"] = token_id
+    tokenizer = GemmaTokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=spec.unk_token,
+        bos_token=spec.bos_token,
+        eos_token=spec.eos_token,
+        pad_token=spec.pad_token,
+        extra_special_tokens={"image_token": spec.image_token, **spec.named},
+        **spec.extra,
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": list(spec.tokens.values())})
+    return tokenizer
