@@ -3,7 +3,7 @@
 #   fast:  unit and in-process tests only (a few minutes)
 #   full:  everything but the shape and specificity tiers, including end-to-end llamafactory-cli / torchrun /
 #          lm-eval runs and the LlamaBoard browser test (default)
-#   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, ~45 min)
+#   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, ~1 h)
 #   families: every unlearning method with and without PD through llamafactory-cli train on every family's tiny
 #             model (the default suite trains one method per family)
 #   specificity: the lmms-eval specificity runs, in their own ./.venv-specificity with the [specificity] extra
