@@ -112,13 +112,10 @@ def _byte_level_pieces(texts: list[str], pattern: str) -> tuple[list[str], list[
     return _train(texts, split, pre_tokenizers.ByteLevel.alphabet())
 
 
-def _qwen2(spec: ReleasedTokenizer, texts: list[str]) -> Any:
-    from transformers import Qwen2Tokenizer
-
-    pieces, merges = _byte_level_pieces(texts, QWEN2_SPLIT)
-    # the special tokens sit in the vocabulary at their ids, so registering them keeps those ids
-    vocab = {**_base_vocab(spec, pieces, {}), **{token: i for i, token in spec.tokens.items()}}
-    tokenizer = Qwen2Tokenizer(
+def _with_tokens_at_their_ids(tokenizer_class: Any, spec: ReleasedTokenizer, vocab: dict, merges: list) -> Any:
+    """A ``tokenizer_class`` over ``vocab``, which holds every special token at its released id already, so
+    registering them keeps those ids."""
+    tokenizer = tokenizer_class(
         vocab=vocab,
         merges=merges,
         unk_token=spec.unk_token,
@@ -130,6 +127,15 @@ def _qwen2(spec: ReleasedTokenizer, texts: list[str]) -> Any:
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(spec.tokens.values())})
     return tokenizer
+
+
+def _qwen2(spec: ReleasedTokenizer, texts: list[str]) -> Any:
+    from transformers import Qwen2Tokenizer
+
+    pieces, merges = _byte_level_pieces(texts, QWEN2_SPLIT)
+    # the special tokens sit in the vocabulary at their ids, so registering them keeps those ids
+    vocab = {**_base_vocab(spec, pieces, {}), **{token: i for i, token in spec.tokens.items()}}
+    return _with_tokens_at_their_ids(Qwen2Tokenizer, spec, vocab, merges)
 
 
 def _llama3(spec: ReleasedTokenizer, texts: list[str]) -> Any:
@@ -183,15 +189,4 @@ def _gemma(spec: ReleasedTokenizer, texts: list[str]) -> Any:
             vocab[piece] = next(free)
     for n, token_id in enumerate(free):
         vocab[f"<unused_piece_{n}>"] = token_id
-    tokenizer = GemmaTokenizer(
-        vocab=vocab,
-        merges=merges,
-        unk_token=spec.unk_token,
-        bos_token=spec.bos_token,
-        eos_token=spec.eos_token,
-        pad_token=spec.pad_token,
-        extra_special_tokens={"image_token": spec.image_token, **spec.named},
-        **spec.extra,
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": list(spec.tokens.values())})
-    return tokenizer
+    return _with_tokens_at_their_ids(GemmaTokenizer, spec, vocab, merges)
