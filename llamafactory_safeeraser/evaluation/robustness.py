@@ -81,6 +81,17 @@ class Robustness:
         """Anything beyond the plain numbers (without it the section would repeat the main table)."""
         return len(self.conditions) > 1
 
+    @property
+    def measured_rows(self) -> list[str]:
+        """The runs with a number beyond the plain one (a run scored plain only is the main table's already)."""
+        beyond = [condition.key for condition in self.conditions[1:]]
+        columns = [column.key for column in metric_catalog.robustness_columns()]
+        return [
+            row
+            for row in self.rows
+            if any(self.stats(row, condition, column)["n"] for condition in beyond for column in columns)
+        ]
+
     def stats(self, row: str, condition: str, column: str, attack: bool = False) -> dict[str, Any]:
         return mean_sd((self.attack_cells if attack else self.cells).get((row, condition, column), []))
 
@@ -192,7 +203,7 @@ def section(found: Robustness, plot_file: str | None = None) -> list[str]:
     for column in metric_catalog.robustness_columns():
         rows = [
             [escape(row), *(_cell(found.stats(row, c.key, column.key), column) for c in found.conditions)]
-            for row in found.rows
+            for row in found.measured_rows
         ]
         lines += ["", f"### {table_title(column)}", ""]
         lines += markdown_table(["Run", *titles], rows)

@@ -115,8 +115,9 @@ def test_cells_are_mean_and_sd_over_seeds_of_the_family_means() -> None:
     )
     assert asr[2] == "| GA | 20.0 ± 14.1 | 25.0 ± 21.2 | 40.0 ± 14.1 | - | 60.0 ± 14.1 | 90.0 | 70.0 ± 28.3 |"
     assert asr[3] == "| GA+PD | 30.0 ± 14.1 | - | - | 100.0 | - | - | - |"  # jailbreak on seed 233 only
-    assert asr[4] == "| NPO | 20.0 | - | - | - | - | - | - |" and asr[5] == "| NPO+PD | 5.0 | - | - | - | - | - | - |"
-    assert asr[6] == "| vanilla | - | - | - | - | - | - | 100.0 |"  # relearned, never evaluated here
+    # NPO and NPO+PD were scored plain only: the main table has them, the section leaves them out
+    assert not any(row.startswith(("| NPO |", "| NPO+PD |")) for row in asr)
+    assert asr[4] == "| vanilla | - | - | - | - | - | - | 100.0 |"  # relearned, never evaluated here
     rr = table(lines, "### RR on the forget set (efficacy) ↑")
     assert rr[2] == f"| GA | 50.0 ± 0.0 | {cell([0.5, 0.5])} | - | - | 50.0 ± 0.0 | 50.0 | 25.0 |"
     gen = table(lines, "### ASR on unseen data (generality) ↓")
