@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|families|specificity|deepspeed] [pytest args...]
+# Install (./.venv) and run the tests. Usage: scripts/test.sh [fast|full|shape|families|benchmarks|specificity|deepspeed] [pytest args...]
 #   fast:  unit and in-process tests only (a few minutes)
 #   full:  everything but the shape and specificity tiers, including end-to-end llamafactory-cli / torchrun /
 #          lm-eval runs and the LlamaBoard browser test (default)
 #   shape: every paper recipe on its released model's shape (fewest layers), then lm-eval (CPU, ~1 h)
 #   families: every unlearning method with and without PD through llamafactory-cli train on every family's tiny
 #             model (the default suite trains one method per family)
+#   benchmarks: the benchmark scripts in --quick mode (structure and sanity of their numbers, never a timing)
 #   specificity: the lmms-eval specificity runs, in their own ./.venv-specificity with the [specificity] extra
 #                (lmms-eval pins av<16 and filelock<4 and downgrades wandb and protobuf: kept out of ./.venv)
 #   deepspeed: ZeRO-2/3 vs DDP on CPU (2 processes, DeepSpeed's CPU accelerator), in ./.venv-deepspeed with the
@@ -38,11 +39,12 @@ source "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check llamafactory_safeeraser tests benchmarks examples
 case "$tier" in
-  fast) exec python -m pytest -m "not slow and not shape and not specificity and not deepspeed and not families" "$@" ;;
-  full) exec python -m pytest -m "not shape and not specificity and not deepspeed and not families" "$@" ;;
+  fast) exec python -m pytest -m "not slow and not shape and not specificity and not deepspeed and not families and not benchmarks" "$@" ;;
+  full) exec python -m pytest -m "not shape and not specificity and not deepspeed and not families and not benchmarks" "$@" ;;
   shape) exec python -m pytest -m shape "$@" ;;
+  benchmarks) exec python -m pytest -m "benchmarks and not shape" tests/e2e/test_benchmarks.py "$@" ;;
   families) exec python -m pytest -m families tests/e2e/test_family_methods.py "$@" ;;
   specificity) exec python -m pytest -m specificity "$@" ;;
   deepspeed) exec python -m pytest -m deepspeed tests/e2e/test_deepspeed.py "$@" ;;
-  *) echo "usage: scripts/test.sh [fast|full|shape|families|specificity|deepspeed] [pytest args...]" >&2; exit 2 ;;
+  *) echo "usage: scripts/test.sh [fast|full|shape|families|benchmarks|specificity|deepspeed] [pytest args...]" >&2; exit 2 ;;
 esac

@@ -244,7 +244,7 @@ def summarize(
             "sarr_question": settings.sarr_question,
             "seed": settings.seed,
             "device": lm.device(raw) or settings.device,
-            "tasks": list(settings.tasks_of(run.quantization_bit)),
+            "tasks": list(settings.tasks),
             "data_files": {"train": _str_or_none(options.train_file), "val": _str_or_none(options.val_file)},
             "lm_eval_version": version("lm_eval"),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

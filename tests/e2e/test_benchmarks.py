@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.benchmarks  # their own tier: scripts/test.sh benchmarks (the shape ones: the shape tier)
 BENCHMARKS = REPO / "benchmarks"
 SCRIPTS = ("step_cost", "fused_vs_separate", "reference_memory", "npo_cache", "eval_throughput")
 
