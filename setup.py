@@ -114,6 +114,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
             "ruff>=0.6",
             "selenium>=4.20",
             "pytesseract>=0.3.10",

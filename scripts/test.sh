@@ -40,7 +40,10 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_
 ruff check llamafactory_safeeraser tests benchmarks examples
 case "$tier" in
   fast) exec python -m pytest -m "not slow and not shape and not specificity and not deepspeed and not families and not benchmarks" "$@" ;;
-  full) exec python -m pytest -m "not shape and not specificity and not deepspeed and not families and not benchmarks" "$@" ;;
+  # two pytest workers: most of a test's time is one process importing or waiting on a subprocess, so two
+  # share the 2 cores well; a file stays on one worker (its module fixtures are built once)
+  full) exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile \
+    -m "not shape and not specificity and not deepspeed and not families and not benchmarks" "$@" ;;
   shape) exec python -m pytest -m shape "$@" ;;
   benchmarks) exec python -m pytest -m "benchmarks and not shape" tests/e2e/test_benchmarks.py "$@" ;;
   families) exec python -m pytest -m families tests/e2e/test_family_methods.py "$@" ;;

@@ -1,6 +1,6 @@
 """The Robustness section's plot: one panel per robustness column, runs on the x axis, one bar per condition
 (plain, each attack family, each quantization, relearned), error bars the sd over seeds, "-" where a cell was
-not measured."""
+not measured. Its runs are the tables' runs: those measured beyond the plain number."""
 
 from __future__ import annotations
 
@@ -26,10 +26,11 @@ def build_robustness_figure(found: Robustness) -> Any:
 
     columns = metric_catalog.robustness_columns()
     conditions = found.conditions
+    rows = found.measured_rows
     palette = plt.get_cmap("tab10").colors
     colours = [PLAIN_COLOUR if c == PLAIN else palette[i % len(palette)] for i, c in enumerate(conditions)]
     bar = GROUP_WIDTH / len(conditions)
-    width = max(7.0, len(found.rows) * (0.25 * len(conditions) + 0.4) + 1.5)
+    width = max(7.0, len(rows) * (0.25 * len(conditions) + 0.4) + 1.5)
     figure, axes = plt.subplots(
         len(columns), 1, sharex=True, figsize=(width, 2.4 * len(columns) + 1), dpi=110, squeeze=False
     )
@@ -38,7 +39,7 @@ def build_robustness_figure(found: Robustness) -> Any:
         scale = 100 if column.metric.percent else 1
         measured = False
         for offset, (condition, colour) in enumerate(zip(conditions, colours, strict=True)):
-            for index, row in enumerate(found.rows):
+            for index, row in enumerate(rows):
                 x = index - GROUP_WIDTH / 2 + bar * (offset + 0.5)
                 stats = found.stats(row, condition.key, column.key)
                 if stats["mean"] is None:  # a mark, so that "not measured" does not read as a 0 bar
@@ -58,12 +59,10 @@ def build_robustness_figure(found: Robustness) -> Any:
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-    long_names = max(len(row) for row in found.rows) > 9
-    axes[-1].set_xticks(range(len(found.rows)))
-    axes[-1].set_xticklabels(
-        found.rows, fontsize=8, rotation=30 if long_names else 0, ha="right" if long_names else "center"
-    )
-    axes[-1].set_xlim(-0.6, len(found.rows) - 0.4)
+    long_names = max(len(row) for row in rows) > 9
+    axes[-1].set_xticks(range(len(rows)))
+    axes[-1].set_xticklabels(rows, fontsize=8, rotation=30 if long_names else 0, ha="right" if long_names else "center")
+    axes[-1].set_xlim(-0.6, len(rows) - 0.4)
     figure.suptitle(
         f"Robustness per run: plain and attacked (%, mean ± sd over seeds; {NOT_MEASURED} not measured)",
         fontsize=10,

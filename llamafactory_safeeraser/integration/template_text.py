@@ -72,11 +72,18 @@ def image_placeholder_text(
     return _processor_writes_image_tokens(template_name, user_content, plugin, processor, given)
 
 
+STAND_IN_SIDE = 224  # px; every processor resizes it (Qwen: up to its min_pixels), and only its token count is read
+
+
 def _stand_in_image(processor: Any) -> Any:
+    """A blank square image of the processor's tile side where it has one (InternVL: 448 px, one tile).
+
+    Not ``size["shortest_edge"]``: the Qwen processors keep a pixel count there (Qwen3-VL: 65,536, which as a
+    side would be a 12.9 GB image)."""
     from PIL import Image
 
     size = getattr(getattr(processor, "image_processor", None), "size", None) or {}
-    side = size.get("height") or size.get("shortest_edge") or 224
+    side = size.get("height") or STAND_IN_SIDE
     return Image.new("RGB", (side, side))
 
 

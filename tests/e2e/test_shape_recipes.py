@@ -8,8 +8,8 @@ needs GPUs (``deepspeed``; ``bf16`` stays, with ``use_cpu``). The models are the
 Mllama's cross-attention layers and 560 px tiles; Qwen2.5-VL's window attention, Qwen3-VL's DeepStack,
 Gemma 3's 262,208 rows and sliding window, InternVL's pixel shuffle, LLaVA-NeXT's tiled views), so cutoffs,
 image-token counts, the BOS and bf16 run as on a GPU. About 45 minutes on 2 CPU cores for the LLaVA,
-Qwen2-VL and Llama-3.2 recipes; the newer families add ten recipes (NPO+PD and PO+PD each; Qwen2.5-VL's
-and LLaVA-NeXT's NPO+PD took 2.5 and 3.3 minutes).
+Qwen2-VL and Llama-3.2 recipes; the newer families add ten recipes (NPO+PD and PO+PD each), 1.6-3.3 minutes
+each (docs/performance.md, "The shape tier").
 
 The row checks before (fast tier) need no weights: every training row of a recipe holds all its image
 tokens and exactly one BOS where the model has one.

@@ -137,3 +137,25 @@ def test_an_unloadable_tokenizer_is_a_one_line_metadata_error(tmp_path: Path) ->
 
     with pytest.raises(SafeEraserError, match="metadata 'tokenizer': cannot load a tokenizer from"):
         documents.render_prompt("llava", "Q?", str(tmp_path / "missing"))
+
+
+def test_a_prompt_rendered_with_a_released_processor_needs_no_large_image(shape_processor_dir, monkeypatch) -> None:
+    """Where the template's plugin reads the processor, a blank stand-in image is rendered for each document:
+    never larger than one tile, Gemma 3's 896 px the largest (the Qwen processors' ``size["shortest_edge"]`` is
+    a pixel count, 65,536 for Qwen3-VL, not a side)."""
+    from PIL import Image
+
+    from llamafactory_safeeraser.integration.template_text import plugin_needs_processor
+    from llamafactory_safeeraser.offline.tiny_models import FAMILIES as TEMPLATES
+    from llamafactory_safeeraser.offline.tiny_models.sizes import SHAPE_SIZES
+
+    made, new = [], Image.new
+    monkeypatch.setattr(Image, "new", lambda mode, size, *rest: made.append(size) or new(mode, size, *rest))
+    rendered = []
+    for family, shapes in SHAPE_SIZES.items():
+        if shapes and plugin_needs_processor(TEMPLATES[family]):
+            prompt = documents.render_prompt(TEMPLATES[family], "What is shown?", str(shape_processor_dir(family)))
+            assert prompt.count("<image>") + prompt.count("<start_of_image>") == 1, family
+            rendered.append(family)
+    assert {"qwen3_vl", "intern_vl", "gemma3"} <= set(rendered) and made
+    assert max(width * height for width, height in made) <= 896 * 896
