@@ -62,7 +62,6 @@ class Shape:
 def shape_of(prefix: str, base_layers: int | None = None) -> Shape:
     from llamafactory_safeeraser.offline.cpu_recipe import RECIPE_SHAPES
     from llamafactory_safeeraser.offline.tiny_models.shapes import (
-        family_module,
         released_model,
         resolve_layers,
         shape_config,
@@ -70,7 +69,7 @@ def shape_of(prefix: str, base_layers: int | None = None) -> Shape:
 
     family, size = RECIPE_SHAPES[prefix]
     text, vision = resolve_layers(family, size, base_layers, None)
-    full_text, full_vision = family_module(family).layer_counts(released_model(family, size))
+    full_text, full_vision = released_model(family, size).layer_counts()
     cut, full = shape_config(family, size).vision_config, shape_config(family, size, "full", "full").vision_config
     missing_global = getattr(full, "num_global_layers", 0) - getattr(cut, "num_global_layers", 0)
     return Shape(prefix, family, size, text, vision, full_text, full_vision - vision + missing_global)

@@ -48,11 +48,9 @@ def recipe(prefix: str, method: str, pd: bool) -> dict[str, Any]:
     Llama-3.2-Vision: NPO+PD only; the newer families: NPO+PD and PO+PD), the LLaVA-1.5-7B recipe of the method
     with the family's model keys (MODEL_KEYS) from one of its recipes."""
     name = f"{method}{'_pd' if pd else ''}.yaml"
-    path = next(
-        iter(sorted(RECIPES_DIR.glob(f"{prefix}_{name}")) or sorted(RECIPES_DIR.glob(f"{prefix}_*_{name}"))), None
-    )
-    if path is not None:
-        return yaml.safe_load(path.read_text())
+    shipped = sorted(RECIPES_DIR.glob(f"{prefix}_{name}")) or sorted(RECIPES_DIR.glob(f"{prefix}_*_{name}"))
+    if shipped:
+        return yaml.safe_load(shipped[0].read_text())
     family_recipe = yaml.safe_load(next(RECIPES_DIR.glob(f"{prefix}_*.yaml")).read_text())
     config = recipe("llava7b", method, pd)
     config.pop("image_max_pixels", None)

@@ -25,7 +25,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def family_module(family: str) -> Any:
-    """``shapes/<family>.py``: ``MIN_TEXT_LAYERS``, ``MIN_VISION_LAYERS``, ``layer_counts``, ``make_config``,
+    """``shapes/<family>.py``: ``MIN_TEXT_LAYERS``, ``MIN_VISION_LAYERS``, ``make_config``,
     ``make_processor`` and, where a random initialisation needs fixing, ``after_init(model)``."""
     return importlib.import_module(f"{__name__}.{family}")
 
@@ -41,7 +41,7 @@ def resolve_layers(
 ) -> tuple[int, int]:
     """(text, vision) layer counts: None means the family's minimum, "full" the released count."""
     module = family_module(family)
-    released_counts = module.layer_counts(released_model(family, size))
+    released_counts = released_model(family, size).layer_counts()
     minimums = (module.MIN_TEXT_LAYERS, module.MIN_VISION_LAYERS)
     resolved = []
     requested = (text_layers, vision_layers)

@@ -15,10 +15,6 @@ MIN_VISION_LAYERS = 1
 SLIDING, FULL = "sliding_attention", "full_attention"
 
 
-def layer_counts(released: ReleasedModel) -> tuple[int, int]:
-    return released.text_config["num_hidden_layers"], released.vision_config["num_hidden_layers"]
-
-
 def layer_types(released: ReleasedModel, text_layers: int) -> list[str]:
     """The released pattern (every ``sliding_window_pattern``-th layer global) cut to ``text_layers``; the
     last layer global when the cut keeps none."""

@@ -12,10 +12,6 @@ MIN_TEXT_LAYERS = 1
 MIN_VISION_LAYERS = 2
 
 
-def layer_counts(released: ReleasedModel) -> tuple[int, int]:
-    return released.text_config["num_hidden_layers"], released.vision_config["num_hidden_layers"]
-
-
 def make_config(released: ReleasedModel, text_layers: int, vision_layers: int) -> Any:
     from transformers import LlavaConfig
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .llava import MIN_TEXT_LAYERS, MIN_VISION_LAYERS, layer_counts
+from .llava import MIN_TEXT_LAYERS, MIN_VISION_LAYERS
 from .released import ReleasedModel
 
-__all__ = ["MIN_TEXT_LAYERS", "MIN_VISION_LAYERS", "layer_counts", "make_config", "make_processor"]
+__all__ = ["MIN_TEXT_LAYERS", "MIN_VISION_LAYERS", "make_config", "make_processor"]
 
 
 def make_config(released: ReleasedModel, text_layers: int, vision_layers: int) -> Any:

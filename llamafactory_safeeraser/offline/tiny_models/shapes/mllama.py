@@ -14,10 +14,6 @@ MIN_TEXT_LAYERS = 2
 MIN_VISION_LAYERS = 1
 
 
-def layer_counts(released: ReleasedModel) -> tuple[int, int]:
-    return released.text_config["num_hidden_layers"], released.vision_config["num_hidden_layers"]
-
-
 def make_config(released: ReleasedModel, text_layers: int, vision_layers: int) -> Any:
     """The released config with ``text_layers`` decoder layers (cross-attention ones included) and
     ``vision_layers`` local vision layers.

@@ -13,10 +13,6 @@ MIN_TEXT_LAYERS = 1  # all decoder layers are alike
 MIN_VISION_LAYERS = 2  # a window-attention block and a full-attention one (the released 7 of 8 and 1 of 8)
 
 
-def layer_counts(released: ReleasedModel) -> tuple[int, int]:
-    return released.text_config["num_hidden_layers"], released.vision_config["depth"]
-
-
 def make_config(released: ReleasedModel, text_layers: int, vision_layers: int) -> Any:
     """Full-attention blocks keep their released positions below ``vision_layers`` (the last block when
     none is left)."""

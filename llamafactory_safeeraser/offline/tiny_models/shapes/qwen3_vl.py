@@ -15,10 +15,6 @@ MIN_TEXT_LAYERS = 3
 MIN_VISION_LAYERS = 3
 
 
-def layer_counts(released: ReleasedModel) -> tuple[int, int]:
-    return released.text_config["num_hidden_layers"], released.vision_config["depth"]
-
-
 def deepstack_taps(released_taps: list[int], vision_layers: int) -> list[int]:
     """The tapped vision layers of a cut model: the released ones where kept, else the last free layers,
     in order and distinct (``[8, 16, 24]`` -> ``[0, 1, 2]`` for 3 layers, ``[8, 16, 19]`` for 20)."""

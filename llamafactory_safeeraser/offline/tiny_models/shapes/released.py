@@ -21,12 +21,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ReleasedTokenizer:
     """What a released tokenizer does with special tokens.
 
-        ``kind`` names the tokenization scheme the offline twin reproduces: ``llama2`` (SentencePiece-style BPE
-        with byte fallback; a ``▁`` word marker written before the first word of every encode call), ``qwen2`` and
-        ``llama3`` (byte-level BPE after a regex split, nothing prepended), ``gemma`` (SentencePiece-style BPE with
-    byte fallback, spaces as ``▁``, no marker prepended). ``tokens`` maps every id the model's
-        configs or templates name to its token; the learned pieces fill ``base_vocab_size`` ids below the first
-        added token.
+    ``kind`` names the tokenization scheme the offline twin reproduces: ``llama2`` (SentencePiece-style BPE
+    with byte fallback; a ``▁`` word marker written before the first word of every encode call), ``qwen2`` and
+    ``llama3`` (byte-level BPE after a regex split, nothing prepended), ``gemma`` (SentencePiece-style BPE with
+    byte fallback, spaces as ``▁``, no marker prepended). ``tokens`` maps every id the model's configs or
+    templates name to its token; the learned pieces fill ``base_vocab_size`` ids below the first added token.
     """
 
     kind: str
@@ -44,6 +43,11 @@ class ReleasedTokenizer:
     def id_of(self, token: str) -> int:
         return next(token_id for token_id, text in self.tokens.items() if text == token)
 
+    @property
+    def named_tokens(self) -> dict[str, str]:
+        """The tokens the processor reads by name (the tokenizer's ``extra_special_tokens``)."""
+        return {"image_token": self.image_token, **self.named}
+
 
 @dataclass(frozen=True)
 class ReleasedModel:
@@ -56,6 +60,11 @@ class ReleasedModel:
     tokenizer: ReleasedTokenizer
     processor: dict[str, Any]  # processor_config.json / preprocessor_config.json
     generation: dict[str, Any]  # generation_config.json's token ids
+
+    def layer_counts(self) -> tuple[int, int]:
+        """(language, vision) layers as released; the Qwen towers count theirs as ``depth``."""
+        vision = self.vision_config
+        return self.text_config["num_hidden_layers"], vision.get("depth", vision.get("num_hidden_layers"))
 
 
 LLAVA_TOKENIZER = ReleasedTokenizer(
@@ -646,6 +655,9 @@ LLAVA_NEXT_TOKENIZER = dataclasses.replace(
     pad_token="<unk>",
 )
 
+# the tile grids (px) "any resolution" picks from, in the config and the image processor
+_LLAVA_NEXT_GRIDS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+
 LLAVA_NEXT_VICUNA_7B = ReleasedModel(
     hub_id="llava-hf/llava-v1.6-vicuna-7b-hf",
     family="llava_next",
@@ -655,7 +667,7 @@ LLAVA_NEXT_VICUNA_7B = ReleasedModel(
         "projector_hidden_act": "gelu",
         "vision_feature_layer": -2,
         "vision_feature_select_strategy": "default",
-        "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+        "image_grid_pinpoints": _LLAVA_NEXT_GRIDS,
         "tie_word_embeddings": False,
     },
     text_config={**_llama2_text(4096, 11008, 32, 32), "pad_token_id": 0},
@@ -668,7 +680,7 @@ LLAVA_NEXT_VICUNA_7B = ReleasedModel(
         "image_token": "<image>",
         "image_processor": {
             **_LLAVA_PROCESSOR["image_processor"],
-            "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+            "image_grid_pinpoints": _LLAVA_NEXT_GRIDS,
             "do_pad": True,
         },
     },

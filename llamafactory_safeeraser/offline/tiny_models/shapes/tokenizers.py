@@ -91,7 +91,7 @@ def _llama2(spec: ReleasedTokenizer, texts: list[str]) -> Any:
         unk_token=spec.unk_token,
         bos_token=spec.bos_token,
         eos_token=spec.eos_token,
-        extra_special_tokens={"image_token": spec.image_token, **spec.named},
+        extra_special_tokens=spec.named_tokens,
         **spec.extra,
     )
     for token in _added_tokens(spec):  # in id order: each new token takes the next id
@@ -122,7 +122,7 @@ def _with_tokens_at_their_ids(tokenizer_class: Any, spec: ReleasedTokenizer, voc
         bos_token=spec.bos_token,
         eos_token=spec.eos_token,
         pad_token=spec.pad_token,
-        extra_special_tokens={"image_token": spec.image_token, **spec.named},
+        extra_special_tokens=spec.named_tokens,
         **spec.extra,
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(spec.tokens.values())})
@@ -168,7 +168,7 @@ def _llama3(spec: ReleasedTokenizer, texts: list[str]) -> Any:
         eos_token=spec.eos_token,
         pad_token=spec.pad_token,
         clean_up_tokenization_spaces=True,
-        extra_special_tokens={"image_token": spec.image_token, **spec.named},
+        extra_special_tokens=spec.named_tokens,
         **spec.extra,
     )
 
